@@ -1,0 +1,5 @@
+"""Allow `python -m admitd`."""
+
+from admitd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""Client-certificate context: parsing, trusted-proxy forwarding, verification, caching."""
+
+from __future__ import annotations

@@ -1,0 +1,123 @@
+"""Turn a request into CertificateFacts: pick the certificate source, verify, cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
+
+from cryptography import x509
+
+from admitd.certs.cache import VerdictCache
+from admitd.certs.forwarding import (
+    ForwardedCertificateError,
+    ForwardHeader,
+    TrustedProxy,
+    chain_from_forwarded,
+)
+from admitd.certs.identity import CertificateFacts, CertificateProblem
+from admitd.certs.pem import CertificateParseError, certificates_from_pem
+from admitd.certs.verify import Verdict, failed_verdict
+from admitd.core.context import RequestContext
+
+__all__ = ["ClientCertificates"]
+
+_HEADER_NAMES: dict[ForwardHeader, tuple[str, str]] = {
+    ForwardHeader.XFCC: ("x-forwarded-client-cert", ""),
+    ForwardHeader.X_CLIENT_CERT: ("x-client-cert", ""),
+    ForwardHeader.CLIENT_CERT: ("client-cert", "client-cert-chain"),
+}
+
+Verify = Callable[[Sequence[x509.Certificate], datetime], Verdict]
+
+
+class ClientCertificates:
+    """The certificate facts of a request; the hot path is one dict lookup per request."""
+
+    def __init__(
+        self,
+        verify: Verify,
+        proxies: Sequence[TrustedProxy],
+        *,
+        cache_size: int,
+        max_chain_length: int,
+    ) -> None:
+        self._verify = verify
+        self._proxies = tuple(proxies)
+        self._cache = VerdictCache(cache_size)
+        self._max_chain = max_chain_length
+
+    def invalidate(self) -> None:
+        """Forget every cached verdict (revocation data changed)."""
+        self._cache.clear()
+
+    def facts_for(self, ctx: RequestContext, now: datetime) -> CertificateFacts:
+        peer = self._peer_verdict(ctx.peer_certificate, now) if ctx.peer_certificate else None
+        proxy = self._trusted_proxy(ctx, peer)
+        if proxy is None:
+            if peer is None:
+                return CertificateFacts.missing()
+            return _facts(peer, "peer", "")
+        return self._forwarded_facts(ctx, proxy, peer, now)
+
+    def _peer_verdict(self, raw: str, now: datetime) -> Verdict:
+        return self._cached(("peer", raw), now, lambda: self._parse_pem(raw))
+
+    def _trusted_proxy(self, ctx: RequestContext, peer: Verdict | None) -> TrustedProxy | None:
+        names: set[str] = set()
+        if peer is not None and peer.identity is not None:
+            names = {*peer.identity.uris, *peer.identity.dns_names, peer.identity.subject}
+        for proxy in self._proxies:
+            if proxy.principals & names or proxy.has_address(ctx.source_address):
+                return proxy
+        return None
+
+    def _forwarded_facts(
+        self, ctx: RequestContext, proxy: TrustedProxy, peer: Verdict | None, now: datetime
+    ) -> CertificateFacts:
+        primary, secondary = _HEADER_NAMES[proxy.header]
+        values = (ctx.header(primary), ctx.header(secondary) if secondary else "")
+        if not values[0]:
+            return CertificateFacts.missing(proxy.header.value, proxy.name)
+        peer_fp = peer.identity.fingerprint_sha256 if peer and peer.identity else ""
+        verdict = self._cached(
+            (proxy.header.value, values, peer_fp),
+            now,
+            lambda: self._parse_forwarded(proxy, values, peer_fp),
+        )
+        return _facts(verdict, proxy.header.value, proxy.name)
+
+    def _cached(
+        self, key: Hashable, now: datetime, chain: Callable[[], list[x509.Certificate] | Verdict]
+    ) -> Verdict:
+        timestamp = now.timestamp()
+        verdict = self._cache.get(key, timestamp)
+        if verdict is None:
+            parsed = chain()
+            verdict = parsed if isinstance(parsed, Verdict) else self._verify(parsed, now)
+            self._cache.put(key, verdict)
+        return verdict
+
+    def _parse_pem(self, raw: str) -> list[x509.Certificate] | Verdict:
+        try:
+            return certificates_from_pem(raw, max_count=self._max_chain)
+        except CertificateParseError as exc:
+            return _parse_failure(str(exc), too_long=exc.too_long)
+
+    def _parse_forwarded(
+        self, proxy: TrustedProxy, values: tuple[str, str], peer_fp: str
+    ) -> list[x509.Certificate] | Verdict:
+        try:
+            return chain_from_forwarded(
+                proxy.header, values, peer_fingerprint=peer_fp, max_count=self._max_chain
+            )
+        except ForwardedCertificateError as exc:
+            return _parse_failure(str(exc), too_long=exc.too_long)
+
+
+def _parse_failure(detail: str, *, too_long: bool) -> Verdict:
+    problem = CertificateProblem.CHAIN_TOO_LONG if too_long else CertificateProblem.MALFORMED
+    return failed_verdict(problem, detail)
+
+
+def _facts(verdict: Verdict, source: str, proxy: str) -> CertificateFacts:
+    return CertificateFacts(verdict.identity, verdict.problem, verdict.detail, source, proxy)

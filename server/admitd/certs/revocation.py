@@ -1,0 +1,196 @@
+"""Revocation data: CRL files plus an operator deny list, reloaded when the files change.
+
+The deny list is a text file, one entry per line: `serial:<hex>` or
+`sha256:<hex fingerprint of the DER certificate>`; `#` starts a comment.
+`admitd revoke add` appends to it; every admitd replica that mounts the file
+picks the change up within `tls.revocation_poll_seconds`, without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+
+from admitd.certs.truststore import TrustStore
+
+__all__ = [
+    "DenyList",
+    "RevocationData",
+    "RevocationError",
+    "RevocationSource",
+    "append_deny_entry",
+    "deny_list_from_text",
+]
+
+log = logging.getLogger(__name__)
+
+
+class RevocationError(ValueError):
+    """A CRL or deny-list file cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class DenyList:
+    serials: frozenset[int] = frozenset()
+    fingerprints: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class _Crl:
+    revoked_serials: frozenset[int]
+    next_update: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationData:
+    """An immutable snapshot; a reload builds a new one and swaps the reference."""
+
+    crls: dict[bytes, _Crl] = field(default_factory=dict)
+    deny: DenyList = field(default_factory=DenyList)
+
+    def problem(self, chain: Sequence[x509.Certificate], fingerprint: str, now: datetime) -> str:
+        """ "" when no certificate of the chain is revoked, else "revoked" or "unknown: ..."."""
+        leaf = chain[0]
+        if fingerprint in self.deny.fingerprints or leaf.serial_number in self.deny.serials:
+            return "revoked"
+        for cert in chain[:-1]:  # the root vouches for itself; nothing can revoke it here
+            crl = self.crls.get(cert.issuer.public_bytes())
+            if crl is None:
+                continue
+            if cert.serial_number in crl.revoked_serials:
+                return "revoked"
+            if crl.next_update is not None and now > crl.next_update:
+                return f"unknown: CRL of {cert.issuer.rfc4514_string()} expired"
+        return ""
+
+
+def deny_list_from_text(text: str, *, source: str) -> DenyList:
+    serials: set[int] = set()
+    fingerprints: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip().lower()
+        if not line:
+            continue
+        kind, _, value = line.partition(":")
+        value = value.strip().replace(":", "")
+        try:
+            if kind == "serial":
+                serials.add(int(value, 16))
+            elif kind == "sha256" and len(value) == 64:
+                fingerprints.add(f"{int(value, 16):064x}")
+            else:
+                raise ValueError
+        except ValueError:
+            raise RevocationError(
+                f"{source}:{number}: expected 'serial:<hex>' or 'sha256:<64 hex digits>'"
+            ) from None
+    return DenyList(frozenset(serials), frozenset(fingerprints))
+
+
+def _crl_from_file(path: Path, issuers: TrustStore) -> tuple[bytes, _Crl]:
+    data = path.read_bytes()
+    try:
+        crl = (
+            x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+        )
+    except ValueError:
+        raise RevocationError(f"{path}: not a PEM or DER CRL") from None
+    issuer = next((c for c in issuers.issuer_certificates() if c.subject == crl.issuer), None)
+    if issuer is None:
+        raise RevocationError(
+            f"{path}: issued by {crl.issuer.rfc4514_string()}, not in the trust bundle"
+        )
+    if not _signature_valid(crl, issuer.public_key()):
+        raise RevocationError(f"{path}: signature does not verify with its issuer's key")
+    revoked = frozenset(entry.serial_number for entry in crl)
+    return crl.issuer.public_bytes(), _Crl(revoked, crl.next_update_utc)
+
+
+def _signature_valid(crl: x509.CertificateRevocationList, key: object) -> bool:
+    try:
+        return crl.is_signature_valid(key)  # type: ignore[arg-type]
+    except (TypeError, ValueError, InvalidSignature):
+        return False
+
+
+class RevocationSource:
+    """Loads revocation files and reloads them when their stat signature changes."""
+
+    def __init__(
+        self, crl_files: Sequence[Path], deny_list: Path | None, issuers: TrustStore
+    ) -> None:
+        self._crl_files = tuple(crl_files)
+        self._deny_list = deny_list
+        self._issuers = issuers
+        self._signature: tuple[object, ...] = ()
+        self.data = RevocationData()
+
+    def load(self) -> None:
+        """Load everything now; raises RevocationError (start-up turns it into a ConfigError)."""
+        signature = self._stat_signature()
+        crls = dict(_crl_from_file(path, self._issuers) for path in self._crl_files)
+        deny = DenyList()
+        if self._deny_list is not None and self._deny_list.exists():
+            deny = deny_list_from_text(self._deny_list.read_text(), source=str(self._deny_list))
+        self.data = RevocationData(crls, deny)
+        self._signature = signature
+
+    def reload_if_changed(self) -> bool:
+        """Reload when a file changed; keep the old data (and log) when the new one is bad."""
+        if self._stat_signature() == self._signature:
+            return False
+        try:
+            self.load()
+        except (RevocationError, OSError) as exc:
+            log.error("revocation reload failed, keeping previous data: %s", exc)
+            self._signature = self._stat_signature()
+            return False
+        log.info("revocation data reloaded")
+        return True
+
+    def _stat_signature(self) -> tuple[object, ...]:
+        paths = [*self._crl_files, *([self._deny_list] if self._deny_list else [])]
+        return tuple(_stat(path) for path in paths)
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def append_deny_entry(
+    path: Path,
+    *,
+    serial: str | None = None,
+    sha256: str | None = None,
+    cert_file: Path | None = None,
+    comment: str = "",
+) -> str:
+    """Validate one entry and append it to the deny list (created if absent); return the entry.
+
+    Written with a single O_APPEND write, so replicas polling the file never read
+    half an entry.
+    """
+    if cert_file is not None:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        sha256 = cert.fingerprint(hashes.SHA256()).hex()
+    entry = f"serial:{serial}" if serial is not None else f"sha256:{sha256}"
+    deny_list_from_text(entry, source="the new entry")  # raises RevocationError when malformed
+    line = entry + (f"  # {' '.join(comment.split())}" if comment else "") + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    return entry

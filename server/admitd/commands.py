@@ -1,0 +1,157 @@
+"""Sub-commands of `admitd`: each `_add_*` defines one, with its handler beside it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from admitd.errors import ConfigError
+
+__all__ = ["registrars"]
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def registrars() -> list[Callable[[Commands], None]]:
+    found: list[Callable[[Commands], None]] = [
+        _add_serve,
+        _add_check_config,
+        _add_dev,
+        _add_pki,
+        _add_revoke,
+    ]
+    try:
+        from admitd.kms.cli import register as register_keys
+    except ImportError:  # the keys command is optional until the KMS package is installed
+        pass
+    else:
+        found.append(register_keys)
+    return found
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("ADMITD_CONFIG"),
+        help="admitd YAML config (default: $ADMITD_CONFIG)",
+    )
+
+
+def _require_config(args: argparse.Namespace) -> Path:
+    if args.config is None:
+        raise ConfigError("no config file given", fix="pass --config FILE or set ADMITD_CONFIG")
+    return Path(args.config)
+
+
+def _add_serve(commands: Commands) -> None:
+    parser = commands.add_parser("serve", help="run the ext_authz gRPC server")
+    _config_argument(parser)
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from admitd.config import load_config
+    from admitd.logs import configure_logging
+    from admitd.server import run
+
+    config = load_config(_require_config(args))
+    configure_logging(config.log_level)
+    run(config)
+    return 0
+
+
+def _add_check_config(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "check-config", help="validate a config and its policies, then exit"
+    )
+    parser.add_argument("file", type=Path)
+    parser.set_defaults(handler=_check_config)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from admitd.config import load_config
+    from admitd.runtime import runtime_from_config
+
+    runtime = runtime_from_config(load_config(args.file))
+    policy = runtime.engine.policy
+    print(
+        f"{args.file}: ok ({len(policy.routes)} routes, policy version {policy.version}, "
+        f"unmatched requests: {policy.unmatched.value})"
+    )
+    return 0
+
+
+def _add_dev(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "dev", help="run the local stack: dev PKI, admitd, Envoy, echo upstream"
+    )
+    parser.add_argument(
+        "--home", type=Path, default=Path(".dev"), help="working folder (default .dev)"
+    )
+    parser.add_argument("--policies", type=Path, default=Path("policies"))
+    parser.add_argument("--redis-url", default=None, help="share session state through this Redis")
+    parser.add_argument("--https-port", type=int, default=8443)
+    parser.set_defaults(handler=_dev)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from admitd.devstack.stack import DevPorts, run_dev_stack
+    from admitd.logs import configure_logging
+
+    configure_logging("info")
+    if not args.policies.exists():
+        raise ConfigError(
+            f"{args.policies} does not exist", key="--policies", fix="run from the repository root"
+        )
+    return run_dev_stack(args.home, args.policies, DevPorts(https=args.https_port), args.redis_url)
+
+
+def _add_pki(commands: Commands) -> None:
+    parser = commands.add_parser("pki", help="development PKI")
+    sub = parser.add_subparsers(dest="pki_command", required=True)
+    dev = sub.add_parser("dev", help="write a dev root CA, client CA, server cert and client certs")
+    dev.add_argument("--out", type=Path, default=Path(".dev/pki"))
+    dev.set_defaults(handler=_pki_dev)
+
+
+def _pki_dev(args: argparse.Namespace) -> int:
+    from admitd.pki import write_dev_pki
+
+    for path in write_dev_pki(args.out):
+        print(path)
+    return 0
+
+
+def _add_revoke(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "revoke", help="add a certificate to the deny list (no restart needed)"
+    )
+    parser.add_argument(
+        "--deny-list", type=Path, required=True, help="the file named by tls.deny_list"
+    )
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--serial", help="certificate serial number, hex")
+    group.add_argument("--sha256", help="SHA-256 fingerprint of the DER certificate, hex")
+    group.add_argument("--cert", type=Path, help="a PEM certificate file to deny by fingerprint")
+    parser.add_argument("--comment", default="", help="why (kept in the file)")
+    parser.set_defaults(handler=_revoke)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from admitd.certs.revocation import append_deny_entry
+
+    entry = append_deny_entry(
+        args.deny_list,
+        serial=args.serial,
+        sha256=args.sha256,
+        cert_file=args.cert,
+        comment=args.comment,
+    )
+    print(f"{args.deny_list}: added {entry}", file=sys.stderr)
+    return 0

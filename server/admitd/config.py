@@ -1,0 +1,189 @@
+"""admitd's configuration: one typed object from YAML plus `ADMITD_*` environment variables.
+
+Environment variables override the file: `ADMITD_LISTEN=0.0.0.0:9001`, and nested
+keys with a double underscore, `ADMITD_TLS__MAX_CHAIN_LENGTH=5`. Values are read
+as YAML scalars (`true`, `10`, `[a, b]`). Relative paths are relative to the
+directory of the config file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from admitd.certs.forwarding import ForwardHeader, TrustedProxy
+from admitd.errors import ConfigError
+from admitd.fields import Fields
+from admitd.yamlsource import KeyPath, YamlDocument, load_yaml, yaml_document_from_text
+
+__all__ = ["Config", "TlsConfig", "config_from_document", "load_config"]
+
+_TOP_KEYS = {
+    "listen",
+    "metrics_listen",
+    "policies",
+    "tls",
+    "trusted_proxies",
+    "redis_url",
+    "log_level",
+    "dev_mode",
+    "grace_seconds",
+    "kms",
+}
+_TLS_KEYS = {
+    "trust_bundle",
+    "crl_files",
+    "deny_list",
+    "max_chain_length",
+    "revocation_poll_seconds",
+    "verify_cache_size",
+}
+_PROXY_KEYS = {"name", "principals", "cidrs", "header"}
+_ENV_PREFIX = "ADMITD_"
+_ENV_IGNORED = {"ADMITD_CONFIG"}
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    trust_bundles: tuple[Path, ...]
+    crl_files: tuple[Path, ...] = ()
+    deny_list: Path | None = None
+    max_chain_length: int = 8
+    revocation_poll_seconds: float = 2.0
+    verify_cache_size: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    file: str
+    policies: Path
+    tls: TlsConfig
+    listen: str = "127.0.0.1:9001"
+    metrics_listen: str = "127.0.0.1:9464"
+    trusted_proxies: tuple[TrustedProxy, ...] = ()
+    redis_url: str | None = None
+    log_level: str = "info"
+    dev_mode: bool = False
+    grace_seconds: float = 5.0
+    sections: Mapping[str, object] = field(default_factory=dict)
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate. Raises ConfigError."""
+    doc = load_yaml(path)
+    return config_from_document(_with_environment(doc, os.environ if environ is None else environ))
+
+
+def config_from_text(text: str, file: str, environ: Mapping[str, str] | None = None) -> Config:
+    return config_from_document(
+        _with_environment(yaml_document_from_text(text, file), environ or {})
+    )
+
+
+def config_from_document(doc: YamlDocument) -> Config:
+    fields = Fields(doc, (), doc.data, _TOP_KEYS)
+    base = Path(doc.file).resolve().parent
+    log_level = fields.choice("log_level", "info", ("debug", "info", "warning", "error"))
+    return Config(
+        file=doc.file,
+        policies=_path(fields, "policies", base),
+        tls=_tls(fields.sub("tls", _TLS_KEYS), base),
+        listen=_address(fields, "listen", "127.0.0.1:9001"),
+        metrics_listen=_address(fields, "metrics_listen", "127.0.0.1:9464", optional=True),
+        trusted_proxies=tuple(
+            _proxy(doc, path, raw) for path, raw in fields.mapping_list("trusted_proxies")
+        ),
+        redis_url=_redis_url(fields),
+        log_level=log_level,
+        dev_mode=fields.flag("dev_mode", False),
+        grace_seconds=fields.number("grace_seconds", 5.0),
+        sections={"kms": fields.raw.get("kms") or {}},
+    )
+
+
+def _tls(fields: Fields, base: Path) -> TlsConfig:
+    bundles = fields.texts("trust_bundle")
+    if not bundles:
+        raise fields.error(
+            "trust_bundle",
+            "required",
+            "a PEM file (or list of files) of the CAs that issue client certificates",
+        )
+    deny = fields.optional_text("deny_list")
+    return TlsConfig(
+        trust_bundles=tuple(base / b for b in bundles),
+        crl_files=tuple(base / c for c in fields.texts("crl_files")),
+        deny_list=base / deny if deny else None,
+        max_chain_length=fields.integer("max_chain_length", 8, minimum=1, maximum=16),
+        revocation_poll_seconds=fields.number("revocation_poll_seconds", 2.0, minimum=0.1),
+        verify_cache_size=fields.integer("verify_cache_size", 10_000, maximum=10_000_000),
+    )
+
+
+def _proxy(doc: YamlDocument, path: KeyPath, raw: object) -> TrustedProxy:
+    fields = Fields(doc, path, raw, _PROXY_KEYS)
+    principals, cidrs = fields.texts("principals"), fields.texts("cidrs")
+    if not principals and not cidrs:
+        raise fields.error(
+            "principals", "a trusted proxy needs `principals` or `cidrs`", "say how to recognise it"
+        )
+    try:
+        networks = tuple(ipaddress.ip_network(c, strict=True) for c in cidrs)
+    except ValueError as exc:
+        raise fields.error(
+            "cidrs", f"not a network: {exc}", "e.g. 10.0.0.0/8 or fd00::/8"
+        ) from None
+    header = fields.choice("header", "xfcc", tuple(ForwardHeader))
+    name = fields.text("name", principals[0] if principals else cidrs[0])
+    return TrustedProxy(name, ForwardHeader(header), frozenset(principals), networks)
+
+
+def _path(fields: Fields, key: str, base: Path) -> Path:
+    path = base / fields.text(key)
+    if not path.exists():
+        raise fields.error(
+            key, f"{path} does not exist", "point it at a policy file or a directory of them"
+        )
+    return path
+
+
+def _address(fields: Fields, key: str, default: str, *, optional: bool = False) -> str:
+    value = fields.raw.get(key, default)
+    if optional and value in ("", None, False):
+        return ""
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fields.error(key, f"expected HOST:PORT, got {value!r}", f"e.g. {default}")
+    return str(value)
+
+
+def _redis_url(fields: Fields) -> str | None:
+    url = fields.optional_text("redis_url")
+    if url is not None and not url.startswith(
+        ("redis://", "rediss://", "unix://", "redis+sentinel://")
+    ):
+        raise fields.error("redis_url", "unsupported scheme", "use redis://, rediss:// or unix://")
+    return url
+
+
+def _with_environment(doc: YamlDocument, environ: Mapping[str, str]) -> YamlDocument:
+    data = doc.data if isinstance(doc.data, dict) else {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(_ENV_PREFIX) or name in _ENV_IGNORED:
+            continue
+        path = tuple(part.lower() for part in name[len(_ENV_PREFIX) :].split("__"))
+        target = data
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(
+                    f"{'.'.join(path[:-1])} is not a mapping", file=f"environment variable {name}"
+                )
+        target[path[-1]] = yaml.safe_load(value) if value else ""
+        doc.origins[path] = f"environment variable {name}"
+    return YamlDocument(doc.file, data, doc.lines, doc.origins)

@@ -1,0 +1,3 @@
+"""The local stack: dev PKI, a real Envoy in front of admitd, and an echo upstream."""
+
+from __future__ import annotations

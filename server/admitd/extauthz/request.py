@@ -1,0 +1,72 @@
+"""CheckRequest -> RequestContext, refusing what a well-behaved Envoy never sends."""
+
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+
+from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
+
+from admitd.core.context import RequestContext
+
+__all__ = ["MAX_HEADER_BYTES", "context_from_check_request"]
+
+MAX_HEADER_BYTES = 96 * 1024  # Envoy's default max_request_headers_kb is 60
+MAX_HEADERS = 200
+# Field values may hold VCHAR, SP and HTAB only (RFC 9110 §5.5); Envoy rejects
+# CR/LF/NUL itself, but admitd is also reachable by other gRPC callers.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)|%2e|%2f|%5c|\\", re.IGNORECASE)
+
+
+def context_from_check_request(request: CheckRequest) -> RequestContext:
+    """A typed view of the request; problems go into `malformed`, never raise."""
+    attributes = request.attributes
+    http = attributes.request.http
+    headers = _headers(http)
+    problems = _problems(http.method, http.path, headers)
+    return RequestContext(
+        method=http.method,
+        scheme=http.scheme,
+        host=http.host,
+        path=http.path,
+        headers=MappingProxyType(headers),
+        source_address=attributes.source.address.socket_address.address,
+        peer_certificate=attributes.source.certificate,
+        envoy_principal=attributes.source.principal,
+        request_id=headers.get("x-request-id") or http.id,
+        context_extensions=MappingProxyType(dict(attributes.context_extensions)),
+        malformed=tuple(problems),
+    )
+
+
+def _headers(http: AttributeContext.HttpRequest) -> dict[str, str]:
+    headers: dict[str, str] = dict(http.headers)
+    if not headers and len(http.header_map.headers):
+        # `encode_raw_headers: true` sends header_map instead of the string map.
+        for entry in http.header_map.headers:
+            value = entry.raw_value.decode("utf-8", "replace") or entry.value
+            headers[entry.key] = f"{headers[entry.key]},{value}" if entry.key in headers else value
+    return headers
+
+
+def _problems(method: str, path: str, headers: dict[str, str]) -> list[str]:
+    if not method or not path:
+        return ["no HTTP request attributes"]
+    problems: list[str] = []
+    if len(headers) > MAX_HEADERS:
+        problems.append(f"more than {MAX_HEADERS} headers")
+    size = 0
+    for name, value in headers.items():
+        size += len(name) + len(value)
+        if _CONTROL.search(value) or _CONTROL.search(name):
+            problems.append(f"header {name[:64]!r} contains control characters")
+            break
+    if size > MAX_HEADER_BYTES:
+        problems.append("headers too large")
+    if not path.startswith("/") and path != "*":
+        problems.append("path must start with '/'")
+    elif _DOT_SEGMENT.search(path.split("?", 1)[0]):
+        problems.append("path is not normalized (dot segments or encoded slashes)")
+    return problems

@@ -1,0 +1,55 @@
+"""Decision -> CheckResponse: OK with upstream headers, or a denial with status and JSON body."""
+
+from __future__ import annotations
+
+import json
+
+from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.service.auth.v3.external_auth_pb2 import (
+    CheckResponse,
+    DeniedHttpResponse,
+    OkHttpResponse,
+)
+from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.rpc import code_pb2, status_pb2
+
+from admitd.core.decision import Decision
+
+__all__ = ["check_response_from_decision", "denial_body"]
+
+_OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_DENIAL_HEADERS = (("content-type", "application/json"), ("cache-control", "no-store"))
+
+
+def check_response_from_decision(decision: Decision) -> CheckResponse:
+    if decision.allowed:
+        return CheckResponse(
+            status=status_pb2.Status(code=code_pb2.OK),
+            ok_response=OkHttpResponse(
+                headers=_header_options(decision.upstream_headers),
+                headers_to_remove=list(decision.headers_to_remove),
+            ),
+        )
+    return CheckResponse(
+        status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED),
+        denied_response=DeniedHttpResponse(
+            # HttpStatus is an open enum: 495 is not listed, but Envoy passes it through.
+            status=HttpStatus(code=decision.status),
+            headers=_header_options((*_DENIAL_HEADERS, *decision.client_headers)),
+            body=denial_body(decision),
+        ),
+    )
+
+
+def denial_body(decision: Decision) -> str:
+    error: dict[str, str] = {"code": decision.code, "message": decision.message}
+    if decision.code != decision.reason.value:
+        error["reason"] = decision.reason.value
+    return json.dumps({"error": error}, separators=(",", ":"))
+
+
+def _header_options(headers: tuple[tuple[str, str], ...]) -> list[HeaderValueOption]:
+    return [
+        HeaderValueOption(header=HeaderValue(key=key, value=value), append_action=_OVERWRITE)
+        for key, value in headers
+    ]

@@ -1,0 +1,174 @@
+"""Read `policies/*.yaml` into a PolicySet; any problem names the file, line, key and fix.
+
+A policy file:
+
+    unmatched: deny            # or any_certificate (only one file may set it)
+    require_https: true
+    routes:
+      - name: payments-api
+        match:
+          hosts: [api.example.com, "*.internal.example.com"]
+          path_prefix: /payments/      # or path_exact / path_regex
+          methods: [GET, POST]
+        public: false
+        identities:                    # or the word `any`
+          spiffe: ["spiffe://example.org/ns/payments/sa/*"]
+          dns: ["*.clients.example.com"]
+          subjects: ["CN=batch,O=Example"]
+          cert_sha256: ["<64 hex>"]
+          spki_sha256: ["<64 hex>"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from cryptography import x509
+
+from admitd.errors import ConfigError
+from admitd.fields import Fields
+from admitd.policy.model import IdentityRule, PolicySet, Route, RouteMatch, Unmatched, glob_pattern
+from admitd.yamlsource import KeyPath, YamlDocument, load_yaml
+
+__all__ = ["load_policies", "policy_set_from_documents"]
+
+_FILE_KEYS = {"unmatched", "require_https", "routes"}
+_ROUTE_KEYS = {"name", "match", "public", "identities"}
+_MATCH_KEYS = {"hosts", "path_exact", "path_prefix", "path_regex", "methods"}
+_IDENTITY_KEYS = {"spiffe", "uris", "dns", "subjects", "cert_sha256", "spki_sha256"}
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def load_policies(path: Path) -> PolicySet:
+    """Load a policy file, or every `*.yaml`/`*.yml` file of a directory (sorted by name)."""
+    files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+    files = [f for f in files if not f.name.endswith((".test.yaml", ".test.yml"))]
+    if not files:
+        raise ConfigError(
+            "no policy files found", file=str(path), fix="add a *.yaml file with `routes:`"
+        )
+    return policy_set_from_documents([load_yaml(f) for f in files])
+
+
+def policy_set_from_documents(docs: list[YamlDocument]) -> PolicySet:
+    routes: list[Route] = []
+    unmatched, require_https = Unmatched.DENY, True
+    digest = hashlib.sha256()
+    for doc in docs:
+        fields = Fields(doc, (), doc.data, _FILE_KEYS)
+        if fields.has("unmatched"):
+            unmatched = Unmatched(fields.choice("unmatched", "deny", tuple(Unmatched)))
+        require_https = fields.flag("require_https", require_https)
+        routes += [_route(doc, path, raw) for path, raw in fields.mapping_list("routes")]
+        digest.update(repr(doc.data).encode())
+    _refuse_duplicate_names(routes, docs)
+    return PolicySet(tuple(routes), unmatched, require_https, digest.hexdigest()[:12])
+
+
+def _route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
+    fields = Fields(doc, path, raw, _ROUTE_KEYS)
+    name = fields.text("name")
+    public = fields.flag("public", False)
+    if public and fields.has("identities"):
+        raise fields.error(
+            "identities", "a public route admits everyone", "remove `identities` or `public`"
+        )
+    if not public and not fields.has("identities"):
+        raise fields.error(
+            "identities",
+            "required for a non-public route",
+            "list allowed identities, or write `identities: any`",
+        )
+    identities = IdentityRule() if public else _identities(fields)
+    return Route(name, _match(fields.sub("match", _MATCH_KEYS)), public, identities, doc.file)
+
+
+def _match(fields: Fields) -> RouteMatch:
+    paths = [k for k in ("path_exact", "path_prefix", "path_regex") if fields.has(k)]
+    if len(paths) > 1:
+        raise fields.error(paths[1], "only one of path_exact, path_prefix, path_regex per route")
+    for key in ("path_exact", "path_prefix"):
+        if fields.has(key) and not fields.text(key).startswith("/"):
+            raise fields.error(key, "a path must start with '/'")
+    hosts = [h.lower() for h in fields.texts("hosts")]
+    methods = [m.upper() for m in fields.texts("methods")]
+    for method in methods:
+        if method not in _METHODS:
+            raise fields.error(
+                "methods", f"unknown method {method!r}", f"one of: {', '.join(sorted(_METHODS))}"
+            )
+    return RouteMatch(
+        hosts=frozenset(h for h in hosts if not h.startswith("*.")),
+        host_suffixes=tuple(h[1:] for h in hosts if h.startswith("*.")),
+        path_exact=fields.optional_text("path_exact"),
+        path_prefix=fields.optional_text("path_prefix"),
+        path_regex=_regex(fields, "path_regex") if fields.has("path_regex") else None,
+        methods=frozenset(methods),
+    )
+
+
+def _regex(fields: Fields, key: str) -> re.Pattern[str]:
+    try:
+        return re.compile(fields.text(key))
+    except re.error as exc:
+        raise fields.error(key, f"invalid regular expression: {exc}") from None
+
+
+def _identities(route: Fields) -> IdentityRule:
+    if route.raw.get("identities") == "any":
+        return IdentityRule(any_identity=True)
+    fields = route.sub("identities", _IDENTITY_KEYS)
+    rule = IdentityRule(
+        uris=tuple(
+            glob_pattern(g, separator="/") for g in fields.texts("spiffe") + fields.texts("uris")
+        ),
+        dns_names=tuple(
+            glob_pattern(g, separator=".", ignore_case=True) for g in fields.texts("dns")
+        ),
+        subjects=frozenset(_subject(fields, s) for s in fields.texts("subjects")),
+        cert_sha256=_fingerprints(fields, "cert_sha256"),
+        spki_sha256=_fingerprints(fields, "spki_sha256"),
+    )
+    if rule == IdentityRule():
+        raise route.error(
+            "identities",
+            "lists no identity",
+            "add spiffe/dns/subjects/cert_sha256/spki_sha256, or `any`",
+        )
+    return rule
+
+
+def _subject(fields: Fields, subject: str) -> str:
+    # Normalise through cryptography so "CN=a, O=b" and "CN=a,O=b" compare equal.
+    try:
+        return x509.Name.from_rfc4514_string(subject).rfc4514_string()
+    except ValueError:
+        raise fields.error(
+            "subjects", f"not an RFC 4514 name: {subject!r}", "e.g. 'CN=batch,O=Example'"
+        ) from None
+
+
+def _fingerprints(fields: Fields, key: str) -> frozenset[str]:
+    values = {v.lower().replace(":", "") for v in fields.texts(key)}
+    for value in values:
+        if not _HEX64.fullmatch(value):
+            raise fields.error(
+                key, f"not a SHA-256 hex digest: {value!r}", "64 hex digits, colons allowed"
+            )
+    return frozenset(values)
+
+
+def _refuse_duplicate_names(routes: list[Route], docs: list[YamlDocument]) -> None:
+    seen: dict[str, str] = {}
+    for route in routes:
+        if route.name in seen:
+            raise ConfigError(
+                f"route name {route.name!r} is also used in {seen[route.name]}",
+                file=route.source,
+                key="routes.name",
+                fix="give every route a unique name (it labels logs and metrics)",
+            )
+        seen[route.name] = route.source

@@ -1,0 +1,111 @@
+"""Compiled route policies: frozen, pre-compiled, cheap to evaluate per request."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from admitd.certs.identity import ClientIdentity
+from admitd.core.context import RequestContext
+
+__all__ = ["IdentityRule", "PolicySet", "Route", "RouteMatch", "Unmatched", "glob_pattern"]
+
+
+class Unmatched(StrEnum):
+    """What happens to a request that matches no route."""
+
+    DENY = "deny"
+    ANY_CERTIFICATE = "any_certificate"  # admit any verified client certificate
+
+
+def glob_pattern(glob: str, *, separator: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """Compile a glob: `*` stays within one `separator`-delimited part, `**` crosses parts."""
+    one_part = f"[^{re.escape(separator)}]*"
+    regex = "".join(
+        {"**": ".*", "*": one_part}.get(part, re.escape(part))
+        for part in re.split(r"(\*\*|\*)", glob)
+    )
+    return re.compile(regex, re.IGNORECASE if ignore_case else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRule:
+    """Which verified certificate identities a route admits. Empty rule admits nobody."""
+
+    any_identity: bool = False
+    uris: tuple[re.Pattern[str], ...] = ()
+    dns_names: tuple[re.Pattern[str], ...] = ()
+    subjects: frozenset[str] = frozenset()
+    cert_sha256: frozenset[str] = frozenset()
+    spki_sha256: frozenset[str] = frozenset()
+
+    def admits(self, identity: ClientIdentity) -> bool:
+        if self.any_identity:
+            return True
+        return (
+            identity.fingerprint_sha256 in self.cert_sha256
+            or identity.spki_sha256 in self.spki_sha256
+            or identity.subject in self.subjects
+            or any(p.fullmatch(uri) for p in self.uris for uri in identity.uris)
+            or any(p.fullmatch(name) for p in self.dns_names for name in identity.dns_names)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """Host (exact or `*.` wildcard), path (exact, prefix or regex) and methods; empty = any."""
+
+    hosts: frozenset[str] = frozenset()
+    host_suffixes: tuple[str, ...] = ()
+    path_exact: str | None = None
+    path_prefix: str | None = None
+    path_regex: re.Pattern[str] | None = None
+    methods: frozenset[str] = frozenset()
+
+    def matches(self, ctx: RequestContext, host: str, path: str) -> bool:
+        if self.methods and ctx.method not in self.methods:
+            return False
+        if (self.hosts or self.host_suffixes) and not (
+            host in self.hosts or host.endswith(self.host_suffixes)
+        ):
+            return False
+        if self.path_exact is not None and path != self.path_exact:
+            return False
+        if self.path_prefix is not None and not path.startswith(self.path_prefix):
+            return False
+        return self.path_regex is None or self.path_regex.fullmatch(path) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    match: RouteMatch
+    public: bool
+    identities: IdentityRule
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """All routes, first match wins; `version` is a hash of the source files' content."""
+
+    routes: tuple[Route, ...]
+    unmatched: Unmatched = Unmatched.DENY
+    require_https: bool = True
+    version: str = ""
+
+    def route_for(self, ctx: RequestContext) -> Route | None:
+        host = _host_without_port(ctx.host)
+        path = ctx.path_only
+        for route in self.routes:
+            if route.match.matches(ctx, host, path):
+                return route
+        return None
+
+
+def _host_without_port(authority: str) -> str:
+    host = authority.lower()
+    if host.startswith("["):  # [::1]:8443
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

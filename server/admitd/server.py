@@ -1,0 +1,87 @@
+"""Run admitd: the gRPC Check service, health, reflection, metrics, and background reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from admitd.config import Config
+from admitd.extauthz.service import AuthorizationService
+from admitd.logs import DecisionLog
+from admitd.metrics import Metrics, serve_metrics
+from admitd.runtime import Runtime, runtime_from_config
+
+__all__ = ["run", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def run(config: Config) -> None:
+    """Blocking entry point for `admitd serve`."""
+    asyncio.run(serve(config))
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
+    runtime = runtime_from_config(config)
+    metrics = Metrics()
+    server = grpc.aio.server()
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
+        AuthorizationService(runtime.engine, metrics, DecisionLog()), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    services = (
+        external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(services, server)
+    server.add_insecure_port(config.listen)
+    if config.metrics_listen:
+        serve_metrics(config.metrics_listen)
+    await server.start()
+    for name in ("", services[0]):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "admitd serving Check on %s, metrics on %s, policy %s",
+        config.listen,
+        config.metrics_listen or "(off)",
+        runtime.engine.policy.version,
+    )
+    poller = asyncio.create_task(_poll_revocation(runtime, metrics))
+    if ready is not None:
+        ready.set()
+    await _wait_for_stop_signal()
+    poller.cancel()
+    # Tell Envoy's health checks first, then let in-flight Checks finish.
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(config.grace_seconds)
+    log.info("admitd stopped")
+
+
+async def _poll_revocation(runtime: Runtime, metrics: Metrics) -> None:
+    while True:
+        await asyncio.sleep(runtime.config.tls.revocation_poll_seconds)
+        try:
+            if runtime.reload_revocation():
+                metrics.revocation_reloads.labels("applied").inc()
+                metrics.security_events.labels("revocation_reload", "applied").inc()
+        except Exception:
+            log.exception("revocation reload failed; keeping previous data")
+            metrics.revocation_reloads.labels("failed").inc()
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,88 @@
+"""Load YAML while remembering the line of every key, so errors can point at it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from admitd.errors import ConfigError
+
+__all__ = ["YamlDocument", "load_yaml"]
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """Plain data (dicts, lists, scalars) plus the 1-based line of each key path."""
+
+    file: str
+    data: object
+    lines: dict[KeyPath, int]
+    origins: dict[KeyPath, str] = field(default_factory=dict)
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def error(self, path: KeyPath, message: str, fix: str | None = None) -> ConfigError:
+        key = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+        origin = next(
+            (self.origins[path[:n]] for n in range(len(path), 0, -1) if path[:n] in self.origins),
+            None,
+        )
+        if origin is not None:
+            return ConfigError(message, file=origin, key=key or None, fix=fix)
+        return ConfigError(
+            message, file=self.file, key=key or None, line=self.line_of(path), fix=fix
+        )
+
+
+def load_yaml(path: Path) -> YamlDocument:
+    """Parse one YAML file safely (no tags, no aliases to arbitrary objects)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", file=str(path)) from None
+    return yaml_document_from_text(text, str(path))
+
+
+def yaml_document_from_text(text: str, file: str) -> YamlDocument:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file, line=line
+        ) from None
+    lines: dict[KeyPath, int] = {}
+    data = _plain(node, (), lines, file) if node is not None else None
+    return YamlDocument(file, data, lines)
+
+
+def _plain(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: str) -> object:
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, object] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in result:
+                raise ConfigError(
+                    "duplicate key", file=file, key=key, line=key_node.start_mark.line + 1
+                )
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            result[key] = _plain(value_node, (*path, key), lines, file)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items: list[object] = []
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            items.append(_plain(item, (*path, index), lines, file))
+        return items
+    return yaml.SafeLoader(yaml.serialize(node)).get_single_data()

@@ -1,10 +1,6 @@
-"""The pure decision core: typed request context, facts, and `decide()`."""
+"""The pure decision core: typed request context, facts, decisions and `decide()`.
 
-from __future__ import annotations
-
-from admitd.core.context import RequestContext
-from admitd.core.decide import decide
-from admitd.core.decision import Decision, Reason
-from admitd.core.facts import CertificateFacts, Facts
-
-__all__ = ["CertificateFacts", "Decision", "Facts", "Reason", "RequestContext", "decide"]
+Import from the modules (`admitd.core.decide`, `admitd.core.decision`, ...): the
+package itself re-exports nothing, so policy and certificate modules can use
+`admitd.core.context` without importing the whole core.
+"""

@@ -21,7 +21,33 @@ _OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _DENIAL_HEADERS = (("content-type", "application/json"), ("cache-control", "no-store"))
 
 
+_CACHE_LIMIT = 4096
+_cache: dict[tuple[object, ...], CheckResponse] = {}
+
+
 def check_response_from_decision(decision: Decision) -> CheckResponse:
+    """The response for a decision; identical decisions share one (never mutated) message.
+
+    Building protobuf messages costs more than the rest of a Check, and most
+    traffic repeats a few (route, principal) pairs, so the built message is reused.
+    """
+    key = (
+        decision.allowed,
+        decision.reason,
+        decision.message,
+        decision.upstream_headers,
+        decision.client_headers,
+        decision.headers_to_remove,
+    )
+    response = _cache.get(key)
+    if response is None:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        response = _cache[key] = _build(decision)
+    return response
+
+
+def _build(decision: Decision) -> CheckResponse:
     if decision.allowed:
         return CheckResponse(
             status=status_pb2.Status(code=code_pb2.OK),

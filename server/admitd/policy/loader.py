@@ -144,7 +144,8 @@ def _identities(route: Fields) -> IdentityRule:
 def _subject(fields: Fields, subject: str) -> str:
     # Normalise through cryptography so "CN=a, O=b" and "CN=a,O=b" compare equal.
     try:
-        return x509.Name.from_rfc4514_string(subject).rfc4514_string()
+        compact = re.sub(r"(?<!\\)([,+=])\s+", r"\1", subject.strip())
+        return x509.Name.from_rfc4514_string(compact).rfc4514_string()
     except ValueError:
         raise fields.error(
             "subjects", f"not an RFC 4514 name: {subject!r}", "e.g. 'CN=batch,O=Example'"

@@ -1,0 +1,127 @@
+"""A real edge for tests: echo upstream, admitd and Envoy on free loopback ports."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from admitd.devstack.envoy_config import EdgeSettings, render_edge_config
+from admitd.devstack.processes import ProcessGroup, envoy_binary, free_port, wait_for_port
+from tests.pki_fixtures import PkiSet
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict[str, object]:
+        return json.loads(self.body)  # type: ignore[no-any-return]
+
+
+@dataclass
+class EdgeStack:
+    group: ProcessGroup
+    https_port: int
+    authz_port: int
+    metrics_port: int
+    pki: PkiSet
+    deny_list: Path
+
+    def get(
+        self,
+        path: str,
+        *,
+        cert: tuple[Path, Path] | None = None,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+    ) -> Response:
+        context = ssl.create_default_context(cafile=str(self.pki.directory / "root.pem"))
+        if cert is not None:
+            context.load_cert_chain(str(cert[0]), str(cert[1]))
+        connection = http.client.HTTPSConnection(
+            "localhost", self.https_port, context=context, timeout=10
+        )
+        try:
+            connection.request(method, path, headers=headers or {})
+            reply = connection.getresponse()
+            return Response(
+                reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+            )
+        finally:
+            connection.close()
+
+    def stop_admitd(self) -> None:
+        self.group.stop("admitd")
+
+
+def start_edge(
+    pki: PkiSet, policies: Path, work: Path, *, proxies: list[dict[str, object]] | None = None
+) -> EdgeStack:
+    ports = {name: free_port() for name in ("https", "authz", "metrics", "upstream", "admin")}
+    deny_list = work / "denylist.txt"
+    deny_list.write_text("")
+    config = {
+        "listen": f"127.0.0.1:{ports['authz']}",
+        "metrics_listen": f"127.0.0.1:{ports['metrics']}",
+        "policies": str(policies),
+        "tls": {
+            "trust_bundle": str(pki.trust_bundle),
+            "crl_files": [str(pki.crl)],
+            "deny_list": str(deny_list),
+            "revocation_poll_seconds": 0.2,
+        },
+        "trusted_proxies": proxies or [],
+    }
+    (work / "admitd.yaml").write_text(yaml.safe_dump(config))
+    (work / "envoy.yaml").write_text(
+        render_edge_config(
+            EdgeSettings(
+                listen_port=ports["https"],
+                admin_port=ports["admin"],
+                authz_port=ports["authz"],
+                upstream_port=ports["upstream"],
+                server_cert=pki.directory / "server.pem",
+                server_key=pki.directory / "server.key",
+                trust_bundle=pki.trust_bundle,
+            )
+        )
+    )
+    group = ProcessGroup(work / "logs")
+    try:
+        upstream = group.start(
+            "upstream",
+            [sys.executable, "-m", "admitd.devstack.echo", "--port", str(ports["upstream"])],
+        )
+        admitd = group.start(
+            "admitd",
+            [sys.executable, "-m", "admitd", "serve", "--config", str(work / "admitd.yaml")],
+        )
+        envoy = group.start(
+            "envoy",
+            [
+                envoy_binary(),
+                "-c",
+                str(work / "envoy.yaml"),
+                "--concurrency",
+                "1",
+                "--base-id",
+                str(ports["admin"]),
+                "--log-level",
+                "warn",
+            ],
+        )
+        wait_for_port(ports["upstream"], process=upstream)
+        wait_for_port(ports["authz"], process=admitd)
+        wait_for_port(ports["https"], process=envoy)
+    except Exception:
+        group.stop_all()
+        raise
+    return EdgeStack(group, ports["https"], ports["authz"], ports["metrics"], pki, deny_list)

@@ -1,0 +1,57 @@
+"""Builders shared by unit tests: a request context and a wired engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+
+from admitd.certs.client import ClientCertificates
+from admitd.certs.forwarding import TrustedProxy
+from admitd.certs.revocation import RevocationSource
+from admitd.certs.truststore import trust_store_from_files
+from admitd.certs.verify import CertificateVerifier
+from admitd.core.context import RequestContext
+from admitd.engine import Engine
+from admitd.policy.loader import load_policies
+
+
+def request(
+    path: str = "/api/items",
+    *,
+    method: str = "GET",
+    host: str = "api.test:8443",
+    cert: str = "",
+    headers: Mapping[str, str] | None = None,
+    source: str = "203.0.113.7",
+    proto: str = "https",
+) -> RequestContext:
+    all_headers = {"x-forwarded-proto": proto, **(headers or {})}
+    return RequestContext(
+        method=method,
+        scheme="https",
+        host=host,
+        path=path,
+        headers=MappingProxyType(all_headers),
+        source_address=source,
+        peer_certificate=cert,
+    )
+
+
+def engine_for(
+    trust_bundle: Path,
+    policies: Path,
+    *,
+    proxies: Sequence[TrustedProxy] = (),
+    crl_files: Sequence[Path] = (),
+    deny_list: Path | None = None,
+    clock: datetime | None = None,
+) -> tuple[Engine, RevocationSource]:
+    trust = trust_store_from_files([trust_bundle], config_file="test", key="tls.trust_bundle")
+    revocation = RevocationSource(crl_files, deny_list, trust)
+    revocation.load()
+    verifier = CertificateVerifier(trust, lambda: revocation.data, max_chain_depth=8)
+    certs = ClientCertificates(verifier.verify, proxies, cache_size=100, max_chain_length=8)
+    kwargs = {"clock": (lambda: clock)} if clock else {}
+    return Engine(load_policies(policies), certs, **kwargs), revocation

@@ -1,0 +1,143 @@
+"""The gRPC Check service end to end in-process: CheckRequest in, CheckResponse out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest.mock import Mock
+
+import pytest
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+from prometheus_client import CollectorRegistry
+
+from admitd.engine import Engine
+from admitd.extauthz.service import AuthorizationService
+from admitd.logs import DecisionLog
+from admitd.metrics import Metrics
+from tests.pki_fixtures import PkiSet, url_pem
+from tests.unit.helpers import engine_for
+
+
+def golden_request(cert: str = "", path: str = "/api/items", **headers: str) -> CheckRequest:
+    """Shaped like what Envoy 1.40 sends with include_peer_certificate: true."""
+    request = CheckRequest()
+    attributes = request.attributes
+    attributes.source.address.socket_address.address = "203.0.113.7"
+    attributes.source.address.socket_address.port_value = 51234
+    attributes.source.certificate = cert
+    attributes.destination.address.socket_address.address = "127.0.0.1"
+    http = attributes.request.http
+    http.id, http.method, http.path, http.host, http.scheme, http.protocol = (
+        "1234",
+        "GET",
+        path,
+        "api.test",
+        "https",
+        "HTTP/1.1",
+    )
+    http.headers.update(
+        {
+            ":authority": "api.test",
+            ":method": "GET",
+            ":path": path,
+            "x-forwarded-proto": "https",
+            "x-request-id": "req-1",
+            **headers,
+        }
+    )
+    return request
+
+
+@pytest.fixture
+def service(pki: PkiSet, policy_dir: Path) -> tuple[AuthorizationService, Metrics]:
+    engine, _ = engine_for(pki.trust_bundle, policy_dir, crl_files=[pki.crl])
+    metrics = Metrics(CollectorRegistry())
+    return AuthorizationService(engine, metrics, DecisionLog()), metrics
+
+
+async def check(service: AuthorizationService, request: CheckRequest) -> CheckResponse:
+    return await service.Check(request, Mock())
+
+
+async def test_allow_response(service: tuple[AuthorizationService, Metrics], pki: PkiSet) -> None:
+    response = await check(
+        service[0], golden_request(url_pem(pki.alice), **{"x-admitd-principal": "forged"})
+    )
+    assert response.status.code == 0 and response.HasField("ok_response")
+    headers = {h.header.key: h.header.value for h in response.ok_response.headers}
+    assert headers["x-admitd-principal"] == "spiffe://test.example/user/alice"
+    assert all(
+        h.append_action == h.OVERWRITE_IF_EXISTS_OR_ADD for h in response.ok_response.headers
+    )
+    assert service[1].decisions.labels("allow", "allowed")._value.get() == 1
+
+
+async def test_missing_certificate_is_495_json(
+    service: tuple[AuthorizationService, Metrics],
+) -> None:
+    response = await check(service[0], golden_request())
+    denied = response.denied_response
+    assert response.status.code == 7 and denied.status.code == 495
+    assert json.loads(denied.body) == {
+        "error": {
+            "code": "client_certificate_required",
+            "reason": "missing",
+            "message": "This route requires a client certificate.",
+        }
+    }
+    assert {h.header.key: h.header.value for h in denied.headers}[
+        "content-type"
+    ] == "application/json"
+    assert service[1].security_events.labels("missing", "deny")._value.get() == 1
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        pytest.param(CheckRequest(), "request_malformed", id="empty-request"),
+        pytest.param(
+            golden_request(**{"x-bad": "a\x01b"}), "request_malformed", id="control-characters"
+        ),
+        pytest.param(
+            golden_request(path="/api/../admin/x"), "request_malformed", id="dot-segments"
+        ),
+        pytest.param(
+            golden_request(path="/api/%2e%2e/admin"), "request_malformed", id="encoded-dots"
+        ),
+        pytest.param(
+            golden_request(**{"x-big": "a" * 100_000}), "request_malformed", id="oversized-headers"
+        ),
+        pytest.param(
+            golden_request("-----BEGIN%20CERTIFICATE-----%0AAAAA"), "malformed", id="malformed-pem"
+        ),
+    ],
+)
+async def test_bad_input_gets_specific_reason(
+    service: tuple[AuthorizationService, Metrics], request_: CheckRequest, reason: str
+) -> None:
+    response = await check(service[0], request_)
+    assert not response.HasField("ok_response")
+    body = json.loads(response.denied_response.body)["error"]
+    assert body.get("reason", body["code"]) == reason
+
+
+async def test_internal_failure_fails_closed_without_traceback(pki: PkiSet) -> None:
+    broken = Mock(spec=Engine)
+    broken.check.side_effect = RuntimeError("boom: secret-ish internals")
+    service = AuthorizationService(broken, Metrics(CollectorRegistry()), DecisionLog())
+    response = await check(service, golden_request(url_pem(pki.alice)))
+    assert response.denied_response.status.code == 503
+    assert "boom" not in response.denied_response.body
+    assert json.loads(response.denied_response.body)["error"]["code"] == "authorization_unavailable"
+
+
+async def test_decision_log_line_has_no_certificate_or_query(
+    service: tuple[AuthorizationService, Metrics], pki: PkiSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="admitd.decision")
+    await check(service[0], golden_request(url_pem(pki.alice), path="/api/items?token=s3cret"))
+    (record,) = [r for r in caplog.records if r.name == "admitd.decision"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["path"] == "/api/items" and fields["reason"] == "allowed"
+    assert fields["principal"] == "spiffe://test.example/user/alice"
+    assert "s3cret" not in json.dumps(fields) and "BEGIN" not in json.dumps(fields)

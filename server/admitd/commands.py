@@ -18,20 +18,9 @@ if TYPE_CHECKING:
 
 
 def registrars() -> list[Callable[[Commands], None]]:
-    found: list[Callable[[Commands], None]] = [
-        _add_serve,
-        _add_check_config,
-        _add_dev,
-        _add_pki,
-        _add_revoke,
-    ]
-    try:
-        from admitd.kms.cli import register as register_keys
-    except ImportError:  # the keys command is optional until the KMS package is installed
-        pass
-    else:
-        found.append(register_keys)
-    return found
+    from admitd.kms.cli import register as register_keys
+
+    return [_add_serve, _add_check_config, _add_dev, _add_pki, _add_revoke, register_keys]
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:

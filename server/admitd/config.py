@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -19,6 +19,7 @@ import yaml
 from admitd.certs.forwarding import ForwardHeader, TrustedProxy
 from admitd.errors import ConfigError
 from admitd.fields import Fields
+from admitd.kms.config import KmsConfig, kms_config_from_mapping
 from admitd.yamlsource import KeyPath, YamlDocument, load_yaml, yaml_document_from_text
 
 __all__ = ["Config", "TlsConfig", "config_from_document", "load_config"]
@@ -70,7 +71,7 @@ class Config:
     log_level: str = "info"
     dev_mode: bool = False
     grace_seconds: float = 5.0
-    sections: Mapping[str, object] = field(default_factory=dict)
+    kms: KmsConfig | None = None
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -89,6 +90,7 @@ def config_from_document(doc: YamlDocument) -> Config:
     fields = Fields(doc, (), doc.data, _TOP_KEYS)
     base = Path(doc.file).resolve().parent
     log_level = fields.choice("log_level", "info", ("debug", "info", "warning", "error"))
+    dev_mode = fields.flag("dev_mode", False)
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
@@ -100,10 +102,20 @@ def config_from_document(doc: YamlDocument) -> Config:
         ),
         redis_url=_redis_url(fields),
         log_level=log_level,
-        dev_mode=fields.flag("dev_mode", False),
+        dev_mode=dev_mode,
         grace_seconds=fields.number("grace_seconds", 5.0),
-        sections={"kms": fields.raw.get("kms") or {}},
+        kms=_kms(fields, dev_mode),
     )
+
+
+def _kms(fields: Fields, dev_mode: bool) -> KmsConfig | None:
+    """The `kms:` section (see docs/envelope.md); absent outside dev builds means no sealing yet."""
+    raw = fields.raw.get("kms")
+    if raw is None and not dev_mode:
+        return None
+    if raw is not None and not isinstance(raw, Mapping):
+        raise fields.error("kms", "expected a mapping", "see docs/envelope.md")
+    return kms_config_from_mapping(raw or {}, file=fields.doc.file, dev_mode=dev_mode)
 
 
 def _tls(fields: Fields, base: Path) -> TlsConfig:

@@ -1,0 +1,29 @@
+"""Re-wrapping: move an envelope's DEK to the active master key, leaving the data untouched."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from admitd.envelope.format import Envelope
+from admitd.kms.base import Kms
+
+__all__ = ["is_current", "rewrap_envelope"]
+
+
+def is_current(envelope: Envelope, kms: Kms) -> bool:
+    """True when `envelope` is already wrapped under its alias's active version."""
+    return envelope.key_version == kms.active_version(envelope.alias)
+
+
+def rewrap_envelope(envelope: Envelope, kms: Kms) -> Envelope:
+    """Same nonce, ciphertext and context check; new wrapped DEK and key version.
+
+    The AEAD associated data covers the alias and the context but not the key
+    version or wrapped DEK, which is what makes re-wrapping possible without
+    touching (or seeing) the plaintext.
+    """
+    if is_current(envelope, kms):
+        return envelope
+    dek = kms.unwrap_dek(envelope.alias, envelope.key_version, envelope.wrapped_dek)
+    wrapped = kms.wrap_dek(envelope.alias, dek)
+    return replace(envelope, key_version=wrapped.key_version, wrapped_dek=wrapped.wrapped)

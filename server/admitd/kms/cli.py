@@ -1,0 +1,147 @@
+"""`admitd keys`: init, list, rotate, reencrypt and retire master keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import redis
+import yaml
+
+from admitd.errors import ConfigError
+from admitd.kms.audit import LogAuditEvents
+from admitd.kms.config import KmsConfig, Provider, kms_config_from_mapping, kms_from_config
+from admitd.kms.progress import ProgressBar
+from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `keys` command and its sub-commands to the `admitd` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        default=os.environ.get("ADMITD_CONFIG"),
+        help="admitd YAML config; its `kms:` section is used (default: $ADMITD_CONFIG)",
+    )
+    common.add_argument(
+        "--redis-url",
+        default=os.environ.get("ADMITD_REDIS_URL"),
+        help="Redis holding sealed records (default: $ADMITD_REDIS_URL)",
+    )
+    keys = commands.add_parser("keys", help="manage KMS master keys", description=__doc__)
+    sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    init = sub.add_parser("init", parents=[common], help="create the keyring / first versions")
+    init.set_defaults(handler=_init)
+    listing = sub.add_parser("list", parents=[common], help="list aliases and key versions")
+    listing.set_defaults(handler=_list)
+    rotate = sub.add_parser("rotate", parents=[common], help="make a new active version")
+    rotate.add_argument("--alias", required=True)
+    rotate.set_defaults(handler=_rotate)
+    reencrypt = sub.add_parser(
+        "reencrypt", parents=[common], help="re-wrap records still under old versions"
+    )
+    reencrypt.add_argument("--alias", required=True)
+    reencrypt.add_argument("--batch", type=int, default=500, help="SCAN COUNT per round trip")
+    reencrypt.add_argument("--restart", action="store_true", help="ignore a saved position")
+    reencrypt.set_defaults(handler=_reencrypt)
+    retire = sub.add_parser("retire", parents=[common], help="destroy an unused old version")
+    retire.add_argument("--alias", required=True)
+    retire.add_argument("--version", type=int, required=True)
+    retire.set_defaults(handler=_retire)
+
+
+def _config(args: argparse.Namespace) -> KmsConfig:
+    # Audit events are log lines: make sure they go somewhere even when the
+    # main CLI has not configured logging (a no-op when it has).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not args.config:
+        raise ConfigError("no configuration file given", fix="pass --config or set ADMITD_CONFIG")
+    path = str(args.config)
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read YAML: {exc}", file=path) from None
+    if not isinstance(doc, Mapping):
+        raise ConfigError("top level must be a mapping", file=path)
+    section, dev_mode = doc.get("kms") or {}, doc.get("dev_mode", False)
+    if not isinstance(section, Mapping):
+        raise ConfigError("must be a mapping", file=path, key="kms")
+    if not isinstance(dev_mode, bool):
+        raise ConfigError("must be true or false", file=path, key="dev_mode")
+    return kms_config_from_mapping(section, file=path, dev_mode=dev_mode)
+
+
+def _redis(args: argparse.Namespace) -> redis.Redis:
+    if not args.redis_url:
+        raise ConfigError("no Redis given", fix="pass --redis-url or set ADMITD_REDIS_URL")
+    return redis.Redis.from_url(str(args.redis_url))
+
+
+def _init(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    if cfg.provider is Provider.LOCAL:
+        from admitd.kms.local import create_keyring_file
+
+        assert cfg.keyring is not None  # guaranteed for the local provider
+        added = create_keyring_file(cfg.keyring, cfg.aliases)
+    else:
+        kms = kms_from_config(cfg, require_aliases=False)
+        added = tuple(a for a in cfg.aliases if a not in kms.aliases())
+        for alias in added:
+            kms.create_alias(alias)
+    audit = LogAuditEvents()
+    for alias in added:
+        audit.record("kms.alias.created", {"alias": alias, "version": "1"})
+    print(f"created {len(added)} alias(es): {', '.join(added) or 'none needed'}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    kms = kms_from_config(_config(args))
+    for alias in kms.aliases():
+        for v in kms.versions(alias):
+            print(f"{alias}\tv{v.version}\t{v.state.value}\t{v.created or '-'}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    kms = kms_from_config(_config(args))
+    created = rotate_alias(kms, args.alias, LogAuditEvents())
+    print(f"{args.alias}: v{created.version} is now active; run `admitd keys reencrypt`")
+    return 0
+
+
+def _reencrypt(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    kms, client = kms_from_config(cfg), _redis(args)
+    bar = ProgressBar(int(client.dbsize()))
+    report = reencrypt_alias(
+        kms,
+        client,
+        args.alias,
+        LogAuditEvents(),
+        patterns=cfg.record_patterns,
+        batch=args.batch,
+        restart=args.restart,
+        progress=bar,
+    )
+    bar.finish(report)
+    print(
+        f"{args.alias}: {report.rewrapped} re-wrapped, {report.current} already current,"
+        f" {report.failed} failed, {report.malformed} malformed, {report.conflicts} conflicts"
+    )
+    return 0 if report.complete else 1
+
+
+def _retire(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    kms, client = kms_from_config(cfg), _redis(args)
+    audit = LogAuditEvents()
+    retire_version(kms, client, args.alias, args.version, audit, patterns=cfg.record_patterns)
+    print(f"{args.alias}: v{args.version} retired; its key material is destroyed")
+    return 0

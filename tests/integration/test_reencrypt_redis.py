@@ -1,0 +1,276 @@
+"""Rotation, re-encryption and retirement over sealed records in a real Redis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from admitd.envelope import Context, RecordType, Sealer, envelope_from_json, json_from_envelope
+from admitd.envelope.records import ReencryptReport, reencrypt_records, state_key, versions_in_use
+from admitd.kms import KeyInUse, LocalKms, WrappedDek, create_keyring_file
+from admitd.kms.cli import register
+from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed"),
+]
+
+ALIAS = "kms/session-secrets"
+PATTERNS = ("admitd:*",)
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no", "--bind", "127.0.0.1")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of our own on a free port, stopped afterwards."""
+    port, workdir = _free_port(), tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), *NO_PERSISTENCE, "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    client.close()
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def kms(tmp_path: Path) -> LocalKms:
+    path = tmp_path / "keyring.json"
+    create_keyring_file(path, (ALIAS, "kms/audit-log"))
+    return LocalKms(path)
+
+
+class RecordingAudit:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, str]]] = []
+
+    def record(self, event_type: str, fields: dict[str, str]) -> None:
+        self.events.append((event_type, fields))
+
+
+def ctx(n: int) -> Context:
+    return Context(RecordType.TOTP_SECRET, f"user-{n}", "acme")
+
+
+def seed(client: redis.Redis, sealer: Sealer, count: int) -> None:
+    """`count` string records, one hash of records, an audit record and non-envelopes."""
+    for n in range(count):
+        client.set(f"admitd:totp:{n}", json_from_envelope(sealer.seal(b"s%d" % n, ctx(n))))
+    passkeys = {f"cred-{n}": json_from_envelope(sealer.seal(b"p", ctx(1000 + n))) for n in range(3)}
+    client.hset("admitd:passkeys:user-1", mapping=passkeys)
+    audit = Context(RecordType.AUDIT_ENTRY, "e-1", "acme")
+    client.set("admitd:audit:e-1", json_from_envelope(sealer.seal(b"entry", audit)))
+    client.set("admitd:session:abc", '{"roles": ["admin"]}')
+    client.rpush("admitd:list", "x")
+    client.set("other:totp:0", json_from_envelope(sealer.seal(b"outside", ctx(0))))
+
+
+def open_all(client: redis.Redis, sealer: Sealer, count: int) -> None:
+    for n in range(count):
+        raw = client.get(f"admitd:totp:{n}")
+        assert raw is not None
+        assert sealer.open(envelope_from_json(raw), ctx(n)) == b"s%d" % n
+    for n in range(3):
+        raw = client.hget("admitd:passkeys:user-1", f"cred-{n}")
+        assert raw is not None
+        assert sealer.open(envelope_from_json(raw), ctx(1000 + n)) == b"p"
+
+
+def test_rotate_reencrypt_retire(client: redis.Redis, kms: LocalKms) -> None:
+    sealer, audit = Sealer(kms), RecordingAudit()
+    seed(client, sealer, 40)
+    rotate_alias(kms, ALIAS, audit)
+    assert versions_in_use(client, ALIAS, patterns=PATTERNS) == {1: 43}
+
+    with pytest.raises(KeyInUse, match="43 records"):
+        retire_version(kms, client, ALIAS, 1, audit, patterns=PATTERNS)
+
+    report = reencrypt_alias(kms, client, ALIAS, audit, patterns=PATTERNS, batch=7)
+    assert (report.rewrapped, report.current, report.failed, report.conflicts) == (43, 0, 0, 0)
+    assert report.complete and not client.exists(state_key(ALIAS))
+    assert versions_in_use(client, ALIAS, patterns=PATTERNS) == {2: 43}
+
+    retire_version(kms, client, ALIAS, 1, audit, patterns=PATTERNS)
+    open_all(client, sealer, 40)
+    assert client.get("admitd:session:abc") == b'{"roles": ["admin"]}'
+    # Outside the configured patterns: untouched, and now unreadable (documented).
+    assert envelope_from_json(client.get("other:totp:0") or b"").key_version == 1
+    assert [e for e, _ in audit.events] == [
+        "kms.key.rotated",
+        "kms.key.retire_refused",
+        "kms.reencrypt.started",
+        "kms.reencrypt.completed",
+        "kms.key.retired",
+    ]
+    assert audit.events[3][1]["rewrapped"] == "43"
+
+
+def test_reencrypt_is_idempotent(client: redis.Redis, kms: LocalKms) -> None:
+    seed(client, Sealer(kms), 10)
+    kms.rotate(ALIAS)
+    first = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
+    again = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
+    assert (first.rewrapped, again.rewrapped, again.current) == (13, 0, 13)
+
+
+def test_reencrypt_resumes_from_the_saved_cursor(client: redis.Redis, kms: LocalKms) -> None:
+    seed(client, Sealer(kms), 200)
+    kms.rotate(ALIAS)
+
+    def crash(report: ReencryptReport) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reencrypt_records(client, kms, ALIAS, patterns=PATTERNS, batch=10, progress=crash)
+    assert client.hget(state_key(ALIAS), "cursor") not in (None, b"0")
+    done_before = versions_in_use(client, ALIAS, patterns=PATTERNS)[2]
+    assert 0 < done_before < 203
+
+    report = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS, batch=10)
+    assert report.resumed
+    assert report.scanned_keys < client.dbsize()  # did not start over
+    assert versions_in_use(client, ALIAS, patterns=PATTERNS) == {2: 203}
+
+
+def test_rotation_since_interruption_restarts(client: redis.Redis, kms: LocalKms) -> None:
+    seed(client, Sealer(kms), 30)
+    kms.rotate(ALIAS)
+    client.hset(state_key(ALIAS), mapping={"target_version": 2, "patterns": "admitd:*"})
+    client.hset(state_key(ALIAS), mapping={"pattern_index": 0, "cursor": 12345})
+    kms.rotate(ALIAS)
+    report = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
+    assert not report.resumed and report.rewrapped == 33
+
+
+class InterferingKms:
+    """Replaces the record under re-encryption while its DEK is being unwrapped."""
+
+    def __init__(self, inner: LocalKms, client: redis.Redis, key: str, value: str) -> None:
+        self.inner, self.client, self.key, self.value = inner, client, key, value
+
+    def wrap_dek(self, alias: str, dek: bytes) -> WrappedDek:
+        return self.inner.wrap_dek(alias, dek)
+
+    def unwrap_dek(self, alias: str, key_version: int, wrapped: bytes) -> bytes:
+        self.client.set(self.key, self.value, keepttl=True)  # the concurrent writer
+        return self.inner.unwrap_dek(alias, key_version, wrapped)
+
+    def active_version(self, alias: str) -> int:
+        return self.inner.active_version(alias)
+
+
+def test_concurrent_writer_is_never_overwritten(client: redis.Redis, kms: LocalKms) -> None:
+    sealer = Sealer(kms)
+    client.set("admitd:totp:0", json_from_envelope(sealer.seal(b"old", ctx(0))), ex=3600)
+    kms.rotate(ALIAS)
+    newer = json_from_envelope(sealer.seal(b"newer", ctx(0)))  # written under v2
+    report = reencrypt_records(
+        client, InterferingKms(kms, client, "admitd:totp:0", newer), ALIAS, patterns=PATTERNS
+    )
+    assert (report.rewrapped, report.current) == (0, 1)
+    assert client.get("admitd:totp:0") == newer.encode()
+    assert 0 < client.ttl("admitd:totp:0") <= 3600
+
+
+def test_ttl_is_kept(client: redis.Redis, kms: LocalKms) -> None:
+    client.set("admitd:totp:0", json_from_envelope(Sealer(kms).seal(b"x", ctx(0))), ex=500)
+    kms.rotate(ALIAS)
+    assert reencrypt_records(client, kms, ALIAS, patterns=PATTERNS).rewrapped == 1
+    assert 0 < client.ttl("admitd:totp:0") <= 500
+
+
+def test_unreadable_and_malformed_records_are_counted(client: redis.Redis, kms: LocalKms) -> None:
+    sealer = Sealer(kms)
+    client.set("admitd:totp:0", json_from_envelope(sealer.seal(b"x", ctx(0))))
+    client.set("admitd:bad", '{"admitd_envelope": 1, "alias": 3}')
+    kms.rotate(ALIAS)
+    kms.rotate(ALIAS)
+    kms.retire(ALIAS, 1)  # forced past the usage check: the record is stranded
+    report = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
+    assert (report.failed, report.malformed, report.complete) == (1, 1, False)
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="admitd")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+def test_cli_end_to_end(
+    client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keyring = tmp_path / "keyring.json"
+    config = tmp_path / "admitd.yaml"
+    config.write_text(f"kms:\n  provider: local\n  keyring: {keyring}\n")
+    common = ("--config", str(config), "--redis-url", redis_url)
+
+    assert run_cli("keys", "init", *common) == 0
+    assert keyring.stat().st_mode & 0o777 == 0o600
+    seed(client, Sealer(LocalKms(keyring)), 25)
+    with caplog.at_level(logging.INFO, logger="admitd.audit"):
+        assert run_cli("keys", "rotate", "--alias", ALIAS, *common) == 0
+        assert run_cli("keys", "reencrypt", "--alias", ALIAS, "--batch", "5", *common) == 0
+        assert run_cli("keys", "retire", "--alias", ALIAS, "--version", "1", *common) == 0
+        assert run_cli("keys", "list", *common) == 0
+    out, err = capsys.readouterr()
+    assert "28 re-wrapped" in out
+    assert f"reencrypt {ALIAS} -> v2 [" in err and "100%" in err
+    assert f"{ALIAS}\tv1\tretired" in out and f"{ALIAS}\tv2\tactive" in out
+    events = [
+        json.loads(r.getMessage())["event"] for r in caplog.records if r.name == "admitd.audit"
+    ]
+    assert events[:2] == ["kms.key.rotated", "kms.reencrypt.started"]
+    assert events[-1] == "kms.key.retired"
+    open_all(client, Sealer(LocalKms(keyring)), 25)
+
+
+def test_cli_refuses_to_retire_a_version_in_use(
+    client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    keyring, config = tmp_path / "keyring.json", tmp_path / "admitd.yaml"
+    config.write_text(f"kms:\n  provider: local\n  keyring: {keyring}\n")
+    common = ("--config", str(config), "--redis-url", redis_url)
+    run_cli("keys", "init", *common)
+    seed(client, Sealer(LocalKms(keyring)), 2)
+    run_cli("keys", "rotate", "--alias", ALIAS, *common)
+    with pytest.raises(KeyInUse):
+        run_cli("keys", "retire", "--alias", ALIAS, "--version", "1", *common)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
+from collections.abc import Callable
 
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision
@@ -38,16 +41,24 @@ def configure_logging(level: str) -> None:
 
 
 class DecisionLog:
-    """Writes the decision line. The path is logged without its query, which may carry tokens."""
+    """One JSON line per decision, batched: formatting through `logging` and a write
+    per line cost more than the rest of a Check, so lines are collected and written
+    in one syscall by `flush()` (the server calls it a few times a second and at
+    shutdown) or when the batch is full. The path is logged without its query,
+    which may carry tokens.
+    """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self._log = logger or logging.getLogger("admitd.decision")
+    def __init__(self, sink: Callable[[str], None] | None = None, *, batch: int = 256) -> None:
+        self._sink = sink or _write_stderr
+        self._batch = batch
+        self._lines: list[str] = []
 
     def record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
-        if not self._log.isEnabledFor(logging.INFO):
-            return
         identity = decision.identity
-        fields = {
+        entry = {
+            "ts": round(time.time(), 3),
+            "level": "info",
+            "logger": "admitd.decision",
             "event": "decision",
             "decision": decision.audit_verdict,
             "reason": decision.reason.value,
@@ -63,4 +74,21 @@ class DecisionLog:
             "policy_version": decision.policy_version,
             "duration_us": int(seconds * 1e6),
         }
-        self._log.info("decision", extra={"fields": fields})
+        self._lines.append(_dumps(entry))
+        if len(self._lines) >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._sink("\n".join(lines) + "\n")
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def _write_stderr(text: str) -> None:
+    data = text.encode()
+    while data:
+        written = os.write(sys.stderr.fileno(), data)
+        data = data[written:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
-from admitd.core.decision import Decision
+from admitd.core.decision import Decision, Reason
 
 __all__ = ["Metrics", "serve_metrics"]
 
@@ -53,12 +53,30 @@ class Metrics:
             registry=registry,
         )
 
+        # Resolving label values costs more than the increment; reasons are a small
+        # fixed set, so each decision's children are looked up once and kept.
+        self._children: dict[Reason, tuple[Counter, Histogram, Counter | None]] = {}
+
     def observe(self, decision: Decision, seconds: float) -> None:
+        children = self._children.get(decision.reason)
+        if children is None:
+            children = self._children[decision.reason] = self._children_for(decision)
+        decisions, latency, security = children
+        decisions.inc()
+        latency.observe(seconds)
+        if security is not None:
+            security.inc()
+
+    def _children_for(self, decision: Decision) -> tuple[Counter, Histogram, Counter | None]:
         outcome = decision.audit_verdict
-        self.decisions.labels(outcome, decision.reason.value).inc()
-        self.check_seconds.labels(outcome).observe(seconds)
-        if not decision.allowed:
-            self.security_events.labels(decision.reason.value, "deny").inc()
+        security = (
+            None if decision.allowed else self.security_events.labels(decision.reason.value, "deny")
+        )
+        return (
+            self.decisions.labels(outcome, decision.reason.value),
+            self.check_seconds.labels(outcome),
+            security,
+        )
 
 
 def serve_metrics(address: str, registry: CollectorRegistry = REGISTRY) -> None:

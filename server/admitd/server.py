@@ -31,9 +31,10 @@ def run(config: Config) -> None:
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     runtime = runtime_from_config(config)
     metrics = Metrics()
+    decisions = DecisionLog()
     server = grpc.aio.server()
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationService(runtime.engine, metrics, DecisionLog()), server
+        AuthorizationService(runtime.engine, metrics, decisions), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -56,14 +57,23 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         runtime.engine.policy.version,
     )
     poller = asyncio.create_task(_poll_revocation(runtime, metrics))
+    flusher = asyncio.create_task(_flush_periodically(decisions))
     if ready is not None:
         ready.set()
     await _wait_for_stop_signal()
     poller.cancel()
+    flusher.cancel()
     # Tell Envoy's health checks first, then let in-flight Checks finish.
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
+    decisions.flush()
     log.info("admitd stopped")
+
+
+async def _flush_periodically(decisions: DecisionLog, interval: float = 0.25) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        decisions.flush()
 
 
 async def _poll_revocation(runtime: Runtime, metrics: Metrics) -> None:

@@ -15,6 +15,8 @@ ADMITD_HEADER_PREFIX = "x-admitd-"
 PRINCIPAL_HEADER = "x-admitd-principal"
 FINGERPRINT_HEADER = "x-admitd-cert-sha256"
 ROUTE_HEADER = "x-admitd-route"
+# Every forwarded-certificate header name is its own prefix; one startswith() per header.
+_POLICED_PREFIXES = (ADMITD_HEADER_PREFIX, *FORWARDED_CERT_HEADERS)
 
 _DENIAL_MESSAGES: dict[Reason, str] = {
     Reason.CERTIFICATE_MISSING: "This route requires a client certificate.",
@@ -85,10 +87,7 @@ def _headers_to_remove(ctx: RequestContext, setting: set[str]) -> tuple[str, ...
     depend on the order in which Envoy applies removals and additions.
     """
     return tuple(
-        name
-        for name in ctx.headers
-        if name not in setting
-        and (name.startswith(ADMITD_HEADER_PREFIX) or name in FORWARDED_CERT_HEADERS)
+        name for name in ctx.headers if name.startswith(_POLICED_PREFIXES) and name not in setting
     )
 
 

@@ -11,6 +11,9 @@ __all__ = ["main"]
 
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY each reply
+    # waits ~40 ms for the delayed ACK.
+    disable_nagle_algorithm = True
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)

@@ -41,8 +41,9 @@ class ProgressBar:
         self._draw(report, final=True)
 
     def _draw(self, report: ReencryptReport, *, final: bool) -> None:
-        # SCAN has no total; the key count at start is an estimate, hence the cap.
-        share = min(report.scanned_keys / self._total, 1.0)
+        # SCAN has no total; the key count at start is an estimate, hence the cap,
+        # and a finished walk is 100% whatever the estimate said.
+        share = 1.0 if final else min(report.scanned_keys / self._total, 1.0)
         filled = int(share * _WIDTH)
         bar = "#" * filled + "." * (_WIDTH - filled)
         line = (

@@ -551,18 +551,11 @@ def variants(max_streams: list[int]) -> list[Variant]:
     return chosen
 
 
-# The dev echo upstream writes headers and body in two sends without TCP_NODELAY, so every
-# response waits ~40 ms for the peer's delayed ACK (Nagle). Turn Nagle off for the benchmark.
-_ECHO_NODELAY = (
-    "from admitd.devstack import echo; echo._Echo.disable_nagle_algorithm = True; echo.main()"
-)
-
-
 def start_upstream(group: ProcessGroup, kind: str, work: Path) -> tuple[int, int]:
     """The upstream shared by all variants: `echo` (Python) or `envoy` (direct_response)."""
     port = free_port()
     if kind == "echo":
-        argv = [sys.executable, "-c", _ECHO_NODELAY, "--port", str(port)]
+        argv = [sys.executable, "-m", "admitd.devstack.echo", "--port", str(port)]
     else:
         config = work / "upstream.yaml"
         config.write_text(render_upstream_config(port))

@@ -24,20 +24,22 @@ def context_from_check_request(request: CheckRequest) -> RequestContext:
     """A typed view of the request; problems go into `malformed`, never raise."""
     attributes = request.attributes
     http = attributes.request.http
+    source = attributes.source
     headers = _headers(http)
-    problems = _problems(http.method, http.path, headers)
+    method, path = http.method, http.path
+    extensions = attributes.context_extensions
     return RequestContext(
-        method=http.method,
+        method=method,
         scheme=http.scheme,
         host=http.host,
-        path=http.path,
+        path=path,
         headers=MappingProxyType(headers),
-        source_address=attributes.source.address.socket_address.address,
-        peer_certificate=attributes.source.certificate,
-        envoy_principal=attributes.source.principal,
+        source_address=source.address.socket_address.address,
+        peer_certificate=source.certificate,
+        envoy_principal=source.principal,
         request_id=headers.get("x-request-id") or http.id,
-        context_extensions=MappingProxyType(dict(attributes.context_extensions)),
-        malformed=tuple(problems),
+        context_extensions=MappingProxyType(dict(extensions) if len(extensions) else {}),
+        malformed=_problems(method, path, headers),
     )
 
 
@@ -51,9 +53,9 @@ def _headers(http: AttributeContext.HttpRequest) -> dict[str, str]:
     return headers
 
 
-def _problems(method: str, path: str, headers: dict[str, str]) -> list[str]:
+def _problems(method: str, path: str, headers: dict[str, str]) -> tuple[str, ...]:
     if not method or not path:
-        return ["no HTTP request attributes"]
+        return ("no HTTP request attributes",)
     problems: list[str] = []
     if len(headers) > MAX_HEADERS:
         problems.append(f"more than {MAX_HEADERS} headers")
@@ -71,4 +73,4 @@ def _problems(method: str, path: str, headers: dict[str, str]) -> list[str]:
         problems.append("path must start with '/'")
     elif _DOT_SEGMENT.search(path.split("?", 1)[0]):
         problems.append("path is not normalized (dot segments or encoded slashes)")
-    return problems
+    return tuple(problems)

@@ -1,0 +1,221 @@
+"""SessionStore on Redis, with a small in-process cache kept honest by pub/sub.
+
+One Check costs at most one round trip (a pipeline of HGETALL + HKEYS), and
+usually none: sessions are cached for `cache_ttl` seconds, and every write
+publishes the user's tag on INVALIDATION_CHANNEL so each replica drops its copy
+at once. While the invalidation subscription is down, nothing is served from
+the cache: a revocation must never be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import redis.asyncio as redis
+
+from admitd.sessions.keys import (
+    INVALIDATION_CHANNEL,
+    session_key,
+    user_factors_key,
+    user_sessions_key,
+)
+from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.redis_client import store_errors
+from admitd.sessions.store import factors_from_names, fields_from_session, session_from_fields
+from admitd.sessions.tokens import SessionRef, user_tag
+
+__all__ = ["RedisSessionStore"]
+
+log = logging.getLogger(__name__)
+
+
+class RedisSessionStore:
+    def __init__(
+        self, client: redis.Redis, *, cache_ttl: float = 5.0, cache_size: int = 100_000
+    ) -> None:
+        self._redis = client
+        self._ttl = cache_ttl
+        self._size = cache_size
+        self._cache: dict[SessionRef, tuple[float, Session | None]] = {}
+        self._listening = False
+        self._listener: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the invalidation listener (the cache is off until it is subscribed)."""
+        if self._ttl > 0 and self._listener is None:
+            self._listener = asyncio.create_task(self._listen_forever())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._redis.aclose()
+
+    async def get(self, ref: SessionRef) -> Session | None:
+        now = time.monotonic()
+        cached = self._cache.get(ref)
+        if cached is not None and self._listening and now - cached[0] < self._ttl:
+            return cached[1]
+        key = session_key(ref.tag, ref.session_id)
+        with store_errors("session lookup"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(key)
+                pipe.hkeys(user_factors_key(ref.tag))
+                fields, factor_names = await pipe.execute()
+        session = (
+            session_from_fields(ref.session_id, fields, factors_from_names(factor_names))
+            if fields
+            else None
+        )
+        if self._listening:
+            self._remember(ref, now, session)
+        return session
+
+    async def create(self, ref: SessionRef, session: Session) -> None:
+        key = session_key(ref.tag, ref.session_id)
+        with store_errors("session create"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=cast(Any, fields_from_session(session)))
+                pipe.expireat(key, int(session.absolute_expires_at) + 1)
+                pipe.sadd(user_sessions_key(ref.tag), ref.session_id)
+                pipe.publish(INVALIDATION_CHANNEL, ref.tag)
+                await pipe.execute()
+
+    async def set_mfa(self, ref: SessionRef, verified_at: float, method: MfaMethod) -> bool:
+        key = session_key(ref.tag, ref.session_id)
+        with store_errors("session MFA update"):
+            # HSET only if the session still exists: a revoked session stays revoked.
+            updated = await self._redis.eval(
+                _SET_IF_EXISTS,
+                1,
+                key,
+                "mfa_verified_at",
+                repr(verified_at),
+                "mfa_method",
+                method.value,
+            )
+            await self._redis.publish(INVALIDATION_CHANNEL, ref.tag)
+        return bool(updated)
+
+    async def touch(self, seen: Mapping[SessionRef, float]) -> None:
+        if not seen:
+            return
+        with store_errors("session touch"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for ref, at in seen.items():
+                    pipe.eval(
+                        _SET_IF_EXISTS,
+                        1,
+                        session_key(ref.tag, ref.session_id),
+                        "last_seen_at",
+                        repr(at),
+                    )
+                await pipe.execute()
+
+    async def revoke(self, ref: SessionRef) -> bool:
+        with store_errors("session revoke"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(session_key(ref.tag, ref.session_id))
+                pipe.srem(user_sessions_key(ref.tag), ref.session_id)
+                pipe.publish(INVALIDATION_CHANNEL, ref.tag)
+                deleted, _, _ = await pipe.execute()
+        self._forget(ref.tag)
+        return bool(deleted)
+
+    async def revoke_user(self, user_id: str) -> int:
+        tag = user_tag(user_id)
+        with store_errors("revoke user sessions"):
+            ids = _texts(await self._redis.smembers(user_sessions_key(tag)))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for session_id in ids:
+                    pipe.delete(session_key(tag, session_id))
+                pipe.delete(user_sessions_key(tag))
+                pipe.publish(INVALIDATION_CHANNEL, tag)
+                results = await pipe.execute()
+        self._forget(tag)
+        return sum(int(r) for r in results[: len(ids)])
+
+    async def list_user(self, user_id: str) -> list[Session]:
+        tag = user_tag(user_id)
+        with store_errors("list user sessions"):
+            ids = sorted(_texts(await self._redis.smembers(user_sessions_key(tag))))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for session_id in ids:
+                    pipe.hgetall(session_key(tag, session_id))
+                pipe.hkeys(user_factors_key(tag))
+                *records, names = await pipe.execute()
+        factors = factors_from_names(_texts(names))
+        found = (session_from_fields(i, r, factors) for i, r in zip(ids, records, strict=True) if r)
+        return [s for s in found if s is not None]
+
+    async def factors(self, user_id: str) -> frozenset[MfaMethod]:
+        with store_errors("factor lookup"):
+            names = await self._redis.hkeys(user_factors_key(user_tag(user_id)))
+            return factors_from_names(_texts(names))
+
+    async def set_factor(self, user_id: str, method: MfaMethod, *, active: bool, at: float) -> None:
+        tag = user_tag(user_id)
+        with store_errors("factor update"):
+            if active:
+                await self._redis.hset(user_factors_key(tag), method.value, repr(at))
+            else:
+                await self._redis.hdel(user_factors_key(tag), method.value)
+            await self._redis.publish(INVALIDATION_CHANNEL, tag)
+        self._forget(tag)
+
+    def _remember(self, ref: SessionRef, now: float, session: Session | None) -> None:
+        if len(self._cache) >= self._size:
+            self._cache.clear()
+        self._cache[ref] = (now, session)
+
+    def _forget(self, tag: str) -> None:
+        for ref in [r for r in self._cache if r.tag == tag]:
+            del self._cache[ref]
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                await self._listen_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: stop trusting the cache, retry
+                if self._listening:
+                    log.warning(
+                        "session invalidation feed lost (%s); cache off until it returns",
+                        type(exc).__name__,
+                    )
+            self._listening = False
+            self._cache.clear()
+            await asyncio.sleep(0.5)
+
+    async def _listen_once(self) -> None:
+        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(INVALIDATION_CHANNEL)
+            self._cache.clear()
+            self._listening = True
+            log.info("session invalidation feed subscribed; cache on")
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    self._forget(str(message["data"]))
+                # A quiet feed is not proof of a live one: ping to detect a dead peer.
+                elif not await pubsub.ping():  # pragma: no cover - ping raises when dead
+                    raise ConnectionError("pubsub ping failed")
+
+
+_SET_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+def _texts(values: Iterable[bytes | str]) -> list[str]:
+    # The client decodes responses; this only narrows the type for mypy.
+    return [v.decode() if isinstance(v, bytes) else v for v in values]

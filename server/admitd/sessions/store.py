@@ -1,0 +1,87 @@
+"""The session store port, and the record <-> Redis-hash encoding both stores share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.tokens import SessionRef
+
+__all__ = ["SessionStore", "fields_from_session", "session_from_fields"]
+
+
+class SessionStore(Protocol):
+    """Every method may raise `StoreUnavailable`; none returns a guess."""
+
+    async def get(self, ref: SessionRef) -> Session | None:
+        """The session with its user's current factors, or None if there is none."""
+
+    async def create(self, ref: SessionRef, session: Session) -> None: ...
+
+    async def set_mfa(self, ref: SessionRef, verified_at: float, method: MfaMethod) -> bool:
+        """Record a successful verification; False when the session no longer exists."""
+
+    async def touch(self, seen: Mapping[SessionRef, float]) -> None:
+        """Batch-update last-seen times (called off the hot path)."""
+
+    async def revoke(self, ref: SessionRef) -> bool: ...
+
+    async def revoke_user(self, user_id: str) -> int:
+        """Revoke every session of a user (incident response); returns how many."""
+
+    async def list_user(self, user_id: str) -> list[Session]: ...
+
+    async def factors(self, user_id: str) -> frozenset[MfaMethod]: ...
+
+    async def set_factor(
+        self, user_id: str, method: MfaMethod, *, active: bool, at: float
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def fields_from_session(session: Session) -> dict[str, str]:
+    fields = {
+        "user_id": session.user_id,
+        "organisation": session.organisation,
+        "roles": ",".join(sorted(session.roles)),
+        "device_id": session.device_id,
+        "created_at": repr(session.created_at),
+        "last_seen_at": repr(session.last_seen_at),
+        "idle_timeout": repr(session.idle_timeout),
+        "absolute_expires_at": repr(session.absolute_expires_at),
+    }
+    if session.mfa_verified_at is not None and session.mfa_method is not None:
+        fields["mfa_verified_at"] = repr(session.mfa_verified_at)
+        fields["mfa_method"] = session.mfa_method.value
+    return fields
+
+
+def session_from_fields(
+    session_id: str, fields: Mapping[str, str], factors: frozenset[MfaMethod]
+) -> Session | None:
+    """Decode a stored record; a record that does not decode is treated as absent."""
+    try:
+        mfa_at = fields.get("mfa_verified_at")
+        method = fields.get("mfa_method")
+        return Session(
+            session_id=session_id,
+            user_id=fields["user_id"],
+            organisation=fields["organisation"],
+            roles=frozenset(r for r in fields["roles"].split(",") if r),
+            device_id=fields["device_id"],
+            created_at=float(fields["created_at"]),
+            last_seen_at=float(fields["last_seen_at"]),
+            idle_timeout=float(fields["idle_timeout"]),
+            absolute_expires_at=float(fields["absolute_expires_at"]),
+            mfa_verified_at=float(mfa_at) if mfa_at else None,
+            mfa_method=MfaMethod(method) if method else None,
+            factors=factors,
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def factors_from_names(names: list[str]) -> frozenset[MfaMethod]:
+    return frozenset(MfaMethod(n) for n in names if n in MfaMethod.__members__.values())

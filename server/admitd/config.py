@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -20,6 +20,8 @@ from admitd.certs.forwarding import ForwardHeader, TrustedProxy
 from admitd.errors import ConfigError
 from admitd.fields import Fields
 from admitd.kms.config import KmsConfig, kms_config_from_mapping
+from admitd.sessions.config import SECTION_KEYS as SESSION_KEYS
+from admitd.sessions.config import SessionsConfig, sessions_config_from_fields
 from admitd.yamlsource import KeyPath, YamlDocument, load_yaml, yaml_document_from_text
 
 __all__ = ["Config", "TlsConfig", "config_from_document", "load_config"]
@@ -35,6 +37,10 @@ _TOP_KEYS = {
     "dev_mode",
     "grace_seconds",
     "kms",
+    "sessions",
+    "mfa",
+    "web",
+    "admin",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -72,6 +78,7 @@ class Config:
     dev_mode: bool = False
     grace_seconds: float = 5.0
     kms: KmsConfig | None = None
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -105,6 +112,7 @@ def config_from_document(doc: YamlDocument) -> Config:
         dev_mode=dev_mode,
         grace_seconds=fields.number("grace_seconds", 5.0),
         kms=_kms(fields, dev_mode),
+        sessions=sessions_config_from_fields(fields.sub("sessions", SESSION_KEYS)),
     )
 
 

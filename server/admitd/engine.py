@@ -1,22 +1,34 @@
-"""Gather facts for a request, then call the pure core. Holds the live policy."""
+"""Gather facts for a request, call the pure core, and apply what the core cannot know."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from admitd.certs.client import ClientCertificates
 from admitd.core.context import RequestContext
-from admitd.core.decide import decide
-from admitd.core.decision import Decision
+from admitd.core.decide import decide, with_step_up_url
+from admitd.core.decision import Decision, Reason
 from admitd.core.facts import Facts
-from admitd.policy.model import PolicySet
+from admitd.core.session_phase import is_browser_navigation
+from admitd.errors import StoreUnavailable
+from admitd.policy.model import PolicySet, SessionRequirement
+from admitd.sessions.carrier import session_token_from_request
+from admitd.sessions.config import SessionsConfig
+from admitd.sessions.memory_store import MemorySessionStore
+from admitd.sessions.model import SessionLookup, SessionState
+from admitd.sessions.store import SessionStore
+from admitd.sessions.tokens import SessionRef, parse_session_token
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "StepUpUrl"]
+
+StepUpUrl = Callable[[RequestContext, float], str]
+_NOT_PRESENTED = SessionLookup(SessionState.NOT_PRESENTED)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+def _plain_step_up_url(ctx: RequestContext, now: float) -> str:
+    return "/.admitd/step-up"
 
 
 class Engine:
@@ -27,11 +39,19 @@ class Engine:
         self,
         policy: PolicySet,
         certificates: ClientCertificates,
-        clock: Callable[[], datetime] = _utc_now,
+        *,
+        store: SessionStore | None = None,
+        sessions: SessionsConfig | None = None,
+        step_up_url: StepUpUrl = _plain_step_up_url,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._policy = policy
         self.certificates = certificates
+        self.store: SessionStore = store or MemorySessionStore()
+        self.sessions = sessions or SessionsConfig()
+        self._step_up_url = step_up_url
         self._clock = clock
+        self._seen: dict[SessionRef, float] = {}
 
     @property
     def policy(self) -> PolicySet:
@@ -40,7 +60,45 @@ class Engine:
     def replace_policy(self, policy: PolicySet) -> None:
         self._policy = policy
 
-    def check(self, ctx: RequestContext) -> tuple[Decision, Facts]:
+    async def check(self, ctx: RequestContext) -> tuple[Decision, Facts]:
+        now = self._clock()
         policy = self._policy
-        facts = Facts(certificate=self.certificates.facts_for(ctx, self._clock()))
-        return decide(ctx, policy, facts), facts
+        certificate = self.certificates.facts_for(ctx, datetime.fromtimestamp(now, UTC))
+        route = policy.route_for(ctx)
+        session = _NOT_PRESENTED
+        if route is not None and route.session is not SessionRequirement.NONE and not route.public:
+            session = await self._lookup(ctx, now)
+        facts = Facts(certificate, session, now)
+        decision = decide(ctx, policy, facts, self.sessions)
+        if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
+            browser = is_browser_navigation(ctx)
+            decision = with_step_up_url(decision, self._step_up_url(ctx, now), browser=browser)
+        return decision, facts
+
+    async def _lookup(self, ctx: RequestContext, now: float) -> SessionLookup:
+        token, carrier = session_token_from_request(ctx, self.sessions.cookie_name)
+        if not token:
+            return _NOT_PRESENTED
+        ref = parse_session_token(token)
+        if ref is None:
+            return SessionLookup.of(SessionState.MALFORMED, carrier)
+        try:
+            session = await self.store.get(ref)
+        except StoreUnavailable:
+            return SessionLookup.of(SessionState.UNAVAILABLE, carrier)
+        if session is None:
+            return SessionLookup.of(SessionState.UNKNOWN, carrier)
+        if session.is_expired(now):
+            return SessionLookup.of(SessionState.EXPIRED, carrier)
+        self._seen[ref] = now
+        return SessionLookup(SessionState.ACTIVE, session, carrier)
+
+    async def flush_last_seen(self) -> None:
+        """Write batched last-seen times (off the hot path); kept for the next try on failure."""
+        if not self._seen:
+            return
+        seen, self._seen = self._seen, {}
+        try:
+            await self.store.touch(seen)
+        except StoreUnavailable:
+            self._seen = {**seen, **self._seen}

@@ -46,6 +46,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.mfa_enforcement = Counter(
+            "mfa_policy_enforcement_total",
+            "MFA freshness checks on session routes, by the user's privileged role and outcome.",
+            ["role", "outcome"],
+            registry=registry,
+        )
         self.revocation_reloads = Counter(
             "admitd_revocation_reloads_total",
             "Reloads of CRL and deny-list files.",
@@ -66,6 +72,8 @@ class Metrics:
         latency.observe(seconds)
         if security is not None:
             security.inc()
+        if decision.mfa_checked:
+            self.mfa_enforcement.labels(_role_label(decision), _mfa_outcome(decision)).inc()
 
     def _children_for(self, decision: Decision) -> tuple[Counter, Histogram, Counter | None]:
         outcome = decision.audit_verdict
@@ -83,3 +91,21 @@ def serve_metrics(address: str, registry: CollectorRegistry = REGISTRY) -> None:
     """Serve /metrics on HOST:PORT in a daemon thread."""
     host, _, port = address.rpartition(":")
     start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+
+
+_MFA_OUTCOMES = {
+    Reason.ALLOWED: "fresh",
+    Reason.MFA_STEP_UP_REQUIRED: "step_up",
+    Reason.MFA_ENROLLMENT_REQUIRED: "enrollment_required",
+}
+_PRIVILEGED_LABELS = ("admin", "auditor", "finance", "analyst")
+
+
+def _mfa_outcome(decision: Decision) -> str:
+    return _MFA_OUTCOMES.get(decision.reason, "denied")
+
+
+def _role_label(decision: Decision) -> str:
+    """One role per event keeps the label set small: the first privileged role, else `other`."""
+    roles = decision.session.roles if decision.session else frozenset()
+    return next((role for role in _PRIVILEGED_LABELS if role in roles), "other")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from admitd.certs.client import ClientCertificates
@@ -12,8 +13,14 @@ from admitd.config import Config
 from admitd.engine import Engine
 from admitd.errors import ConfigError
 from admitd.policy.loader import load_policies
+from admitd.sessions.memory_store import MemorySessionStore
+from admitd.sessions.redis_client import client_from_url
+from admitd.sessions.redis_store import RedisSessionStore
+from admitd.sessions.store import SessionStore
 
-__all__ = ["Runtime", "runtime_from_config"]
+__all__ = ["Runtime", "runtime_from_config", "session_store_from_config"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +28,7 @@ class Runtime:
     config: Config
     engine: Engine
     revocation: RevocationSource
+    store: SessionStore
 
     def reload_revocation(self) -> bool:
         """Pick up changed CRL/deny-list files; True when the cached verdicts were dropped."""
@@ -53,5 +61,17 @@ def runtime_from_config(config: Config) -> Runtime:
         cache_size=config.tls.verify_cache_size,
         max_chain_length=config.tls.max_chain_length,
     )
-    engine = Engine(load_policies(config.policies), certificates)
-    return Runtime(config, engine, revocation)
+    store = session_store_from_config(config)
+    engine = Engine(
+        load_policies(config.policies), certificates, store=store, sessions=config.sessions
+    )
+    return Runtime(config, engine, revocation, store)
+
+
+def session_store_from_config(config: Config) -> SessionStore:
+    if config.redis_url is None:
+        log.warning(
+            "no redis_url: sessions live in this process only (single replica, lost on restart)"
+        )
+        return MemorySessionStore()
+    return RedisSessionStore(client_from_url(config.redis_url), cache_ttl=config.sessions.cache_ttl)

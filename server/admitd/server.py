@@ -18,6 +18,7 @@ from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import Metrics, serve_metrics
 from admitd.runtime import Runtime, runtime_from_config
+from admitd.sessions.redis_store import RedisSessionStore
 
 __all__ = ["run", "serve"]
 
@@ -63,8 +64,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         config.metrics_listen or "(off)",
         runtime.engine.policy.version,
     )
+    if isinstance(runtime.store, RedisSessionStore):
+        runtime.store.start()
     poller = asyncio.create_task(_poll_revocation(runtime, metrics))
-    flusher = asyncio.create_task(_flush_periodically(decisions))
+    flusher = asyncio.create_task(_flush_periodically(runtime, decisions))
     if ready is not None:
         ready.set()
     await _wait_for_stop_signal()
@@ -74,13 +77,21 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
     decisions.flush()
+    await runtime.engine.flush_last_seen()
+    await runtime.store.close()
     log.info("admitd stopped")
 
 
-async def _flush_periodically(decisions: DecisionLog, interval: float = 0.25) -> None:
+async def _flush_periodically(
+    runtime: Runtime, decisions: DecisionLog, interval: float = 0.25
+) -> None:
+    ticks = 0
     while True:
         await asyncio.sleep(interval)
         decisions.flush()
+        ticks += 1
+        if ticks % 4 == 0:  # last-seen times once a second: idle expiry needs no finer grain
+            await runtime.engine.flush_last_seen()
 
 
 async def _poll_revocation(runtime: Runtime, metrics: Metrics) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -15,6 +14,8 @@ from admitd.certs.verify import CertificateVerifier
 from admitd.core.context import RequestContext
 from admitd.engine import Engine
 from admitd.policy.loader import load_policies
+from admitd.sessions.config import SessionsConfig
+from admitd.sessions.store import SessionStore
 
 
 def request(
@@ -46,12 +47,16 @@ def engine_for(
     proxies: Sequence[TrustedProxy] = (),
     crl_files: Sequence[Path] = (),
     deny_list: Path | None = None,
-    clock: datetime | None = None,
+    clock: float | None = None,
+    store: SessionStore | None = None,
+    sessions: SessionsConfig | None = None,
 ) -> tuple[Engine, RevocationSource]:
     trust = trust_store_from_files([trust_bundle], config_file="test", key="tls.trust_bundle")
     revocation = RevocationSource(crl_files, deny_list, trust)
     revocation.load()
     verifier = CertificateVerifier(trust, lambda: revocation.data, max_chain_depth=8)
     certs = ClientCertificates(verifier.verify, proxies, cache_size=100, max_chain_length=8)
-    kwargs = {"clock": (lambda: clock)} if clock else {}
-    return Engine(load_policies(policies), certs, **kwargs), revocation
+    engine = Engine(load_policies(policies), certs, store=store, sessions=sessions)
+    if clock is not None:
+        engine._clock = lambda: clock
+    return engine, revocation

@@ -40,22 +40,22 @@ def engine(pki: PkiSet, policy_dir: Path) -> Engine:
         pytest.param("revoked", "/api/items", Reason.CERTIFICATE_REVOKED, 495, id="revoked"),
     ],
 )
-def test_decisions(
+async def test_decisions(
     engine: Engine, pki: PkiSet, who: str | None, path: str, reason: Reason, status: int
 ) -> None:
     cert = url_pem(getattr(pki, who)) if who else ""
-    decision, _ = engine.check(request(path, cert=cert))
+    decision, _ = await engine.check(request(path, cert=cert))
     assert (decision.reason, decision.status) == (reason, status)
     assert decision.allowed == (status == 200)
 
 
-def test_method_must_match(engine: Engine, pki: PkiSet) -> None:
-    decision, _ = engine.check(request("/admin/users", method="DELETE", cert=url_pem(pki.alice)))
+async def test_method_must_match(engine: Engine, pki: PkiSet) -> None:
+    decision, _ = await engine.check(request("/admin/users", method="DELETE", cert=url_pem(pki.alice)))
     assert decision.reason is Reason.NO_MATCHING_ROUTE
 
 
-def test_plain_http_is_refused(engine: Engine, pki: PkiSet) -> None:
-    decision, _ = engine.check(request(cert=url_pem(pki.alice), proto="http"))
+async def test_plain_http_is_refused(engine: Engine, pki: PkiSet) -> None:
+    decision, _ = await engine.check(request(cert=url_pem(pki.alice), proto="http"))
     assert (decision.reason, decision.code, decision.status) == (
         Reason.HTTPS_REQUIRED,
         "https_required",
@@ -63,20 +63,20 @@ def test_plain_http_is_refused(engine: Engine, pki: PkiSet) -> None:
     )
 
 
-def test_malformed_request_is_400(engine: Engine) -> None:
+async def test_malformed_request_is_400(engine: Engine) -> None:
     bad = dataclasses.replace(request(), malformed=("no HTTP request attributes",))
-    decision, _ = engine.check(bad)
+    decision, _ = await engine.check(bad)
     assert (decision.reason, decision.status) == (Reason.REQUEST_MALFORMED, 400)
 
 
-def test_allow_sets_identity_headers_and_strips_client_copies(engine: Engine, pki: PkiSet) -> None:
+async def test_allow_sets_identity_headers_and_strips_client_copies(engine: Engine, pki: PkiSet) -> None:
     forged = {
         "x-admitd-principal": "spiffe://evil",
         "x-admitd-mfa": "fresh",
         "x-client-cert": "x",
         "accept": "*/*",
     }
-    decision, _ = engine.check(request(cert=url_pem(pki.alice), headers=forged))
+    decision, _ = await engine.check(request(cert=url_pem(pki.alice), headers=forged))
     upstream = dict(decision.upstream_headers)
     assert upstream["x-admitd-principal"] == "spiffe://test.example/user/alice"
     assert upstream["x-admitd-cert-sha256"] == pki.alice.cert.fingerprint(hashes.SHA256()).hex()
@@ -85,8 +85,8 @@ def test_allow_sets_identity_headers_and_strips_client_copies(engine: Engine, pk
     assert set(decision.headers_to_remove) == {"x-admitd-mfa", "x-client-cert"}
 
 
-def test_public_route_strips_forged_principal(engine: Engine) -> None:
-    decision, _ = engine.check(request("/healthz", headers={"x-admitd-principal": "spiffe://evil"}))
+async def test_public_route_strips_forged_principal(engine: Engine) -> None:
+    decision, _ = await engine.check(request("/healthz", headers={"x-admitd-principal": "spiffe://evil"}))
     assert decision.allowed
     assert "x-admitd-principal" in decision.headers_to_remove
 
@@ -97,8 +97,8 @@ def test_decide_is_pure_given_facts(engine: Engine, pki: PkiSet) -> None:
     assert decide(ctx, engine.policy, facts) == decide(ctx, engine.policy, facts)
 
 
-def test_unmatched_any_certificate(pki: PkiSet, tmp_path: Path) -> None:
+async def test_unmatched_any_certificate(pki: PkiSet, tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text("unmatched: any_certificate\nroutes: []\n")
     engine, _ = engine_for(pki.trust_bundle, tmp_path)
-    assert engine.check(request("/x", cert=url_pem(pki.bob)))[0].allowed
-    assert engine.check(request("/x"))[0].reason is Reason.CERTIFICATE_MISSING
+    assert (await engine.check(request("/x", cert=url_pem(pki.bob))))[0].allowed
+    assert (await engine.check(request("/x")))[0].reason is Reason.CERTIFICATE_MISSING

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from admitd.certs.forwarding import FORWARDED_CERT_HEADERS
 from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason, reason_from_certificate_problem
 from admitd.core.facts import Facts
+from admitd.core.session_phase import SessionVerdict, session_verdict
 from admitd.policy.model import PolicySet, Route
+from admitd.sessions.config import SessionsConfig
+from admitd.sessions.model import Session
 
-__all__ = ["ADMITD_HEADER_PREFIX", "decide"]
+__all__ = ["ADMITD_HEADER_PREFIX", "decide", "with_step_up_url"]
+
+DEFAULT_RULES = SessionsConfig()
 
 ADMITD_HEADER_PREFIX = "x-admitd-"
 PRINCIPAL_HEADER = "x-admitd-principal"
@@ -23,11 +30,25 @@ _DENIAL_MESSAGES: dict[Reason, str] = {
     Reason.IDENTITY_NOT_ALLOWED: "The client certificate's identity is not allowed on this route.",
     Reason.HTTPS_REQUIRED: "This route is only served over HTTPS.",
     Reason.NO_MATCHING_ROUTE: "No policy admits this request.",
+    Reason.SESSION_REQUIRED: "This route requires a signed-in session.",
+    Reason.SESSION_INVALID: "The session is not valid; sign in again.",
+    Reason.SESSION_EXPIRED: "The session has expired; sign in again.",
+    Reason.SESSION_STORE_UNAVAILABLE: (
+        "Session state is unavailable, so the request is not admitted. Try again shortly."
+    ),
+    Reason.MFA_ENROLLMENT_REQUIRED: (
+        "Your role requires a second factor; enrol TOTP or a passkey first."
+    ),
 }
 
 
-def decide(ctx: RequestContext, policy: PolicySet, facts: Facts) -> Decision:
-    """Allow or deny one request, given the policy and the facts gathered about it."""
+def decide(
+    ctx: RequestContext, policy: PolicySet, facts: Facts, rules: SessionsConfig = DEFAULT_RULES
+) -> Decision:
+    """Allow or deny one request, given the policy and the facts gathered about it.
+
+    Phases, in order: request sanity, HTTPS, route, certificate, session and MFA.
+    """
     if ctx.malformed:
         return _deny(ctx, policy, Reason.REQUEST_MALFORMED, detail="; ".join(ctx.malformed))
     if policy.require_https and _forwarded_proto(ctx) != "https":
@@ -46,7 +67,54 @@ def decide(ctx: RequestContext, policy: PolicySet, facts: Facts) -> Decision:
         return _deny(
             ctx, policy, Reason.IDENTITY_NOT_ALLOWED, route=route, identity=certificate.identity
         )
-    return _allow(ctx, policy, route, certificate.identity, Reason.ALLOWED)
+    verdict = session_verdict(route, facts, rules)
+    if verdict.reason is Reason.MFA_STEP_UP_REQUIRED:
+        return _step_up(policy, route, certificate.identity, verdict)
+    if verdict.reason is not None:
+        denial = _deny(ctx, policy, verdict.reason, route=route, identity=certificate.identity)
+        return replace(denial, session=verdict.session, mfa_checked=verdict.mfa_checked)
+    allowed = _allow(
+        ctx,
+        policy,
+        route,
+        certificate.identity,
+        Reason.ALLOWED,
+        session=verdict.session,
+    )
+    return replace(allowed, mfa_checked=verdict.mfa_checked)
+
+
+def with_step_up_url(decision: Decision, url: str, *, browser: bool) -> Decision:
+    """Point a step-up denial at the step-up page: 302 for a browser, else the URL in the body."""
+    if browser:
+        return replace(
+            decision, redirect_to=url, client_headers=(*decision.client_headers, ("location", url))
+        )
+    return replace(decision, details=(*decision.details, ("step_up_url", url)))
+
+
+def _step_up(
+    policy: PolicySet, route: Route | None, identity: ClientIdentity | None, verdict: SessionVerdict
+) -> Decision:
+    max_age = verdict.max_age or 0
+    # RFC 9470: lets standard OAuth clients see that a fresher authentication is needed.
+    challenge = f'Bearer error="insufficient_user_authentication", max_age={max_age}'
+    return Decision(
+        allowed=False,
+        reason=Reason.MFA_STEP_UP_REQUIRED,
+        message=f"A second-factor verification within the last {max_age} seconds is required.",
+        route=route.name if route else "",
+        identity=identity,
+        client_headers=(
+            ("x-admitd-reason", Reason.MFA_STEP_UP_REQUIRED.value),
+            ("www-authenticate", challenge),
+        ),
+        policy_version=policy.version,
+        session=verdict.session,
+        mfa_checked=True,
+        step_up_max_age=max_age,
+        details=(("max_age", max_age),),
+    )
 
 
 def _forwarded_proto(ctx: RequestContext) -> str:
@@ -61,6 +129,8 @@ def _allow(
     route: Route | None,
     identity: ClientIdentity | None,
     reason: Reason,
+    *,
+    session: Session | None = None,
 ) -> Decision:
     route_name = route.name if route else "(unmatched)"
     upstream = [(ROUTE_HEADER, route_name)]
@@ -69,6 +139,8 @@ def _allow(
             (PRINCIPAL_HEADER, identity.principal),
             (FINGERPRINT_HEADER, identity.fingerprint_sha256),
         ]
+    if session is not None:
+        upstream += _session_headers(session)
     return Decision(
         allowed=True,
         reason=reason,
@@ -77,7 +149,24 @@ def _allow(
         upstream_headers=tuple(upstream),
         headers_to_remove=_headers_to_remove(ctx, {name for name, _ in upstream}),
         policy_version=policy.version,
+        session=session,
     )
+
+
+def _session_headers(session: Session) -> list[tuple[str, str]]:
+    headers = [
+        ("x-admitd-user", session.user_id),
+        ("x-admitd-org", session.organisation),
+        ("x-admitd-roles", ",".join(sorted(session.roles))),
+        ("x-admitd-session", session.session_id[:16]),
+    ]
+    if session.mfa_verified_at is not None and session.mfa_method is not None:
+        # The verification time, not an age: stable, so identical responses can be reused.
+        headers += [
+            ("x-admitd-mfa-method", session.mfa_method.value),
+            ("x-admitd-mfa-verified-at", str(int(session.mfa_verified_at))),
+        ]
+    return headers
 
 
 def _headers_to_remove(ctx: RequestContext, setting: set[str]) -> tuple[str, ...]:

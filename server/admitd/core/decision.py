@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from admitd.certs.identity import CertificateProblem, ClientIdentity
+from admitd.sessions.model import Session
 
 __all__ = ["Decision", "Reason", "reason_from_certificate_problem"]
 
@@ -29,6 +30,12 @@ class Reason(StrEnum):
     NO_MATCHING_ROUTE = "no_matching_route"
     REQUEST_MALFORMED = "request_malformed"
     AUTHORIZATION_UNAVAILABLE = "authorization_unavailable"
+    SESSION_REQUIRED = "session_required"
+    SESSION_INVALID = "session_invalid"
+    SESSION_EXPIRED = "session_expired"
+    SESSION_STORE_UNAVAILABLE = "session_store_unavailable"
+    MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
+    MFA_STEP_UP_REQUIRED = "mfa_step_up_required"
 
     @property
     def code(self) -> str:
@@ -63,6 +70,12 @@ _STATUSES: dict[Reason, int] = {
     **{reason: 495 for reason in _CERT_REASONS},
     Reason.REQUEST_MALFORMED: 400,
     Reason.AUTHORIZATION_UNAVAILABLE: 503,
+    Reason.SESSION_REQUIRED: 401,
+    Reason.SESSION_INVALID: 401,
+    Reason.SESSION_EXPIRED: 401,
+    Reason.SESSION_STORE_UNAVAILABLE: 503,
+    Reason.MFA_ENROLLMENT_REQUIRED: 403,
+    Reason.MFA_STEP_UP_REQUIRED: 428,  # RFC 6585; browsers get a 302 instead (redirect_to)
 }
 
 _PROBLEM_REASONS: dict[CertificateProblem, Reason] = {
@@ -98,10 +111,15 @@ class Decision:
     client_headers: Headers = ()
     headers_to_remove: tuple[str, ...] = ()
     policy_version: str = ""
+    session: Session | None = None
+    mfa_checked: bool = False  # the route required a fresh MFA verification of this session
+    step_up_max_age: int | None = None
+    redirect_to: str = ""  # set for a browser step-up: answered as 302 with Location
+    details: tuple[tuple[str, str | int], ...] = ()  # extra fields of the JSON error body
 
     @property
     def status(self) -> int:
-        return self.reason.status
+        return 302 if self.redirect_to else self.reason.status
 
     @property
     def code(self) -> str:

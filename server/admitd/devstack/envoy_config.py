@@ -27,6 +27,7 @@ class EdgeSettings:
     authz_timeout: str = "0.5s"
     ext_authz: bool = True  # False renders the benchmark ceiling: the same edge, no ext_authz
     authz_max_streams: int = 0  # >0 caps streams per connection so Envoy opens more connections
+    web_port: int = 0  # admitd's step-up pages; 0 leaves out the /.admitd/ route
 
 
 def render_edge_config(settings: EdgeSettings) -> str:
@@ -44,7 +45,11 @@ def _bootstrap(s: EdgeSettings) -> dict[str, Any]:
         "admin": {"address": _address(s.host, s.admin_port)},
         "static_resources": {
             "listeners": [_listener(s)],
-            "clusters": [_authz_cluster(s), _cluster("upstream", s.host, s.upstream_port)],
+            "clusters": [
+                _authz_cluster(s),
+                _cluster("upstream", s.host, s.upstream_port),
+                *([_cluster("admitd_web", s.host, s.web_port)] if s.web_port else []),
+            ],
         },
     }
 
@@ -116,13 +121,34 @@ def _http_manager(s: EdgeSettings) -> dict[str, Any]:
                     {
                         "name": "all",
                         "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
+                        "routes": [
+                            *_web_routes(s),
+                            {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}},
+                        ],
                     }
                 ],
             },
             "http_filters": filters,
         },
     }
+
+
+def _web_routes(s: EdgeSettings) -> list[dict[str, Any]]:
+    """admitd's own pages: reachable while MFA is stale, so ext_authz is off for them."""
+    if not s.web_port:
+        return []
+    return [
+        {
+            "match": {"prefix": "/.admitd/"},
+            "route": {"cluster": "admitd_web"},
+            "typed_per_filter_config": {
+                "envoy.filters.http.ext_authz": {
+                    "@type": _TYPE + "extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+                    "disabled": True,
+                }
+            },
+        }
+    ]
 
 
 def _ext_authz_filter(s: EdgeSettings) -> dict[str, Any]:

@@ -11,6 +11,7 @@ EXAMPLE = EdgeSettings(
     admin_port=9901,
     authz_port=9001,
     upstream_port=8080,
+    web_port=9002,
     server_cert=Path("/etc/admitd/pki/server.pem"),
     server_key=Path("/etc/admitd/pki/server.key"),
     trust_bundle=Path("/etc/admitd/pki/trust-bundle.pem"),

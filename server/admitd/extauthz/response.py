@@ -38,6 +38,8 @@ def check_response_from_decision(decision: Decision) -> CheckResponse:
         decision.upstream_headers,
         decision.client_headers,
         decision.headers_to_remove,
+        decision.details,
+        decision.redirect_to,
     )
     response = _cache.get(key)
     if response is None:
@@ -68,9 +70,10 @@ def _build(decision: Decision) -> CheckResponse:
 
 
 def denial_body(decision: Decision) -> str:
-    error: dict[str, str] = {"code": decision.code, "message": decision.message}
+    error: dict[str, str | int] = {"code": decision.code, "message": decision.message}
     if decision.code != decision.reason.value:
         error["reason"] = decision.reason.value
+    error.update(decision.details)
     return json.dumps({"error": error}, separators=(",", ":"))
 
 

@@ -40,20 +40,20 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         self, request: CheckRequest, context: grpc.aio.ServicerContext
     ) -> CheckResponse:
         started = time.perf_counter()
-        ctx, decision, source = self._decide(request)
+        ctx, decision, source = await self._decide(request)
         response = check_response_from_decision(decision)
         elapsed = time.perf_counter() - started
         self._metrics.observe(decision, elapsed)
         self._decisions.record(ctx, decision, source, elapsed)
         return response
 
-    def _decide(self, request: CheckRequest) -> tuple[RequestContext, Decision, str]:
+    async def _decide(self, request: CheckRequest) -> tuple[RequestContext, Decision, str]:
         # Fail closed in one place: whatever goes wrong, the request is not admitted
         # and the client sees a generic 503, while the traceback stays in our log.
         ctx = _EMPTY_CONTEXT
         try:
             ctx = context_from_check_request(request)
-            decision, facts = self._engine.check(ctx)
+            decision, facts = await self._engine.check(ctx)
         except Exception:
             log.exception("Check failed; answering fail-closed")
             return ctx, FAIL_CLOSED, ""

@@ -11,6 +11,9 @@ A policy file:
           path_prefix: /payments/      # or path_exact / path_regex
           methods: [GET, POST]
         public: false
+        session: required              # none (default), optional, required
+        mfa_max_age: 900               # seconds; implies session: required
+        recovery: false                # MFA within sessions.recovery_max_age
         identities:                    # or the word `any`
           spiffe: ["spiffe://example.org/ns/payments/sa/*"]
           dns: ["*.clients.example.com"]
@@ -29,13 +32,21 @@ from cryptography import x509
 
 from admitd.errors import ConfigError
 from admitd.fields import Fields
-from admitd.policy.model import IdentityRule, PolicySet, Route, RouteMatch, Unmatched, glob_pattern
+from admitd.policy.model import (
+    IdentityRule,
+    PolicySet,
+    Route,
+    RouteMatch,
+    SessionRequirement,
+    Unmatched,
+    glob_pattern,
+)
 from admitd.yamlsource import KeyPath, YamlDocument, load_yaml
 
 __all__ = ["load_policies", "policy_set_from_documents"]
 
 _FILE_KEYS = {"unmatched", "require_https", "routes"}
-_ROUTE_KEYS = {"name", "match", "public", "identities"}
+_ROUTE_KEYS = {"name", "match", "public", "identities", "session", "mfa_max_age", "recovery"}
 _MATCH_KEYS = {"hosts", "path_exact", "path_prefix", "path_regex", "methods"}
 _IDENTITY_KEYS = {"spiffe", "uris", "dns", "subjects", "cert_sha256", "spki_sha256"}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
@@ -83,7 +94,30 @@ def _route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
             "list allowed identities, or write `identities: any`",
         )
     identities = IdentityRule() if public else _identities(fields)
-    return Route(name, _match(fields.sub("match", _MATCH_KEYS)), public, identities, doc.file)
+    match = _match(fields.sub("match", _MATCH_KEYS))
+    session, mfa_max_age, recovery = _session_rules(fields, public)
+    return Route(name, match, public, identities, doc.file, session, mfa_max_age, recovery)
+
+
+def _session_rules(fields: Fields, public: bool) -> tuple[SessionRequirement, int | None, bool]:
+    recovery = fields.flag("recovery", False)
+    mfa_max_age = (
+        fields.integer("mfa_max_age", 0, minimum=1, maximum=86_400)
+        if fields.has("mfa_max_age")
+        else None
+    )
+    needs_session = recovery or mfa_max_age is not None
+    default = SessionRequirement.REQUIRED if needs_session else SessionRequirement.NONE
+    session = SessionRequirement(fields.choice("session", default.value, tuple(SessionRequirement)))
+    if needs_session and session is not SessionRequirement.REQUIRED:
+        raise fields.error(
+            "session", "`mfa_max_age` and `recovery` need `session: required`", "remove `session`"
+        )
+    if public and session is not SessionRequirement.NONE:
+        raise fields.error(
+            "session", "a public route has no session requirement", "remove `public` or `session`"
+        )
+    return session, mfa_max_age, recovery
 
 
 def _match(fields: Fields) -> RouteMatch:

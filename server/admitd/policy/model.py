@@ -9,7 +9,15 @@ from enum import StrEnum
 from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
 
-__all__ = ["IdentityRule", "PolicySet", "Route", "RouteMatch", "Unmatched", "glob_pattern"]
+__all__ = [
+    "IdentityRule",
+    "PolicySet",
+    "Route",
+    "RouteMatch",
+    "SessionRequirement",
+    "Unmatched",
+    "glob_pattern",
+]
 
 
 class Unmatched(StrEnum):
@@ -77,13 +85,28 @@ class RouteMatch:
         return self.path_regex is None or self.path_regex.fullmatch(path) is not None
 
 
+class SessionRequirement(StrEnum):
+    """Whether a route consults the caller's session."""
+
+    NONE = "none"  # certificate context only; the session store is never asked
+    OPTIONAL = "optional"  # a valid session adds its identity headers; none is fine
+    REQUIRED = "required"  # no valid session, no admission
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
+    """`mfa_max_age` (seconds) applies to every session on the route; without it,
+    privileged roles get their default from the `sessions:` config. `recovery`
+    routes need an MFA verification within `sessions.recovery_max_age`."""
+
     name: str
     match: RouteMatch
     public: bool
     identities: IdentityRule
     source: str = ""
+    session: SessionRequirement = SessionRequirement.NONE
+    mfa_max_age: int | None = None
+    recovery: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,89 @@
+"""The session phase of a decision: session present and live, MFA fresh enough, or step up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from admitd.core.context import RequestContext
+from admitd.core.decision import Reason
+from admitd.core.facts import Facts
+from admitd.policy.model import Route, SessionRequirement
+from admitd.sessions.config import SessionsConfig
+from admitd.sessions.model import Session, SessionState
+
+__all__ = ["SessionVerdict", "is_browser_navigation", "session_verdict"]
+
+_REJECTED = {
+    SessionState.NOT_PRESENTED: Reason.SESSION_REQUIRED,
+    SessionState.MALFORMED: Reason.SESSION_INVALID,
+    SessionState.UNKNOWN: Reason.SESSION_INVALID,
+    SessionState.EXPIRED: Reason.SESSION_EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionVerdict:
+    """`reason` is None when the phase passes; `session` is the live session, if any."""
+
+    reason: Reason | None
+    session: Session | None = None
+    mfa_checked: bool = False
+    max_age: int | None = None
+
+
+def session_verdict(route: Route | None, facts: Facts, rules: SessionsConfig) -> SessionVerdict:
+    if route is None or route.session is SessionRequirement.NONE:
+        return SessionVerdict(None)
+    lookup = facts.session
+    if lookup.state is SessionState.UNAVAILABLE:
+        # Fail closed: without the store we cannot know the session was not revoked.
+        return SessionVerdict(Reason.SESSION_STORE_UNAVAILABLE)
+    if lookup.state is not SessionState.ACTIVE or lookup.session is None:
+        if route.session is SessionRequirement.OPTIONAL:
+            return SessionVerdict(None)
+        return SessionVerdict(_REJECTED.get(lookup.state, Reason.SESSION_INVALID))
+    return _mfa_verdict(route, lookup.session, facts.now, rules)
+
+
+def _mfa_verdict(
+    route: Route, session: Session, now: float, rules: SessionsConfig
+) -> SessionVerdict:
+    if session.roles & rules.privileged_roles and not session.factors:
+        # A privileged user without an active factor could never step up: refuse outright.
+        return SessionVerdict(Reason.MFA_ENROLLMENT_REQUIRED, session, mfa_checked=True)
+    max_age = _required_max_age(route, session, rules)
+    if max_age is None:
+        return SessionVerdict(None, session)
+    age = session.mfa_age(now)
+    if age is None or age > max_age:
+        return SessionVerdict(
+            Reason.MFA_STEP_UP_REQUIRED, session, mfa_checked=True, max_age=max_age
+        )
+    return SessionVerdict(None, session, mfa_checked=True, max_age=max_age)
+
+
+def _required_max_age(route: Route, session: Session, rules: SessionsConfig) -> int | None:
+    candidates = [
+        route.mfa_max_age,
+        rules.recovery_max_age if route.recovery else None,
+        None if route.mfa_max_age is not None else rules.max_age_for_roles(session.roles),
+    ]
+    ages = [age for age in candidates if age is not None]
+    return min(ages) if ages else None
+
+
+def is_browser_navigation(ctx: RequestContext) -> bool:
+    """A top-level page load that can follow a redirect (never an XHR or fetch).
+
+    Fetch metadata (`Sec-Fetch-Mode`) decides when present; older clients are
+    judged by a GET that accepts HTML and is not marked as XMLHttpRequest.
+    """
+    mode = ctx.header("sec-fetch-mode")
+    if mode:
+        return mode == "navigate"
+    if (
+        ctx.method not in ("GET", "HEAD")
+        or ctx.header("x-requested-with").lower() == "xmlhttprequest"
+    ):
+        return False
+    return "text/html" in ctx.header("accept")

@@ -1,0 +1,22 @@
+"""Find the session token a request carries: `Authorization: Bearer` (API clients) or a cookie."""
+
+from __future__ import annotations
+
+from admitd.core.context import RequestContext
+
+__all__ = ["session_token_from_request"]
+
+
+def session_token_from_request(ctx: RequestContext, cookie_name: str) -> tuple[str, str]:
+    """(token, carrier) with carrier "bearer" or "cookie"; ("", "") when there is none."""
+    authorization = ctx.header("authorization")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip(), "bearer"
+    cookies = ctx.header("cookie")
+    if cookie_name in cookies:
+        for pair in cookies.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == cookie_name and value:
+                return value.strip('"'), "cookie"
+    return "", ""

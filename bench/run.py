@@ -35,7 +35,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,13 @@ from admitd.devstack.envoy_config import EdgeSettings, render_edge_config
 from admitd.devstack.processes import ProcessGroup, envoy_binary, free_port, wait_for_port
 from admitd.pki import DEV_FILES, write_dev_pki
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from session_setup import SESSION_PATH, SESSION_ROUTE, create_fresh_session, start_redis
+
 HOST = "127.0.0.1"
 PATH = "/api/bench"
 TARGET_FLOOR_RATIO = 0.85
+SESSION_TARGET = 0.8  # privileged route with a fresh session (sessions issue)
 NOISY_CORES = 0.2  # CPU used by processes outside the benchmark that makes a run suspect
 FLOOR_SERVER = Path(__file__).resolve().parent / "floor_server.py"
 _TYPE = "type.googleapis.com/envoy."
@@ -59,6 +63,11 @@ class Variant:
     name: str
     authz: str  # "none" | "floor" | "admitd"
     max_streams: int = 0  # authz cluster max_concurrent_streams; 0 = Envoy's default
+    session: bool = False  # the privileged route with a fresh MFA session (bearer token)
+
+    @property
+    def path(self) -> str:
+        return SESSION_PATH if self.session else PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,8 @@ class Workspace:
     root: Path
     pki: Path
     policies: Path
+    redis_url: str = ""
+    session_token: str = ""
 
 
 class BenchError(RuntimeError):
@@ -131,13 +142,14 @@ def _bench_policies() -> dict[str, Any]:
                 "name": "api",
                 "match": {"path_prefix": "/api/"},
                 "identities": {"spiffe": ["spiffe://admitd.dev/user/*"]},
-            }
+            },
+            SESSION_ROUTE,
         ],
     }
 
 
-def _admitd_config(port: int, policies: Path) -> dict[str, Any]:
-    return {
+def _admitd_config(port: int, policies: Path, redis_url: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "listen": f"{HOST}:{port}",
         "metrics_listen": "",
         "policies": str(policies),
@@ -148,17 +160,27 @@ def _admitd_config(port: int, policies: Path) -> dict[str, Any]:
             "deny_list": f"pki/{DEV_FILES['deny_list']}",
         },
     }
+    if redis_url:
+        config["redis_url"] = redis_url
+    return config
 
 
 def write_admitd_config(ws: Workspace, port: int) -> Path:
     path = ws.root / f"admitd-{port}.yaml"  # tls paths are relative to this file
-    path.write_text(yaml.safe_dump(_admitd_config(port, ws.policies), sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(_admitd_config(port, ws.policies, ws.redis_url), sort_keys=False)
+    )
     return path
 
 
-def render_client_config(listen_port: int, edge_port: int, pki: Path) -> str:
-    """A plain-HTTP listener that forwards to the edge over mTLS as alice."""
-    route = {"match": {"prefix": "/"}, "route": {"cluster": "edge"}}
+def render_client_config(listen_port: int, edge_port: int, pki: Path, bearer: str = "") -> str:
+    """A plain-HTTP listener that forwards to the edge over mTLS as alice (and her session)."""
+    route: dict[str, Any] = {"match": {"prefix": "/"}, "route": {"cluster": "edge"}}
+    if bearer:
+        header = {"key": "authorization", "value": f"Bearer {bearer}"}
+        route["request_headers_to_add"] = [
+            {"header": header, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+        ]
     return _static_envoy(
         _plain_listener("client", listen_port, route), [_client_edge_cluster(edge_port, pki)]
     )
@@ -284,7 +306,8 @@ def variant_stack(
         pids["edge"] = edge_process.pid
         client_port = free_port()
         client_yaml = log_dir / "client.yaml"
-        client_yaml.write_text(render_client_config(client_port, edge_port, ws.pki))
+        bearer = ws.session_token if variant.session else ""
+        client_yaml.write_text(render_client_config(client_port, edge_port, ws.pki, bearer))
         client = group.start("client", envoy_argv(client_yaml, base_id=client_port))
         wait_for_port(client_port, process=client, timeout=30)
         pids["client"] = client.pid
@@ -313,16 +336,19 @@ def _edge_settings(
 
 def probe(variant: Variant, port: int, upstream: str) -> None:
     """One request through the whole path must answer 200 (a benchmark of 403s is worthless)."""
-    url = f"http://{HOST}:{port}{PATH}"
+    url = f"http://{HOST}:{port}{variant.path}"
     status, body = _get(url)
     deadline = time.monotonic() + 5
     while status != 200 and time.monotonic() < deadline:  # Envoy may still be warming clusters
         time.sleep(0.2)
         status, body = _get(url)
     if status != 200:
-        raise BenchError(f"{variant.name}: GET {PATH} answered {status}, not 200: {body[:300]!r}")
-    if variant.authz == "admitd" and upstream == "echo" and b"x-admitd-principal" not in body:
-        raise BenchError(f"{variant.name}: 200 but the upstream saw no x-admitd-principal")
+        raise BenchError(
+            f"{variant.name}: GET {variant.path} answered {status}, not 200: {body[:300]!r}"
+        )
+    expected = b"x-admitd-user" if variant.session else b"x-admitd-principal"
+    if variant.authz == "admitd" and upstream == "echo" and expected not in body:
+        raise BenchError(f"{variant.name}: 200 but the upstream saw no {expected.decode()}")
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -335,7 +361,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, str(error).encode()
 
 
-def run_wrk(port: int, duration: int, settings: Settings) -> WrkResult:
+def run_wrk(port: int, duration: int, settings: Settings, path: str = PATH) -> WrkResult:
     argv = [
         "wrk",
         f"-t{settings.threads}",
@@ -344,7 +370,7 @@ def run_wrk(port: int, duration: int, settings: Settings) -> WrkResult:
         "--timeout",
         "5s",
         "--latency",
-        f"http://{HOST}:{port}{PATH}",
+        f"http://{HOST}:{port}{path}",
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
     if done.returncode != 0:
@@ -424,10 +450,10 @@ def _cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
 
 
 def measure(variant: Variant, stack: Stack, settings: Settings) -> Measurement:
-    run_wrk(stack.client_port, settings.warmup, settings)
+    run_wrk(stack.client_port, settings.warmup, settings, variant.path)
     before = _cpu_snapshot(stack.pids)
     started = time.monotonic()
-    result = run_wrk(stack.client_port, settings.duration, settings)
+    result = run_wrk(stack.client_port, settings.duration, settings, variant.path)
     wall = time.monotonic() - started
     used = {name: seconds - before[name] for name, seconds in _cpu_snapshot(stack.pids).items()}
     authz_us = (
@@ -517,6 +543,10 @@ def print_report(summaries: dict[str, Summary], ratio: dict[str, float]) -> None
     met = ratio["admitd/floor"] >= TARGET_FLOOR_RATIO
     verdict = "MET" if met else "NOT MET"
     print(f"\ntarget admitd/floor >= {TARGET_FLOOR_RATIO}: {verdict} ({ratio['admitd/floor']:.3f})")
+    if "admitd-session/floor" in ratio:
+        session = ratio["admitd-session/floor"]
+        verdict = "MET" if session >= SESSION_TARGET else "NOT MET"
+        print(f"target admitd-session/floor >= {SESSION_TARGET}: {verdict} ({session:.3f})")
     if any(s.non_2xx for s in summaries.values()):
         print("WARNING: some responses were not 2xx/3xx; those numbers are suspect")
 
@@ -546,7 +576,12 @@ def write_json(
 
 
 def variants(max_streams: list[int]) -> list[Variant]:
-    chosen = [Variant("ceiling", "none"), Variant("floor", "floor"), Variant("admitd", "admitd")]
+    chosen = [
+        Variant("ceiling", "none"),
+        Variant("floor", "floor"),
+        Variant("admitd", "admitd"),
+        Variant("admitd-session", "admitd", session=True),
+    ]
     chosen += [Variant(f"admitd-ms{n}", "admitd", max_streams=n) for n in max_streams]
     return chosen
 
@@ -570,6 +605,9 @@ def run(settings: Settings, chosen: list[Variant], work: Path) -> dict[str, Summ
     runs: dict[str, list[Measurement]] = {v.name: [] for v in chosen}
     with ProcessGroup(work / "logs") as group:
         upstream = start_upstream(group, settings.upstream, work)
+        if any(v.session for v in chosen):
+            redis_url = start_redis(group, work)
+            ws = replace(ws, redis_url=redis_url, session_token=create_fresh_session(redis_url))
         for round_no in range(1, settings.rounds + 1):
             print(f"round {round_no}/{settings.rounds} (upstream: {settings.upstream})", flush=True)
             for variant in chosen:

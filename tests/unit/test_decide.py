@@ -50,7 +50,9 @@ async def test_decisions(
 
 
 async def test_method_must_match(engine: Engine, pki: PkiSet) -> None:
-    decision, _ = await engine.check(request("/admin/users", method="DELETE", cert=url_pem(pki.alice)))
+    decision, _ = await engine.check(
+        request("/admin/users", method="DELETE", cert=url_pem(pki.alice))
+    )
     assert decision.reason is Reason.NO_MATCHING_ROUTE
 
 
@@ -69,7 +71,9 @@ async def test_malformed_request_is_400(engine: Engine) -> None:
     assert (decision.reason, decision.status) == (Reason.REQUEST_MALFORMED, 400)
 
 
-async def test_allow_sets_identity_headers_and_strips_client_copies(engine: Engine, pki: PkiSet) -> None:
+async def test_allow_sets_identity_headers_and_strips_client_copies(
+    engine: Engine, pki: PkiSet
+) -> None:
     forged = {
         "x-admitd-principal": "spiffe://evil",
         "x-admitd-mfa": "fresh",
@@ -86,7 +90,9 @@ async def test_allow_sets_identity_headers_and_strips_client_copies(engine: Engi
 
 
 async def test_public_route_strips_forged_principal(engine: Engine) -> None:
-    decision, _ = await engine.check(request("/healthz", headers={"x-admitd-principal": "spiffe://evil"}))
+    decision, _ = await engine.check(
+        request("/healthz", headers={"x-admitd-principal": "spiffe://evil"})
+    )
     assert decision.allowed
     assert "x-admitd-principal" in decision.headers_to_remove
 

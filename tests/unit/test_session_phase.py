@@ -47,14 +47,25 @@ class Users:
         self.store = store
 
     async def login(
-        self, user: str, roles: set[str], *, mfa_ago: float | None = None, factors: set[MfaMethod] | None = None
+        self,
+        user: str,
+        roles: set[str],
+        *,
+        mfa_ago: float | None = None,
+        factors: set[MfaMethod] | None = None,
     ) -> str:
         token, ref = new_session_token(user)
         for factor in factors if factors is not None else {MfaMethod.TOTP}:
             await self.store.set_factor(user, factor, active=True, at=NOW - 86_400)
         session = Session(
-            session_id=ref.session_id, user_id=user, organisation="acme", roles=frozenset(roles),
-            device_id="laptop-1", created_at=NOW - 100, last_seen_at=NOW - 10, idle_timeout=1800,
+            session_id=ref.session_id,
+            user_id=user,
+            organisation="acme",
+            roles=frozenset(roles),
+            device_id="laptop-1",
+            created_at=NOW - 100,
+            last_seen_at=NOW - 10,
+            idle_timeout=1800,
             absolute_expires_at=NOW + 3600,
             mfa_verified_at=None if mfa_ago is None else NOW - mfa_ago,
             mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
@@ -90,10 +101,15 @@ async def test_no_session_is_401(engine: Engine, pki: PkiSet) -> None:
 
 @pytest.mark.parametrize(
     "token",
-    [pytest.param("garbage", id="malformed"), pytest.param("0123456789abcdef." + "A" * 43, id="unknown")],
+    [
+        pytest.param("garbage", id="malformed"),
+        pytest.param("0123456789abcdef." + "A" * 43, id="unknown"),
+    ],
 )
 async def test_bad_token_is_session_invalid(engine: Engine, pki: PkiSet, token: str) -> None:
-    decision, _ = await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token)))
+    decision, _ = await engine.check(
+        request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token))
+    )
     assert decision.reason is Reason.SESSION_INVALID
 
 
@@ -101,16 +117,26 @@ async def test_fresh_privileged_session_is_admitted_with_identity_headers(
     engine: Engine, users: Users, pki: PkiSet
 ) -> None:
     token = await users.login("ana", {"analyst"}, mfa_ago=30)
-    decision, _ = await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token)))
+    decision, _ = await engine.check(
+        request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token))
+    )
     assert decision.allowed and decision.mfa_checked
     upstream = dict(decision.upstream_headers)
-    assert (upstream["x-admitd-user"], upstream["x-admitd-org"], upstream["x-admitd-roles"]) == ("ana", "acme", "analyst")
+    assert (upstream["x-admitd-user"], upstream["x-admitd-org"], upstream["x-admitd-roles"]) == (
+        "ana",
+        "acme",
+        "analyst",
+    )
     assert upstream["x-admitd-mfa-method"] == "totp"
 
 
-async def test_stale_privileged_api_client_gets_428(engine: Engine, users: Users, pki: PkiSet) -> None:
+async def test_stale_privileged_api_client_gets_428(
+    engine: Engine, users: Users, pki: PkiSet
+) -> None:
     token = await users.login("fin", {"finance"}, mfa_ago=3600)  # default max age 900
-    decision, _ = await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token)))
+    decision, _ = await engine.check(
+        request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token))
+    )
     assert (decision.reason, decision.status) == (Reason.MFA_STEP_UP_REQUIRED, 428)
     body = json.loads(check_response_from_decision(decision).denied_response.body)["error"]
     assert body["code"] == "mfa_step_up_required" and body["max_age"] == 900
@@ -126,7 +152,9 @@ async def test_stale_privileged_api_client_gets_428(engine: Engine, users: Users
         pytest.param({"sec-fetch-mode": "navigate"}, True, id="navigate"),
         pytest.param({"accept": "text/html,application/xhtml+xml"}, True, id="legacy-html-get"),
         pytest.param({"sec-fetch-mode": "cors", "accept": "text/html"}, False, id="fetch"),
-        pytest.param({"accept": "text/html", "x-requested-with": "XMLHttpRequest"}, False, id="xhr"),
+        pytest.param(
+            {"accept": "text/html", "x-requested-with": "XMLHttpRequest"}, False, id="xhr"
+        ),
     ],
 )
 async def test_browser_navigation_is_redirected_but_xhr_is_not(
@@ -134,15 +162,21 @@ async def test_browser_navigation_is_redirected_but_xhr_is_not(
 ) -> None:
     token = await users.login("adm", {"admin"})
     cookie = {"cookie": f"theme=dark; __Host-admitd_session={token}", **headers}
-    decision, _ = await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=cookie))
+    decision, _ = await engine.check(
+        request("/reports/q3", cert=url_pem(pki.alice), headers=cookie)
+    )
     assert decision.reason is Reason.MFA_STEP_UP_REQUIRED
     assert decision.status == (302 if redirect else 428)
     assert ("location" in dict(decision.client_headers)) is redirect
 
 
-async def test_privileged_user_without_factor_is_refused(engine: Engine, users: Users, pki: PkiSet) -> None:
+async def test_privileged_user_without_factor_is_refused(
+    engine: Engine, users: Users, pki: PkiSet
+) -> None:
     token = await users.login("aud", {"auditor"}, mfa_ago=10, factors=set())
-    decision, _ = await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token)))
+    decision, _ = await engine.check(
+        request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token))
+    )
     assert (decision.reason, decision.status) == (Reason.MFA_ENROLLMENT_REQUIRED, 403)
 
 
@@ -160,16 +194,22 @@ async def test_recovery_route_needs_recent_mfa(engine: Engine, users: Users, pki
     recent = await users.login("r1", {"viewer"}, mfa_ago=300)
     older = await users.login("r2", {"viewer"}, mfa_ago=900)
     cert = url_pem(pki.alice)
-    assert (await engine.check(request("/recover/reset", cert=cert, headers=bearer(recent))))[0].allowed
+    assert (await engine.check(request("/recover/reset", cert=cert, headers=bearer(recent))))[
+        0
+    ].allowed
     stale, _ = await engine.check(request("/recover/reset", cert=cert, headers=bearer(older)))
     assert stale.reason is Reason.MFA_STEP_UP_REQUIRED and stale.step_up_max_age == 600
 
 
-async def test_expired_session(engine: Engine, store: MemorySessionStore, users: Users, pki: PkiSet) -> None:
+async def test_expired_session(
+    engine: Engine, store: MemorySessionStore, users: Users, pki: PkiSet
+) -> None:
     token = await users.login("old", {"viewer"})
     ref = next(iter(store._sessions))
     await store.touch({ref: NOW - 7200})  # idle for longer than the 1800 s idle timeout
-    decision, _ = await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token)))
+    decision, _ = await engine.check(
+        request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token))
+    )
     assert (decision.reason, decision.status) == (Reason.SESSION_EXPIRED, 401)
 
 
@@ -191,12 +231,16 @@ async def test_store_down_fails_closed_but_public_routes_serve(pki: PkiSet, tmp_
     (tmp_path / "p.yaml").write_text(POLICY)
     engine, _ = engine_for(pki.trust_bundle, tmp_path, clock=NOW, store=DownStore())
     token, _ = new_session_token("anyone")
-    decision, _ = await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token)))
+    decision, _ = await engine.check(
+        request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token))
+    )
     assert (decision.reason, decision.status) == (Reason.SESSION_STORE_UNAVAILABLE, 503)
     assert (await engine.check(request("/healthz")))[0].allowed
 
 
-async def test_last_seen_is_batched(engine: Engine, store: MemorySessionStore, users: Users, pki: PkiSet) -> None:
+async def test_last_seen_is_batched(
+    engine: Engine, store: MemorySessionStore, users: Users, pki: PkiSet
+) -> None:
     token = await users.login("seen", {"viewer"})
     await engine.check(request("/reports/q3", cert=url_pem(pki.alice), headers=bearer(token)))
     (session,) = await store.list_user("seen")

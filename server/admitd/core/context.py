@@ -38,15 +38,17 @@ class RequestContext:
     context_extensions: Mapping[str, str] = field(default_factory=_empty)
     malformed: tuple[str, ...] = field(default=())
 
-    @property
-    def path_only(self) -> str:
-        """The path without query string or fragment."""
+    path_only: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        # The path without query or fragment: matched and logged several times per
+        # request, so it is cut once here.
         cut = len(self.path)
         for sep in ("?", "#"):
             index = self.path.find(sep)
             if 0 <= index < cut:
                 cut = index
-        return self.path[:cut]
+        object.__setattr__(self, "path_only", self.path[:cut])
 
     def header(self, name: str) -> str:
         """Value of a header by lower-case name, or ""."""

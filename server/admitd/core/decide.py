@@ -73,15 +73,15 @@ def decide(
     if verdict.reason is not None:
         denial = _deny(ctx, policy, verdict.reason, route=route, identity=certificate.identity)
         return replace(denial, session=verdict.session, mfa_checked=verdict.mfa_checked)
-    allowed = _allow(
+    return _allow(
         ctx,
         policy,
         route,
         certificate.identity,
         Reason.ALLOWED,
         session=verdict.session,
+        mfa_checked=verdict.mfa_checked,
     )
-    return replace(allowed, mfa_checked=verdict.mfa_checked)
 
 
 def with_step_up_url(decision: Decision, url: str, *, browser: bool) -> Decision:
@@ -131,6 +131,7 @@ def _allow(
     reason: Reason,
     *,
     session: Session | None = None,
+    mfa_checked: bool = False,
 ) -> Decision:
     route_name = route.name if route else "(unmatched)"
     upstream = [(ROUTE_HEADER, route_name)]
@@ -150,6 +151,7 @@ def _allow(
         headers_to_remove=_headers_to_remove(ctx, {name for name, _ in upstream}),
         policy_version=policy.version,
         session=session,
+        mfa_checked=mfa_checked,
     )
 
 

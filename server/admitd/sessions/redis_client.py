@@ -12,8 +12,12 @@ from typing import cast
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from admitd.errors import ConfigError, StoreUnavailable
 
@@ -33,6 +37,10 @@ def client_from_url(url: str, *, timeout: float = _TIMEOUT) -> redis.Redis:
         )
     return redis.Redis.from_url(
         url,
+        # One quick retry: after Redis restarts, pooled connections are stale and the
+        # first command on each fails although Redis is back.
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

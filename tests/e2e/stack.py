@@ -63,7 +63,12 @@ class EdgeStack:
 
 
 def start_edge(
-    pki: PkiSet, policies: Path, work: Path, *, proxies: list[dict[str, object]] | None = None
+    pki: PkiSet,
+    policies: Path,
+    work: Path,
+    *,
+    proxies: list[dict[str, object]] | None = None,
+    redis_url: str | None = None,
 ) -> EdgeStack:
     ports = {name: free_port() for name in ("https", "authz", "metrics", "upstream", "admin")}
     deny_list = work / "denylist.txt"
@@ -80,6 +85,8 @@ def start_edge(
         },
         "trusted_proxies": proxies or [],
     }
+    if redis_url:
+        config["redis_url"] = redis_url
     (work / "admitd.yaml").write_text(yaml.safe_dump(config))
     (work / "envoy.yaml").write_text(
         render_edge_config(

@@ -1,0 +1,225 @@
+"""Browser e2e helpers: Redis, the step-up web app in a thread, an edge Envoy, Chromium.
+
+Envoy's edge config is rendered by `render_edge_config` and then given the step-up
+route (`/.admitd/` -> cluster `admitd_web`, ext_authz disabled on that route) when the
+renderer does not add it itself yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from admitd.devstack.envoy_config import EdgeSettings, render_edge_config
+from admitd.devstack.processes import ProcessGroup, envoy_binary, free_port, wait_for_port
+from admitd.envelope import Sealer
+from admitd.kms import DEFAULT_ALIASES, MemoryKms
+from admitd.mfa.config import MfaConfig
+from admitd.mfa.passkey_store import RedisPasskeyStore
+from admitd.mfa.passkeys import PasskeyPolicy, PasskeyService
+from admitd.mfa.state import RedisMfaState
+from admitd.mfa.totp import TotpService
+from admitd.sessions import MfaMethod, Session, new_session_token
+from admitd.sessions.redis_client import client_from_url
+from admitd.sessions.redis_store import RedisSessionStore
+from admitd.web import STEP_UP_PREFIX, ReturnToSigner, build_web_app, start_web_server
+from tests.pki_fixtures import PkiSet
+
+T = TypeVar("T")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PUBLIC_POLICY = """
+unmatched: deny
+routes:
+  - name: app
+    match: {path_prefix: /app/}
+    public: true
+"""
+_EXT_AUTHZ = "envoy.filters.http.ext_authz"
+_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
+
+
+def add_step_up_route(config: dict[str, Any], host: str, web_port: int) -> dict[str, Any]:
+    """The route and cluster admitd's edge needs for the step-up app (idempotent)."""
+    resources = config["static_resources"]
+    if not any(c["name"] == "admitd_web" for c in resources["clusters"]):
+        endpoint = {"address": {"socket_address": {"address": host, "port_value": web_port}}}
+        resources["clusters"].append(
+            {
+                "name": "admitd_web",
+                "type": "STATIC",
+                "connect_timeout": "0.25s",
+                "load_assignment": {
+                    "cluster_name": "admitd_web",
+                    "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}],
+                },
+            }
+        )
+    manager = resources["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    for vhost in manager["route_config"]["virtual_hosts"]:
+        routes = vhost["routes"]
+        if not any(r["match"].get("prefix") == f"{STEP_UP_PREFIX}/" for r in routes):
+            routes.insert(
+                0,
+                {
+                    "match": {"prefix": f"{STEP_UP_PREFIX}/"},
+                    "route": {"cluster": "admitd_web"},
+                    "typed_per_filter_config": {
+                        _EXT_AUTHZ: {"@type": _PER_ROUTE, "disabled": True}
+                    },
+                },
+            )
+    return config
+
+
+@dataclass
+class WebApp:
+    """The step-up app with Redis-backed stores, served from its own event-loop thread."""
+
+    redis_url: str
+    port: int
+    origin: str
+    signer: ReturnToSigner = field(default_factory=lambda: ReturnToSigner(b"e2e-signing-key!" * 2))
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+
+    def start(self) -> None:
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.run(self._start())
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=15)
+
+    def stop(self) -> None:
+        self.run(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _start(self) -> None:
+        self.sessions = RedisSessionStore(client_from_url(self.redis_url), cache_ttl=0)
+        client = client_from_url(self.redis_url)
+        sealer = Sealer(MemoryKms.with_aliases(DEFAULT_ALIASES))
+        self.totp = TotpService(RedisMfaState(client), sealer, self.sessions, MfaConfig())
+        policy = PasskeyPolicy(rp_id="localhost", rp_name="admitd e2e", origins=(self.origin,))
+        self.passkey_store = RedisPasskeyStore(client)
+        passkeys = PasskeyService(self.passkey_store, sealer, self.sessions, policy)
+        app = build_web_app(
+            store=self.sessions,
+            totp=self.totp,
+            passkeys=passkeys,
+            signer=self.signer,
+            cookie_name="__Host-admitd_session",
+            clock=time.time,
+        )
+        self.runner: web.AppRunner = await start_web_server(app, f"127.0.0.1:{self.port}")
+        self._client = client
+
+    async def _stop(self) -> None:
+        await self.runner.cleanup()
+        await self.sessions.close()
+        await self._client.aclose()
+
+    def stale_session(self, user_id: str) -> str:
+        """A privileged session whose MFA is two hours old; returns the cookie value."""
+        token, ref = new_session_token(user_id)
+        now = time.time()
+        session = Session(
+            session_id=ref.session_id,
+            user_id=user_id,
+            organisation="acme",
+            roles=frozenset({"admin"}),
+            device_id="browser-1",
+            created_at=now - 7200,
+            last_seen_at=now,
+            idle_timeout=1800,
+            absolute_expires_at=now + 3600,
+            mfa_verified_at=now - 7200,
+            mfa_method=MfaMethod.TOTP,
+        )
+        self.run(self.sessions.create(ref, session))
+        return token
+
+    def session(self, token: str) -> Session | None:
+        from admitd.sessions import parse_session_token
+
+        ref = parse_session_token(token)
+        assert ref is not None
+        return self.run(self.sessions.get(ref))
+
+
+@dataclass
+class Edge:
+    group: ProcessGroup
+    https_port: int
+
+    @property
+    def origin(self) -> str:
+        return f"https://localhost:{self.https_port}"
+
+
+def start_redis(group: ProcessGroup, work: Path) -> str:
+    """A throwaway, non-persistent redis-server on a free port; returns its URL."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    process = group.start("redis", [*argv, "--appendonly", "no", "--dir", str(work)])
+    wait_for_port(port, process=process)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def start_edge(
+    pki: PkiSet, work: Path, group: ProcessGroup, https_port: int, web_port: int
+) -> Edge:
+    """Envoy (ext_authz on) + admitd's Check server + the echo upstream."""
+    ports = {name: free_port() for name in ("authz", "metrics", "upstream", "admin")}
+    (work / "policies.yaml").write_text(PUBLIC_POLICY)
+    (work / "admitd.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"127.0.0.1:{ports['authz']}",
+                "metrics_listen": f"127.0.0.1:{ports['metrics']}",
+                "policies": str(work / "policies.yaml"),
+                "tls": {"trust_bundle": str(pki.trust_bundle)},
+            }
+        )
+    )
+    rendered = render_edge_config(
+        EdgeSettings(
+            listen_port=https_port,
+            admin_port=ports["admin"],
+            authz_port=ports["authz"],
+            upstream_port=ports["upstream"],
+            server_cert=pki.directory / "server.pem",
+            server_key=pki.directory / "server.key",
+            trust_bundle=pki.trust_bundle,
+        )
+    )
+    config = add_step_up_route(yaml.safe_load(rendered), "127.0.0.1", web_port)
+    (work / "envoy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    python = sys.executable
+    upstream = group.start(
+        "upstream", [python, "-m", "admitd.devstack.echo", "--port", str(ports["upstream"])]
+    )
+    admitd = group.start(
+        "admitd", [python, "-m", "admitd", "serve", "--config", str(work / "admitd.yaml")]
+    )
+    envoy_argv = [envoy_binary(), "-c", str(work / "envoy.yaml"), "--concurrency", "1"]
+    envoy_argv += ["--base-id", str(ports["admin"]), "--log-level", "warn"]
+    envoy = group.start("envoy", envoy_argv)
+    wait_for_port(ports["upstream"], process=upstream)
+    wait_for_port(ports["authz"], process=admitd)
+    wait_for_port(https_port, process=envoy)
+    return Edge(group, https_port)

@@ -1,0 +1,171 @@
+"""Step-up in a real browser: Chromium -> Envoy (TLS, ext_authz) -> admitd's step-up app -> back.
+
+(a) TOTP typed into the form; (b) a passkey registered and then used, with Chromium's
+DevTools virtual authenticator (CTAP2, internal, resident key, user verification).
+Screenshots of the step-up page go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from admitd.devstack.processes import ProcessGroup, free_port
+from admitd.web import step_up_location
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Edge, WebApp, start_edge, start_redis
+from tests.pki_fixtures import PkiSet
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium"),
+]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@dataclass
+class Stack:
+    edge: Edge
+    web: WebApp
+
+    def step_up_url(self, path: str) -> str:
+        host = f"localhost:{self.edge.https_port}"
+        return self.edge.origin + step_up_location(self.web.signer, host, path, time.time())
+
+
+@pytest.fixture(scope="module")
+def stack(pki: PkiSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("browser")
+    https_port, web_port = free_port(), free_port()
+    with ProcessGroup(work / "logs") as group:
+        redis_url = start_redis(group, work)
+        web = WebApp(redis_url, web_port, origin=f"https://localhost:{https_port}")
+        web.start()
+        try:
+            yield Stack(start_edge(pki, work, group, https_port, web_port), web)
+        finally:
+            web.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser: object, stack: Stack, session_token: str) -> object:
+    context = browser.new_context(ignore_https_errors=True)  # type: ignore[attr-defined]
+    context.add_cookies(
+        [
+            {
+                "name": "__Host-admitd_session",
+                "value": session_token,
+                "url": stack.edge.origin,
+                "secure": True,
+                "httpOnly": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
+    return context.new_page()
+
+
+def landed_json(page: object) -> dict[str, object]:
+    text = page.locator("body").inner_text()  # type: ignore[attr-defined]
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def test_totp_step_up_returns_to_the_page(stack: Stack, browser: object) -> None:
+    token = stack.web.stale_session("alice")
+    enrolment = stack.web.run(stack.web.totp.begin_enrolment("alice", "acme", time.time()))
+    totp = pyotp.parse_uri(enrolment.provisioning_uri)
+    confirmed = stack.web.run(
+        stack.web.totp.confirm_enrolment("alice", "acme", totp.now(), time.time())
+    )
+    assert confirmed.value == "ok"
+    page = new_page(browser, stack, token)
+
+    reply = page.goto(stack.step_up_url("/app/reports?year=2024"))  # type: ignore[attr-defined]
+    assert reply.status == 200
+    assert reply.headers["cache-control"] == "no-store"
+    assert reply.headers["x-frame-options"] == "DENY"
+    page.get_by_label("6-digit code").fill("000000")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Verify code").click()  # type: ignore[attr-defined]
+    alert = page.get_by_role("alert")  # type: ignore[attr-defined]
+    assert "did not verify" in alert.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "step-up-totp-error.png"), full_page=True)  # type: ignore[attr-defined]
+
+    # The confirmation used the current step's code; the next step's is fresh (±1 step).
+    page.get_by_label("6-digit code").fill(totp.at(time.time() + 30))  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "step-up-totp.png"), full_page=True)  # type: ignore[attr-defined]
+    with page.expect_navigation(url=f"{stack.edge.origin}/app/reports?year=2024"):  # type: ignore[attr-defined]
+        page.get_by_role("button", name="Verify code").click()  # type: ignore[attr-defined]
+    echoed = landed_json(page)
+    assert echoed["path"] == "/app/reports?year=2024"  # the upstream answered (200)
+    session = stack.web.session(token)
+    assert session is not None and session.mfa_age(time.time()) < 30  # type: ignore[operator]
+    assert session.mfa_method is not None and session.mfa_method.value == "totp"
+
+
+def test_passkey_register_then_step_up(stack: Stack, browser: object) -> None:
+    token = stack.web.stale_session("bob")  # no factor yet: may enrol its first
+    page = new_page(browser, stack, token)
+    cdp = page.context.new_cdp_session(page)  # type: ignore[attr-defined]
+    cdp.send("WebAuthn.enable")
+    authenticator = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )["authenticatorId"]
+
+    page.goto(stack.step_up_url("/app/finance"))  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "step-up-no-factor.png"), full_page=True)  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.get_by_role("button", name="Add a passkey").click()  # type: ignore[attr-defined]
+    verify = page.get_by_role("button", name="Use a passkey")  # type: ignore[attr-defined]
+    verify.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "step-up-passkey.png"), full_page=True)  # type: ignore[attr-defined]
+    credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+    assert len(credentials["credentials"]) == 1
+
+    with page.expect_navigation(url=f"{stack.edge.origin}/app/finance"):  # type: ignore[attr-defined]
+        verify.click()
+    assert landed_json(page)["path"] == "/app/finance"
+    session = stack.web.session(token)
+    assert session is not None and session.mfa_method is not None
+    assert session.mfa_method.value == "passkey" and session.mfa_age(time.time()) < 30  # type: ignore[operator]
+    stored = stack.web.run(stack.web.passkey_store.credential_ids("bob"))
+    assert len(stored) == 1
+
+
+def test_step_up_route_bypasses_ext_authz_and_refuses_without_session(
+    stack: Stack, browser: object
+) -> None:
+    page = new_page(browser, stack, "0123456789abcdef." + "A" * 43)
+    reply = page.goto(stack.step_up_url("/app/x"))  # type: ignore[attr-defined]
+    # admitd's own 401 page, not an ext_authz denial (the policy has no /.admitd/ route).
+    assert reply.status == 401
+    assert "Sign in" in page.get_by_role("alert").inner_text()  # type: ignore[attr-defined]

@@ -1,0 +1,155 @@
+"""MFA freshness through a real Envoy and a real Redis: 428 for APIs, 302 for browsers, 200 when fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.redis_client import client_from_url
+from admitd.sessions.redis_store import RedisSessionStore
+from admitd.sessions.tokens import new_session_token
+from tests.e2e.stack import EdgeStack, start_edge
+from tests.integration.redis_server import RedisServer, has_redis_server
+from tests.pki_fixtures import PkiSet
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not has_redis_server(), reason="redis-server not installed"),
+]
+
+POLICY = """
+routes:
+  - name: health
+    match: {path_exact: /healthz}
+    public: true
+  - name: finance
+    match: {path_prefix: /finance/}
+    identities: any
+    session: required
+"""
+
+
+def login(url: str, user: str, roles: set[str], mfa_ago: float | None) -> str:
+    async def create() -> str:
+        store = RedisSessionStore(client_from_url(url), cache_ttl=0)
+        now = time.time()
+        token, ref = new_session_token(user)
+        await store.set_factor(user, MfaMethod.TOTP, active=True, at=now)
+        await store.create(
+            ref,
+            Session(
+                session_id=ref.session_id,
+                user_id=user,
+                organisation="acme",
+                roles=frozenset(roles),
+                device_id="d1",
+                created_at=now,
+                last_seen_at=now,
+                idle_timeout=600,
+                absolute_expires_at=now + 3600,
+                mfa_verified_at=None if mfa_ago is None else now - mfa_ago,
+                mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
+            ),
+        )
+        await store.close()
+        return token
+
+    return asyncio.run(create())
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def edge(
+    pki: PkiSet, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EdgeStack]:
+    work = tmp_path_factory.mktemp("mfa-edge")
+    (work / "policies.yaml").write_text(POLICY)
+    stack = start_edge(pki, work / "policies.yaml", work, redis_url=redis_server.url)
+    yield stack
+    stack.group.stop_all()
+
+
+@pytest.fixture(scope="module")
+def alice(pki: PkiSet) -> tuple[Path, Path]:
+    return pki.write_leaf("alice-mfa", pki.alice, pki.client_ca)
+
+
+def test_fresh_session_is_admitted(
+    edge: EdgeStack, redis_server: RedisServer, alice: tuple[Path, Path]
+) -> None:
+    token = login(redis_server.url, "fresh-fin", {"finance"}, mfa_ago=60)
+    reply = edge.get("/finance/ledger", cert=alice, headers={"authorization": f"Bearer {token}"})
+    assert reply.status == 200
+    seen = reply.json()["headers"]
+    assert isinstance(seen, dict)
+    assert (seen["x-admitd-user"], seen["x-admitd-roles"]) == ("fresh-fin", "finance")
+
+
+def test_stale_api_client_gets_428_with_rfc9470_challenge(
+    edge: EdgeStack, redis_server: RedisServer, alice: tuple[Path, Path]
+) -> None:
+    token = login(redis_server.url, "stale-fin", {"finance"}, mfa_ago=7200)
+    reply = edge.get("/finance/ledger", cert=alice, headers={"authorization": f"Bearer {token}"})
+    assert reply.status == 428
+    error = reply.json()["error"]
+    assert isinstance(error, dict)
+    assert (error["code"], error["max_age"]) == ("mfa_step_up_required", 900)
+    assert str(error["step_up_url"]).startswith("/.admitd/step-up")
+    assert (
+        reply.headers["www-authenticate"]
+        == 'Bearer error="insufficient_user_authentication", max_age=900'
+    )
+
+
+def test_stale_browser_navigation_is_redirected(
+    edge: EdgeStack, redis_server: RedisServer, alice: tuple[Path, Path]
+) -> None:
+    token = login(redis_server.url, "stale-adm", {"admin"}, mfa_ago=None)
+    headers = {
+        "cookie": f"__Host-admitd_session={token}",
+        "sec-fetch-mode": "navigate",
+        "accept": "text/html",
+    }
+    reply = edge.get("/finance/ledger?q=1", cert=alice, headers=headers)
+    assert reply.status == 302
+    assert reply.headers["location"].startswith("/.admitd/step-up")
+
+
+def test_redis_outage_fails_closed_and_recovers(
+    edge: EdgeStack, redis_server: RedisServer, alice: tuple[Path, Path]
+) -> None:
+    token = login(redis_server.url, "outage", {"viewer"}, mfa_ago=None)
+    bearer = {"authorization": f"Bearer {token}"}
+    assert edge.get("/finance/ledger", cert=alice, headers=bearer).status == 200
+    redis_server.stop()
+    try:
+        deadline = time.monotonic() + 10
+        while (reply := edge.get("/finance/ledger", cert=alice, headers=bearer)).status == 200:
+            assert time.monotonic() < deadline, "still admitted with Redis down"
+            time.sleep(0.1)
+        assert reply.status == 503
+        assert reply.json()["error"]["code"] == "session_store_unavailable"  # type: ignore[index]
+        assert edge.get("/healthz").status == 200  # public routes keep serving
+    finally:
+        redis_server.start()
+    # Redis came back empty: the old session is gone (401), and a new one works again.
+    deadline = time.monotonic() + 10
+    while (reply := edge.get("/finance/ledger", cert=alice, headers=bearer)).status == 503:
+        assert time.monotonic() < deadline, "did not recover"
+        time.sleep(0.1)
+    assert reply.status == 401
+    fresh = login(redis_server.url, "outage", {"viewer"}, mfa_ago=None)
+    assert (
+        edge.get("/finance/ledger", cert=alice, headers={"authorization": f"Bearer {fresh}"}).status
+        == 200
+    )

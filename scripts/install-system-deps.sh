@@ -6,6 +6,8 @@ declare -A wanted=(
   [redis-server]=redis-server   # integration tests start their own Redis on a free port
   [softhsm2-util]=softhsm2      # PKCS#11 KMS provider tests
   [wrk]=wrk                     # benchmark load generator
+  [chromium]=chromium           # browser e2e tests (driven by playwright, never downloaded)
+  [promtool]=prometheus         # alert-rule tests
 )
 missing=()
 for command in "${!wanted[@]}"; do

@@ -18,9 +18,18 @@ if TYPE_CHECKING:
 
 
 def registrars() -> list[Callable[[Commands], None]]:
+    from admitd.admin.cli import register as register_sessions
     from admitd.kms.cli import register as register_keys
 
-    return [_add_serve, _add_check_config, _add_dev, _add_pki, _add_revoke, register_keys]
+    return [
+        _add_serve,
+        _add_check_config,
+        _add_dev,
+        _add_pki,
+        _add_revoke,
+        register_keys,
+        register_sessions,
+    ]
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:

@@ -16,12 +16,18 @@ from pathlib import Path
 
 import yaml
 
+from admitd.admin.config import SECTION_KEYS as ADMIN_KEYS
+from admitd.admin.config import AdminConfig, admin_config_from_fields
 from admitd.certs.forwarding import ForwardHeader, TrustedProxy
 from admitd.errors import ConfigError
 from admitd.fields import Fields
 from admitd.kms.config import KmsConfig, kms_config_from_mapping
+from admitd.mfa.config import SECTION_KEYS as MFA_KEYS
+from admitd.mfa.config import MfaConfig, mfa_config_from_fields
 from admitd.sessions.config import SECTION_KEYS as SESSION_KEYS
 from admitd.sessions.config import SessionsConfig, sessions_config_from_fields
+from admitd.web.config import SECTION_KEYS as WEB_KEYS
+from admitd.web.config import WebConfig, web_config_from_fields
 from admitd.yamlsource import KeyPath, YamlDocument, load_yaml, yaml_document_from_text
 
 __all__ = ["Config", "TlsConfig", "config_from_document", "load_config"]
@@ -79,6 +85,9 @@ class Config:
     grace_seconds: float = 5.0
     kms: KmsConfig | None = None
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    mfa: MfaConfig = field(default_factory=MfaConfig)
+    web: WebConfig | None = None
+    admin: AdminConfig | None = None
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -113,6 +122,9 @@ def config_from_document(doc: YamlDocument) -> Config:
         grace_seconds=fields.number("grace_seconds", 5.0),
         kms=_kms(fields, dev_mode),
         sessions=sessions_config_from_fields(fields.sub("sessions", SESSION_KEYS)),
+        mfa=mfa_config_from_fields(fields.sub("mfa", MFA_KEYS)),
+        web=web_config_from_fields(fields.sub("web", WEB_KEYS)) if fields.has("web") else None,
+        admin=admin_config_from_fields(fields.sub("admin", ADMIN_KEYS)),
     )
 
 

@@ -164,6 +164,7 @@ DEV_CLIENTS = {
     "alice": ("spiffe://admitd.dev/user/alice",),
     "mallory": ("spiffe://admitd.dev/user/mallory",),
     "edge-proxy": ("spiffe://admitd.dev/proxy/edge",),
+    "ops": ("spiffe://admitd.dev/admin/ops",),  # may call the admin API in `admitd dev`
 }
 
 

@@ -7,18 +7,22 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 
 import grpc
+from aiohttp import web
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from admitd.admin.server import start_admin_server
 from admitd.config import Config
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import Metrics, serve_metrics
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.redis_store import RedisSessionStore
+from admitd.web.app import build_web_app, start_web_server
 
 __all__ = ["run", "serve"]
 
@@ -66,6 +70,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     )
     if isinstance(runtime.store, RedisSessionStore):
         runtime.store.start()
+    web = await _start_web(runtime)
+    admin = await _start_admin(runtime)
     poller = asyncio.create_task(_poll_revocation(runtime, metrics))
     flusher = asyncio.create_task(_flush_periodically(runtime, decisions))
     if ready is not None:
@@ -76,6 +82,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     # Tell Envoy's health checks first, then let in-flight Checks finish.
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
+    if web is not None:
+        await web.cleanup()
+    if admin is not None:
+        await admin.stop(config.grace_seconds)
     decisions.flush()
     await runtime.engine.flush_last_seen()
     await runtime.store.close()
@@ -92,6 +102,36 @@ async def _flush_periodically(
         ticks += 1
         if ticks % 4 == 0:  # last-seen times once a second: idle expiry needs no finer grain
             await runtime.engine.flush_last_seen()
+
+
+async def _start_web(runtime: Runtime) -> web.AppRunner | None:
+    """The step-up pages, when `web:` is configured (Envoy routes /.admitd/ to them)."""
+    factors, config = runtime.factors, runtime.config
+    if factors is None or factors.passkeys is None or factors.signer is None or config.web is None:
+        return None
+    app = build_web_app(
+        store=runtime.store,
+        totp=factors.totp,
+        passkeys=factors.passkeys,
+        signer=factors.signer,
+        cookie_name=config.sessions.cookie_name,
+        clock=time.time,
+    )
+    runner = await start_web_server(app, config.web.listen)
+    log.info("step-up pages on %s", config.web.listen)
+    return runner
+
+
+async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
+    """admitd's own API (sessions, MFA enrolment, revocation), mTLS and admin principals only."""
+    config, factors = runtime.config, runtime.factors
+    if config.admin is None or factors is None:
+        return None
+    admin = await start_admin_server(
+        config.admin, config.tls.trust_bundles, runtime.store, factors.totp, config.sessions
+    )
+    log.info("admin API (mTLS) on %s", config.admin.listen)
+    return admin
 
 
 async def _poll_revocation(runtime: Runtime, metrics: Metrics) -> None:

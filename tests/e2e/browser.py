@@ -1,8 +1,7 @@
 """Browser e2e helpers: Redis, the step-up web app in a thread, an edge Envoy, Chromium.
 
-Envoy's edge config is rendered by `render_edge_config` and then given the step-up
-route (`/.admitd/` -> cluster `admitd_web`, ext_authz disabled on that route) when the
-renderer does not add it itself yet.
+Envoy's edge config comes from `render_edge_config` with `web_port` set, which adds the
+step-up route (`/.admitd/` -> cluster `admitd_web`, ext_authz disabled on that route).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from admitd.mfa.totp import TotpService
 from admitd.sessions import MfaMethod, Session, new_session_token
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
-from admitd.web import STEP_UP_PREFIX, ReturnToSigner, build_web_app, start_web_server
+from admitd.web import ReturnToSigner, build_web_app, start_web_server
 from tests.pki_fixtures import PkiSet
 
 T = TypeVar("T")
@@ -51,41 +50,6 @@ routes:
     match: {path_prefix: /app/}
     public: true
 """
-_EXT_AUTHZ = "envoy.filters.http.ext_authz"
-_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
-
-
-def add_step_up_route(config: dict[str, Any], host: str, web_port: int) -> dict[str, Any]:
-    """The route and cluster admitd's edge needs for the step-up app (idempotent)."""
-    resources = config["static_resources"]
-    if not any(c["name"] == "admitd_web" for c in resources["clusters"]):
-        endpoint = {"address": {"socket_address": {"address": host, "port_value": web_port}}}
-        resources["clusters"].append(
-            {
-                "name": "admitd_web",
-                "type": "STATIC",
-                "connect_timeout": "0.25s",
-                "load_assignment": {
-                    "cluster_name": "admitd_web",
-                    "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}],
-                },
-            }
-        )
-    manager = resources["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    for vhost in manager["route_config"]["virtual_hosts"]:
-        routes = vhost["routes"]
-        if not any(r["match"].get("prefix") == f"{STEP_UP_PREFIX}/" for r in routes):
-            routes.insert(
-                0,
-                {
-                    "match": {"prefix": f"{STEP_UP_PREFIX}/"},
-                    "route": {"cluster": "admitd_web"},
-                    "typed_per_filter_config": {
-                        _EXT_AUTHZ: {"@type": _PER_ROUTE, "disabled": True}
-                    },
-                },
-            )
-    return config
 
 
 @dataclass
@@ -205,10 +169,10 @@ def start_edge(
             server_cert=pki.directory / "server.pem",
             server_key=pki.directory / "server.key",
             trust_bundle=pki.trust_bundle,
+            web_port=web_port,
         )
     )
-    config = add_step_up_route(yaml.safe_load(rendered), "127.0.0.1", web_port)
-    (work / "envoy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (work / "envoy.yaml").write_text(rendered)
     python = sys.executable
     upstream = group.start(
         "upstream", [python, "-m", "admitd.devstack.echo", "--port", str(ports["upstream"])]

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from admitd.devstack.processes import ProcessGroup, free_port
 from admitd.web import step_up_location
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Edge, WebApp, start_edge, start_redis
 from tests.pki_fixtures import PkiSet
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [
     pytest.mark.e2e,
@@ -58,8 +57,8 @@ def stack(pki: PkiSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as playwright:
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
@@ -67,8 +66,8 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def new_page(browser: object, stack: Stack, session_token: str) -> object:
-    context = browser.new_context(ignore_https_errors=True)  # type: ignore[attr-defined]
+def new_page(browser: Browser, stack: Stack, session_token: str) -> Page:
+    context = browser.new_context(ignore_https_errors=True)
     context.add_cookies(
         [
             {
@@ -84,48 +83,52 @@ def new_page(browser: object, stack: Stack, session_token: str) -> object:
     return context.new_page()
 
 
-def landed_json(page: object) -> dict[str, object]:
-    text = page.locator("body").inner_text()  # type: ignore[attr-defined]
-    return json.loads(text)  # type: ignore[no-any-return]
+def landed_json(page: Page) -> dict[str, object]:
+    text = page.locator("body").inner_text()
+    document: dict[str, object] = json.loads(text)
+    return document
 
 
-def test_totp_step_up_returns_to_the_page(stack: Stack, browser: object) -> None:
+def test_totp_step_up_returns_to_the_page(stack: Stack, browser: Browser) -> None:
     token = stack.web.stale_session("alice")
     enrolment = stack.web.run(stack.web.totp.begin_enrolment("alice", "acme", time.time()))
     totp = pyotp.parse_uri(enrolment.provisioning_uri)
+    assert isinstance(totp, pyotp.TOTP)
     confirmed = stack.web.run(
         stack.web.totp.confirm_enrolment("alice", "acme", totp.now(), time.time())
     )
     assert confirmed.value == "ok"
     page = new_page(browser, stack, token)
 
-    reply = page.goto(stack.step_up_url("/app/reports?year=2024"))  # type: ignore[attr-defined]
-    assert reply.status == 200
+    reply = page.goto(stack.step_up_url("/app/reports?year=2024"))
+    assert reply is not None and reply.status == 200
     assert reply.headers["cache-control"] == "no-store"
     assert reply.headers["x-frame-options"] == "DENY"
-    page.get_by_label("6-digit code").fill("000000")  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Verify code").click()  # type: ignore[attr-defined]
-    alert = page.get_by_role("alert")  # type: ignore[attr-defined]
+    page.get_by_label("6-digit code").fill("000000")
+    page.get_by_role("button", name="Verify code").click()
+    alert = page.get_by_role("alert")
     assert "did not verify" in alert.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "step-up-totp-error.png"), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "step-up-totp-error.png"), full_page=True)
 
     # The confirmation used the current step's code; the next step's is fresh (±1 step).
-    page.get_by_label("6-digit code").fill(totp.at(time.time() + 30))  # type: ignore[attr-defined]
-    page.screenshot(path=str(ARTIFACTS / "step-up-totp.png"), full_page=True)  # type: ignore[attr-defined]
-    with page.expect_navigation(url=f"{stack.edge.origin}/app/reports?year=2024"):  # type: ignore[attr-defined]
-        page.get_by_role("button", name="Verify code").click()  # type: ignore[attr-defined]
+    # One failure makes the next attempt wait backoff_base_seconds (1 s): let it pass.
+    time.sleep(1.2)
+    page.get_by_label("6-digit code").fill(totp.at(time.time() + 30))
+    page.screenshot(path=str(ARTIFACTS / "step-up-totp.png"), full_page=True)
+    with page.expect_navigation(url=f"{stack.edge.origin}/app/reports?year=2024"):
+        page.get_by_role("button", name="Verify code").click()
     echoed = landed_json(page)
     assert echoed["path"] == "/app/reports?year=2024"  # the upstream answered (200)
     session = stack.web.session(token)
-    assert session is not None and session.mfa_age(time.time()) < 30  # type: ignore[operator]
+    assert session is not None and (session.mfa_age(time.time()) or 99) < 30
     assert session.mfa_method is not None and session.mfa_method.value == "totp"
 
 
-def test_passkey_register_then_step_up(stack: Stack, browser: object) -> None:
+def test_passkey_register_then_step_up(stack: Stack, browser: Browser) -> None:
     token = stack.web.stale_session("bob")  # no factor yet: may enrol its first
     page = new_page(browser, stack, token)
-    cdp = page.context.new_cdp_session(page)  # type: ignore[attr-defined]
+    cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
     authenticator = cdp.send(
         "WebAuthn.addVirtualAuthenticator",
@@ -140,32 +143,33 @@ def test_passkey_register_then_step_up(stack: Stack, browser: object) -> None:
         },
     )["authenticatorId"]
 
-    page.goto(stack.step_up_url("/app/finance"))  # type: ignore[attr-defined]
+    page.goto(stack.step_up_url("/app/finance"))
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "step-up-no-factor.png"), full_page=True)  # type: ignore[attr-defined]
-    with page.expect_navigation():  # type: ignore[attr-defined]
-        page.get_by_role("button", name="Add a passkey").click()  # type: ignore[attr-defined]
-    verify = page.get_by_role("button", name="Use a passkey")  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "step-up-no-factor.png"), full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add a passkey").click()
+    verify = page.get_by_role("button", name="Use a passkey")
     verify.wait_for()
-    page.screenshot(path=str(ARTIFACTS / "step-up-passkey.png"), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "step-up-passkey.png"), full_page=True)
     credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert len(credentials["credentials"]) == 1
 
-    with page.expect_navigation(url=f"{stack.edge.origin}/app/finance"):  # type: ignore[attr-defined]
+    with page.expect_navigation(url=f"{stack.edge.origin}/app/finance"):
         verify.click()
     assert landed_json(page)["path"] == "/app/finance"
     session = stack.web.session(token)
     assert session is not None and session.mfa_method is not None
-    assert session.mfa_method.value == "passkey" and session.mfa_age(time.time()) < 30  # type: ignore[operator]
+    assert session.mfa_method.value == "passkey" and (session.mfa_age(time.time()) or 99) < 30
     stored = stack.web.run(stack.web.passkey_store.credential_ids("bob"))
     assert len(stored) == 1
 
 
 def test_step_up_route_bypasses_ext_authz_and_refuses_without_session(
-    stack: Stack, browser: object
+    stack: Stack, browser: Browser
 ) -> None:
     page = new_page(browser, stack, "0123456789abcdef." + "A" * 43)
-    reply = page.goto(stack.step_up_url("/app/x"))  # type: ignore[attr-defined]
+    reply = page.goto(stack.step_up_url("/app/x"))
+    assert reply is not None
     # admitd's own 401 page, not an ext_authz denial (the policy has no /.admitd/ route).
     assert reply.status == 401
-    assert "Sign in" in page.get_by_role("alert").inner_text()  # type: ignore[attr-defined]
+    assert "Sign in" in page.get_by_role("alert").inner_text()

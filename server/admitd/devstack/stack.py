@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import signal
 import sys
 import time
@@ -27,6 +29,8 @@ class DevPorts:
     metrics: int = 9464
     upstream: int = 8080
     envoy_admin: int = 9901
+    web: int = 9002
+    admin: int = 9443
 
 
 def write_dev_config(
@@ -56,6 +60,18 @@ def write_dev_config(
     }
     if redis_url:
         config["redis_url"] = redis_url
+    config["web"] = {
+        "listen": f"127.0.0.1:{ports.web}",
+        "signing_key_file": _signing_key(home).name,
+        "rp_id": "localhost",
+        "origins": [f"https://localhost:{ports.https}"],
+    }
+    config["admin"] = {
+        "listen": f"127.0.0.1:{ports.admin}",
+        "server_cert": f"pki/{DEV_FILES['server_cert']}",
+        "server_key": f"pki/{DEV_FILES['server_key']}",
+        "principals": ["spiffe://admitd.dev/admin/ops"],
+    }
     admitd_yaml = home / "admitd.yaml"
     admitd_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
     envoy_yaml = home / "envoy.yaml"
@@ -66,6 +82,7 @@ def write_dev_config(
                 admin_port=ports.envoy_admin,
                 authz_port=ports.authz,
                 upstream_port=ports.upstream,
+                web_port=ports.web,
                 server_cert=(pki / DEV_FILES["server_cert"]).resolve(),
                 server_key=(pki / DEV_FILES["server_key"]).resolve(),
                 trust_bundle=(pki / DEV_FILES["trust"]).resolve(),
@@ -73,6 +90,16 @@ def write_dev_config(
         )
     )
     return admitd_yaml, envoy_yaml
+
+
+def _signing_key(home: Path) -> Path:
+    """The step-up pages' signing key: 32 random bytes, owner-only, kept across runs."""
+    path = home / "web-signing.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+    return path
 
 
 def run_dev_stack(home: Path, policies: Path, ports: DevPorts, redis_url: str | None) -> int:
@@ -127,6 +154,10 @@ def _banner(pki: Path, ports: DevPorts) -> str:
     ca = f"--cacert {pki / 'root-ca.pem'}"
     alice = f"--cert {pki / 'alice.pem'} --key {pki / 'alice.key'}"
     mallory = f"--cert {pki / 'mallory.pem'} --key {pki / 'mallory.key'}"
+    admin_tls = (
+        f"--address 127.0.0.1:{ports.admin} --cert {pki / 'ops.pem'}"
+        f" --key {pki / 'ops.key'} --ca {pki / 'root-ca.pem'}"
+    )
     return f"""
 admitd dev stack is up (Ctrl-C stops everything). Logs: {pki.parent / "logs"}
   Envoy (TLS, mTLS optional)  {url}
@@ -145,4 +176,12 @@ Try:
 
   # 200 without a certificate: /healthz is a public route
   curl -s {ca} {url}/healthz
+
+Sessions and MFA step-up (/finance/ needs a finance/admin role with MFA under 15 minutes):
+  # create a session through the admin API (prints the token once)
+  admitd sessions create {admin_tls} --user ana --org acme --role viewer --device laptop \\
+      > {pki.parent}/ana.token
+  curl -s {ca} {alice} -H "authorization: Bearer $(cat {pki.parent}/ana.token)" {url}/finance/ledger
+  # a privileged user must enrol a factor first (then step up at {url}/.admitd/step-up):
+  admitd sessions totp-enrol {admin_tls} --user fin --org acme
 """

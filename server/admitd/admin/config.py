@@ -1,0 +1,82 @@
+"""The `admin:` config section: where the admin API listens, its TLS files, who may call it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+if TYPE_CHECKING:
+    from admitd.fields import Fields
+
+__all__ = ["SECTION_KEYS", "AdminConfig", "admin_config_from_fields"]
+
+SECTION_KEYS = {"listen", "server_cert", "server_key", "principals"}
+_DEFAULT_LISTEN = "127.0.0.1:9443"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """`principals` are SAN URIs (SPIFFE IDs), SAN DNS names or RFC 4514 subjects
+    (normalised) of the client certificates allowed to call the admin API."""
+
+    server_cert: Path
+    server_key: Path
+    principals: frozenset[str]
+    listen: str = _DEFAULT_LISTEN
+
+
+def admin_config_from_fields(fields: Fields) -> AdminConfig | None:
+    """`fields` reads the `admin:` mapping; None when the section is absent (no admin API).
+
+    Relative file paths are relative to the config file's directory.
+    """
+    if not fields.raw:
+        return None
+    base = Path(fields.doc.file).resolve().parent
+    principals = fields.texts("principals")
+    if not principals:
+        raise fields.error(
+            "principals",
+            "the admin API needs at least one allowed caller",
+            "list SAN URIs, DNS names or subjects, e.g. spiffe://example.org/sa/login",
+        )
+    return AdminConfig(
+        server_cert=_existing_file(fields, "server_cert", base),
+        server_key=_existing_file(fields, "server_key", base),
+        principals=frozenset(_principal(fields, p) for p in principals),
+        listen=_listen(fields),
+    )
+
+
+def _existing_file(fields: Fields, key: str, base: Path) -> Path:
+    path = base / fields.text(key)
+    if not path.is_file():
+        raise fields.error(key, f"{path} does not exist", "a PEM file for the admin API's TLS")
+    return path
+
+
+def _listen(fields: Fields) -> str:
+    value = fields.text("listen", _DEFAULT_LISTEN)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fields.error(
+            "listen", f"expected HOST:PORT, got {value!r}", f"e.g. {_DEFAULT_LISTEN}"
+        )
+    return value
+
+
+def _principal(fields: Fields, value: str) -> str:
+    if "://" in value or "=" not in value:
+        return value  # a SAN URI or DNS name: compared as written
+    # Normalise through cryptography so "CN=a, O=b" and "CN=a,O=b" compare equal.
+    try:
+        compact = re.sub(r"(?<!\\)([,+=])\s+", r"\1", value.strip())
+        return x509.Name.from_rfc4514_string(compact).rfc4514_string()
+    except ValueError:
+        raise fields.error(
+            "principals", f"not an RFC 4514 name: {value!r}", "e.g. 'CN=login,O=Example'"
+        ) from None

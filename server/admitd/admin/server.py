@@ -1,0 +1,88 @@
+"""Start the admin API (`admitd.v1.Sessions`) on its own port, mutual TLS required.
+
+gRPC verifies the client chain against the trust bundle during the handshake
+(`require_client_auth=True`), so a caller without an acceptable certificate
+cannot even connect; the servicer then matches its identity to `admin.principals`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+
+from admitd.admin.config import AdminConfig
+from admitd.admin.servicer import AdminApi, admin_handler
+from admitd.admin.sessions import SessionAdmin
+from admitd.errors import ConfigError
+from admitd.mfa.ports import TotpFactor
+from admitd.sessions.store import SessionStore
+
+__all__ = ["SessionLifetimes", "server_credentials", "start_admin_server"]
+
+log = logging.getLogger(__name__)
+
+
+class SessionLifetimes(Protocol):
+    """What the admin API needs from `SessionsConfig`."""
+
+    @property
+    def idle_timeout(self) -> float: ...
+
+    @property
+    def absolute_timeout(self) -> float: ...
+
+    @property
+    def privileged_roles(self) -> frozenset[str]: ...
+
+
+def server_credentials(
+    config: AdminConfig, trust_bundles: Iterable[Path]
+) -> grpc.ServerCredentials:
+    try:
+        roots = b"".join(path.read_bytes() for path in trust_bundles)
+        pair = (config.server_key.read_bytes(), config.server_cert.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read admin TLS files: {exc}", key="admin") from None
+    return grpc.ssl_server_credentials([pair], root_certificates=roots, require_client_auth=True)
+
+
+async def start_admin_server(
+    config: AdminConfig,
+    trust_bundles: Path | Iterable[Path],
+    store: SessionStore,
+    totp: TotpFactor,
+    sessions: SessionLifetimes,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> grpc.aio.Server:
+    """Started and listening; stop it with `await server.stop(grace)`.
+
+    Raises ConfigError when the TLS files cannot be read or the port cannot be bound.
+    """
+    bundles = [trust_bundles] if isinstance(trust_bundles, Path) else list(trust_bundles)
+    admin = SessionAdmin(
+        store,
+        totp,
+        idle_timeout=sessions.idle_timeout,
+        absolute_timeout=sessions.absolute_timeout,
+        privileged_roles=sessions.privileged_roles,
+        clock=clock,
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((admin_handler(AdminApi(admin, clock), config.principals),))
+    try:
+        server.add_secure_port(config.listen, server_credentials(config, bundles))
+    except RuntimeError as exc:  # grpc's "Failed to bind"
+        raise ConfigError(f"cannot listen on {config.listen}: {exc}", key="admin.listen") from None
+    await server.start()
+    log.info(
+        "admin API listening on %s (mTLS, %d allowed principals)",
+        config.listen,
+        len(config.principals),
+    )
+    return server

@@ -1,0 +1,177 @@
+"""Where passkey state lives: pending challenges (short TTL), sealed credentials, failures.
+
+`RedisPasskeyStore` keeps every key under the user's hash tag (`user_key`), so one
+user's passkey state sits on one Redis Cluster slot; `MemoryPasskeyStore` serves one
+development process and the unit tests. Credentials are opaque sealed strings here:
+sealing and opening is `PasskeyService`'s business.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Protocol
+
+import redis.asyncio as redis
+
+from admitd.sessions.keys import user_key
+from admitd.sessions.redis_client import store_errors
+from admitd.sessions.tokens import user_tag
+
+__all__ = ["MemoryPasskeyStore", "PasskeyStore", "RedisPasskeyStore"]
+
+
+class PasskeyStore(Protocol):
+    """Every method may raise `StoreUnavailable`. `ceremony` is "register" or "authenticate"."""
+
+    async def put_challenge(
+        self, user_id: str, ceremony: str, challenge: bytes, *, ttl: float, now: float
+    ) -> None:
+        """Replace the user's pending challenge for `ceremony`; it expires after `ttl` s."""
+
+    async def take_challenge(self, user_id: str, ceremony: str, *, now: float) -> bytes | None:
+        """The pending challenge, removed so it can be answered only once; None if none."""
+
+    async def credential_ids(self, user_id: str) -> list[str]: ...
+
+    async def credential(self, user_id: str, credential_id: str) -> str | None: ...
+
+    async def save_credential(
+        self, user_id: str, credential_id: str, sealed: str, *, expected: str | None
+    ) -> bool:
+        """Compare-and-set: write only if the stored value is still `expected` (None: absent)."""
+
+    async def count_failure(self, user_id: str, *, window: float, now: float) -> int:
+        """Add one failure; returns the count within the window that began at the first."""
+
+    async def failures(self, user_id: str, *, now: float) -> int: ...
+
+    async def clear_failures(self, user_id: str) -> None: ...
+
+
+class MemoryPasskeyStore:
+    """Single process only; expiry is judged against the `now` the caller passes."""
+
+    def __init__(self) -> None:
+        self._challenges: dict[tuple[str, str], tuple[bytes, float]] = {}
+        self._credentials: dict[str, dict[str, str]] = {}
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    async def put_challenge(
+        self, user_id: str, ceremony: str, challenge: bytes, *, ttl: float, now: float
+    ) -> None:
+        self._challenges[(user_id, ceremony)] = (challenge, now + ttl)
+
+    async def take_challenge(self, user_id: str, ceremony: str, *, now: float) -> bytes | None:
+        found = self._challenges.pop((user_id, ceremony), None)
+        return found[0] if found is not None and now < found[1] else None
+
+    async def credential_ids(self, user_id: str) -> list[str]:
+        return sorted(self._credentials.get(user_id, {}))
+
+    async def credential(self, user_id: str, credential_id: str) -> str | None:
+        return self._credentials.get(user_id, {}).get(credential_id)
+
+    async def save_credential(
+        self, user_id: str, credential_id: str, sealed: str, *, expected: str | None
+    ) -> bool:
+        records = self._credentials.setdefault(user_id, {})
+        if records.get(credential_id) != expected:
+            return False
+        records[credential_id] = sealed
+        return True
+
+    async def count_failure(self, user_id: str, *, window: float, now: float) -> int:
+        count, until = self._failures.get(user_id, (0, 0.0))
+        count, until = (count + 1, until) if now < until else (1, now + window)
+        self._failures[user_id] = (count, until)
+        return count
+
+    async def failures(self, user_id: str, *, now: float) -> int:
+        count, until = self._failures.get(user_id, (0, 0.0))
+        return count if now < until else 0
+
+    async def clear_failures(self, user_id: str) -> None:
+        self._failures.pop(user_id, None)
+
+
+class RedisPasskeyStore:
+    """Challenges are strings with PX expiry taken by GETDEL; credentials one HASH per user."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client  # built by `client_from_url` (decode_responses=True)
+
+    async def put_challenge(
+        self, user_id: str, ceremony: str, challenge: bytes, *, ttl: float, now: float
+    ) -> None:
+        value = base64.b64encode(challenge).decode("ascii")
+        with store_errors("passkey challenge store"):
+            await self._redis.set(_challenge_key(user_id, ceremony), value, px=int(ttl * 1000))
+
+    async def take_challenge(self, user_id: str, ceremony: str, *, now: float) -> bytes | None:
+        with store_errors("passkey challenge lookup"):
+            value = await self._redis.getdel(_challenge_key(user_id, ceremony))
+        return None if value is None else base64.b64decode(value)
+
+    async def credential_ids(self, user_id: str) -> list[str]:
+        with store_errors("passkey credential list"):
+            names = await self._redis.hkeys(_credentials_key(user_id))
+        return sorted(n.decode() if isinstance(n, bytes) else n for n in names)
+
+    async def credential(self, user_id: str, credential_id: str) -> str | None:
+        with store_errors("passkey credential lookup"):
+            value = await self._redis.hget(_credentials_key(user_id), credential_id)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def save_credential(
+        self, user_id: str, credential_id: str, sealed: str, *, expected: str | None
+    ) -> bool:
+        with store_errors("passkey credential update"):
+            done = await self._redis.eval(
+                _HASH_CAS, 1, _credentials_key(user_id), credential_id, expected or "", sealed
+            )
+        return bool(done)
+
+    async def count_failure(self, user_id: str, *, window: float, now: float) -> int:
+        with store_errors("passkey failure count"):
+            count = await self._redis.eval(
+                _INCR_WINDOW, 1, _failures_key(user_id), int(window * 1000)
+            )
+        return int(count)
+
+    async def failures(self, user_id: str, *, now: float) -> int:
+        with store_errors("passkey failure lookup"):
+            value = await self._redis.get(_failures_key(user_id))
+        return int(value or 0)
+
+    async def clear_failures(self, user_id: str) -> None:
+        with store_errors("passkey failure reset"):
+            await self._redis.delete(_failures_key(user_id))
+
+
+# An empty ARGV[2] means "the field must not exist yet" (a new credential).
+_HASH_CAS = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (current == false and ARGV[2] ~= '') or (current ~= false and current ~= ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+# The window starts at the first failure and is not extended by later ones.
+_INCR_WINDOW = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+def _challenge_key(user_id: str, ceremony: str) -> str:
+    return user_key(user_tag(user_id), f"passkey:challenge:{ceremony}")
+
+
+def _credentials_key(user_id: str) -> str:
+    return user_key(user_tag(user_id), "passkeys")
+
+
+def _failures_key(user_id: str) -> str:
+    return user_key(user_tag(user_id), "passkey:failures")

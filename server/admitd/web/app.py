@@ -1,0 +1,117 @@
+"""The step-up web app (aiohttp): routes under /.admitd/step-up, security headers, start-up.
+
+Envoy routes the reserved prefix `/.admitd/` here with ext_authz disabled for it:
+a browser with stale MFA must reach this page without passing the check it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+from aiohttp import web
+
+from admitd.errors import AdmitdError
+from admitd.mfa.ports import PasskeyFactor, TotpFactor
+from admitd.sessions import SessionStore
+from admitd.web.handlers import StepUp
+from admitd.web.pages import message_page
+from admitd.web.return_to import STEP_UP_PATH, ReturnToSigner
+
+__all__ = ["DEFAULT_COOKIE_NAME", "SECURITY_HEADERS", "build_web_app", "start_web_server"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COOKIE_NAME = "__Host-admitd_session"
+_MAX_BODY = 64 * 1024  # a WebAuthn response is a few KiB
+SECURITY_HEADERS = {
+    # The page carries a CSRF token and the return_to: never cache it anywhere.
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # The URL holds the return_to token; do not hand it to anyone else.
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+_ASSETS = {"passkey.js": "text/javascript", "step-up.css": "text/css"}
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_web_app(
+    *,
+    store: SessionStore,
+    totp: TotpFactor,
+    passkeys: PasskeyFactor,
+    signer: ReturnToSigner,
+    cookie_name: str = DEFAULT_COOKIE_NAME,
+    clock: Callable[[], float],
+    enrol_max_age: float = 300.0,
+) -> web.Application:
+    """The step-up app; `clock` returns Unix seconds (a seam for tests)."""
+    step_up = StepUp(
+        store=store,
+        totp=totp,
+        passkeys=passkeys,
+        signer=signer,
+        cookie_name=cookie_name,
+        clock=clock,
+        csrf_key=signer.subkey("csrf"),
+        enrol_max_age=enrol_max_age,
+    )
+    app = web.Application(middlewares=[_security_headers, _fail_closed], client_max_size=_MAX_BODY)
+    app.router.add_get(STEP_UP_PATH, step_up.page)
+    app.router.add_post(f"{STEP_UP_PATH}/totp", step_up.totp_form)
+    app.router.add_get(f"{STEP_UP_PATH}/passkey/options", step_up.passkey_options)
+    app.router.add_post(f"{STEP_UP_PATH}/passkey/verify", step_up.passkey_verify)
+    app.router.add_get(f"{STEP_UP_PATH}/passkey/register/options", step_up.register_options)
+    app.router.add_post(f"{STEP_UP_PATH}/passkey/register", step_up.register)
+    for name, content_type in _ASSETS.items():
+        app.router.add_get(f"{STEP_UP_PATH}/{name}", _asset(name, content_type))
+    return app
+
+
+async def start_web_server(app: web.Application, listen: str) -> web.AppRunner:
+    """Serve `app` on HOST:PORT; stop it with `await runner.cleanup()`."""
+    host, _, port = listen.rpartition(":")
+    # No access log: request lines carry return_to tokens.
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    return runner
+
+
+def _asset(name: str, content_type: str) -> _Handler:
+    body = resources.files("admitd").joinpath("templates", name).read_bytes()
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+    return handler
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and aiohttp's own 404/405 get them too
+        exc.headers.update(SECURITY_HEADERS)
+        raise
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@web.middleware
+async def _fail_closed(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """A store or KMS failure is a 503 that says nothing about why (the log does)."""
+    try:
+        return await handler(request)
+    except AdmitdError as exc:
+        log.error("step-up request failed: %s", type(exc).__name__)
+        text = message_page("Temporarily unavailable", "Please try again in a moment.")
+        return web.Response(text=text, status=503, content_type="text/html")

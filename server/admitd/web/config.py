@@ -1,0 +1,88 @@
+"""The `web:` config section: the step-up app's listen address, signing key and WebAuthn RP."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from admitd.fields import Fields
+
+__all__ = ["SECTION_KEYS", "WebConfig", "web_config_from_fields"]
+
+SECTION_KEYS = {"listen", "signing_key_file", "rp_id", "rp_name", "origins"}
+_MIN_KEY_BYTES = 32
+_MAX_KEY_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """`origins` are the exact origins browsers report (WebAuthn checks them)."""
+
+    rp_id: str
+    origins: tuple[str, ...]
+    signing_key: bytes = field(repr=False)
+    listen: str = "127.0.0.1:9002"
+    rp_name: str = "admitd"
+
+
+def web_config_from_fields(fields: Fields) -> WebConfig:
+    """Read the `web:` mapping; ConfigError naming file, line, key and fix on any problem."""
+    rp_id = fields.text("rp_id").lower()
+    if "/" in rp_id or ":" in rp_id or not rp_id.strip("."):
+        raise fields.error("rp_id", f"expected a host name, got {rp_id!r}", "e.g. example.com")
+    origins = fields.texts("origins") or [f"https://{rp_id}"]
+    for origin in origins:
+        if not _is_origin_for(origin, rp_id):
+            raise fields.error(
+                "origins",
+                f"{origin!r} is not an https origin on {rp_id} or a subdomain of it",
+                f"e.g. https://{rp_id}:8443 (scheme, host, optional port; no path)",
+            )
+    return WebConfig(
+        rp_id=rp_id,
+        origins=tuple(origins),
+        signing_key=_signing_key(fields),
+        listen=_listen(fields),
+        rp_name=fields.text("rp_name", "admitd"),
+    )
+
+
+def _is_origin_for(origin: str, rp_id: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    # WebAuthn allows plain http only for localhost (a "potentially trustworthy" origin).
+    secure = parts.scheme == "https" or (parts.scheme == "http" and host == "localhost")
+    shape = origin == f"{parts.scheme}://{parts.netloc}" and not parts.username
+    return secure and shape and (host == rp_id or host.endswith("." + rp_id))
+
+
+def _signing_key(fields: Fields) -> bytes:
+    key = "signing_key_file"
+    path = Path(fields.doc.file).resolve().parent / fields.text(key)
+    fix = f"create it with: head -c 32 /dev/urandom > {path} && chmod 600 {path}"
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fields.error(key, f"cannot read {path}: {exc.strerror}", fix) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise fields.error(key, f"{path} is readable by group or others", f"chmod 600 {path}")
+    if not _MIN_KEY_BYTES <= len(data) <= _MAX_KEY_BYTES:
+        raise fields.error(
+            key, f"{path} holds {len(data)} bytes; at least {_MIN_KEY_BYTES} are needed", fix
+        )
+    return data
+
+
+def _listen(fields: Fields) -> str:
+    value = fields.text("listen", "127.0.0.1:9002")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fields.error("listen", f"expected HOST:PORT, got {value!r}", "e.g. 127.0.0.1:9002")
+    return value

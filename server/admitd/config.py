@@ -196,11 +196,21 @@ def _address(fields: Fields, key: str, default: str, *, optional: bool = False) 
 
 def _redis_url(fields: Fields) -> str | None:
     url = fields.optional_text("redis_url")
-    if url is not None and not url.startswith(
-        ("redis://", "rediss://", "unix://", "redis+sentinel://")
-    ):
-        raise fields.error("redis_url", "unsupported scheme", "use redis://, rediss:// or unix://")
+    if url is not None and not url.startswith(_REDIS_SCHEMES):
+        raise fields.error(
+            "redis_url", "unsupported scheme", f"use one of {', '.join(_REDIS_SCHEMES)}"
+        )
     return url
+
+
+_REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
 
 
 def _with_environment(doc: YamlDocument, environ: Mapping[str, str]) -> YamlDocument:

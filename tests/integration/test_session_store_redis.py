@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from admitd.sessions.model import MfaMethod, Session
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token
+from tests.integration.redis_cluster import RedisCluster3
 from tests.integration.redis_server import RedisServer, has_redis_server
 
 pytestmark = [
@@ -125,3 +127,29 @@ async def test_outage_fails_closed_then_recovers(redis_server: RedisServer) -> N
         assert await store.get(ref) is not None
     finally:
         await store.close()
+
+
+async def test_redis_cluster_life_cycle_and_invalidation(tmp_path: Path) -> None:
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli not installed")
+    with RedisCluster3(tmp_path / "cluster") as cluster:
+        writer = RedisSessionStore(client_from_url(cluster.url), cache_ttl=30)
+        reader = RedisSessionStore(client_from_url(cluster.url), cache_ttl=30)
+        for store in (writer, reader):
+            store.start()
+            await eventually(lambda store=store: store._listening)  # type: ignore[misc]
+        try:
+            refs = []
+            for n in range(6):  # several users: their keys land on different slots and nodes
+                _, ref = new_session_token(f"user-{n}")
+                await writer.create(ref, session_for(ref, f"user-{n}", {"viewer"}))
+                refs.append(ref)
+            assert all([await reader.get(ref) is not None for ref in refs])
+            assert await writer.revoke_user("user-3") == 1
+            await eventually(lambda: refs[3] not in reader._cache)
+            assert await reader.get(refs[3]) is None
+            assert await reader.get(refs[4]) is not None
+            assert [s.user_id for s in await reader.list_user("user-5")] == ["user-5"]
+        finally:
+            await writer.close()
+            await reader.close()

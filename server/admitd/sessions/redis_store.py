@@ -84,8 +84,8 @@ class RedisSessionStore:
                 pipe.hset(key, mapping=cast(Any, fields_from_session(session)))
                 pipe.expireat(key, int(session.absolute_expires_at) + 1)
                 pipe.sadd(user_sessions_key(ref.tag), ref.session_id)
-                pipe.publish(INVALIDATION_CHANNEL, ref.tag)
                 await pipe.execute()
+            await self._invalidate(ref.tag)
 
     async def set_mfa(self, ref: SessionRef, verified_at: float, method: MfaMethod) -> bool:
         key = session_key(ref.tag, ref.session_id)
@@ -100,7 +100,7 @@ class RedisSessionStore:
                 "mfa_method",
                 method.value,
             )
-            await self._redis.publish(INVALIDATION_CHANNEL, ref.tag)
+            await self._invalidate(ref.tag)
         return bool(updated)
 
     async def touch(self, seen: Mapping[SessionRef, float]) -> None:
@@ -123,9 +123,8 @@ class RedisSessionStore:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(session_key(ref.tag, ref.session_id))
                 pipe.srem(user_sessions_key(ref.tag), ref.session_id)
-                pipe.publish(INVALIDATION_CHANNEL, ref.tag)
-                deleted, _, _ = await pipe.execute()
-        self._forget(ref.tag)
+                deleted, _ = await pipe.execute()
+            await self._invalidate(ref.tag)
         return bool(deleted)
 
     async def revoke_user(self, user_id: str) -> int:
@@ -136,9 +135,8 @@ class RedisSessionStore:
                 for session_id in ids:
                     pipe.delete(session_key(tag, session_id))
                 pipe.delete(user_sessions_key(tag))
-                pipe.publish(INVALIDATION_CHANNEL, tag)
                 results = await pipe.execute()
-        self._forget(tag)
+            await self._invalidate(tag)
         return sum(int(r) for r in results[: len(ids)])
 
     async def list_user(self, user_id: str) -> list[Session]:
@@ -166,8 +164,16 @@ class RedisSessionStore:
                 await self._redis.hset(user_factors_key(tag), method.value, repr(at))
             else:
                 await self._redis.hdel(user_factors_key(tag), method.value)
-            await self._redis.publish(INVALIDATION_CHANNEL, tag)
+            await self._invalidate(tag)
+
+    async def _invalidate(self, tag: str) -> None:
+        """Tell every replica (this one included) to drop what it cached for this user.
+
+        Published after the write, not inside its pipeline: Redis Cluster refuses
+        PUBLISH in a pipeline.
+        """
         self._forget(tag)
+        await self._redis.publish(INVALIDATION_CHANNEL, tag)
 
     def _remember(self, ref: SessionRef, now: float, session: Session | None) -> None:
         if len(self._cache) >= self._size:
@@ -195,6 +201,8 @@ class RedisSessionStore:
             await asyncio.sleep(0.5)
 
     async def _listen_once(self) -> None:
+        # Also initialises a cluster client's slot map, which subscribing needs.
+        await self._redis.ping()
         async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(INVALIDATION_CHANNEL)
             self._cache.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "INVALIDATION_CHANNEL",
+    "RISK_STATE",
     "session_key",
     "user_factors_key",
     "user_key",
@@ -14,6 +15,8 @@ PREFIX = "admitd"
 # Every write to a user's sessions or factors publishes the user tag here, so
 # each replica drops what it cached for that user.
 INVALIDATION_CHANNEL = f"{PREFIX}:sessions:invalidate"
+# `user_key(tag, RISK_STATE)`: the user's device-risk state hash (admitd.risk.state).
+RISK_STATE = "risk"
 
 
 def session_key(tag: str, session_id: str) -> str:

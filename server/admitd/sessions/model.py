@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from types import MappingProxyType
 
 __all__ = ["MfaMethod", "Session", "SessionLookup", "SessionState"]
+
+
+def _no_state() -> Mapping[str, str]:
+    return MappingProxyType({})
 
 
 class MfaMethod(StrEnum):
@@ -33,6 +39,9 @@ class Session:
     mfa_verified_at: float | None = None
     mfa_method: MfaMethod | None = None
     factors: frozenset[MfaMethod] = frozenset()
+    # The user's device-risk state (known devices, last location), read in the same
+    # pipeline as the session so risk evaluation costs no extra round trip.
+    risk_state: Mapping[str, str] = field(default_factory=_no_state, compare=False)
 
     def is_expired(self, now: float) -> bool:
         return now >= self.absolute_expires_at or now >= self.last_seen_at + self.idle_timeout

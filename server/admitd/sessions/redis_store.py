@@ -20,8 +20,10 @@ import redis.asyncio as redis
 
 from admitd.sessions.keys import (
     INVALIDATION_CHANNEL,
+    RISK_STATE,
     session_key,
     user_factors_key,
+    user_key,
     user_sessions_key,
 )
 from admitd.sessions.model import MfaMethod, Session
@@ -67,9 +69,12 @@ class RedisSessionStore:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(key)
                 pipe.hkeys(user_factors_key(ref.tag))
-                fields, factor_names = await pipe.execute()
+                pipe.hgetall(user_key(ref.tag, RISK_STATE))
+                fields, factor_names, risk_state = await pipe.execute()
         session = (
-            session_from_fields(ref.session_id, fields, factors_from_names(factor_names))
+            session_from_fields(
+                ref.session_id, fields, factors_from_names(factor_names), risk_state
+            )
             if fields
             else None
         )

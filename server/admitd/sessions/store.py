@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from admitd.sessions.model import MfaMethod, Session
@@ -59,7 +60,10 @@ def fields_from_session(session: Session) -> dict[str, str]:
 
 
 def session_from_fields(
-    session_id: str, fields: Mapping[str, str], factors: frozenset[MfaMethod]
+    session_id: str,
+    fields: Mapping[str, str],
+    factors: frozenset[MfaMethod],
+    risk_state: Mapping[str, str] | None = None,
 ) -> Session | None:
     """Decode a stored record; a record that does not decode is treated as absent."""
     try:
@@ -78,6 +82,7 @@ def session_from_fields(
             mfa_verified_at=float(mfa_at) if mfa_at else None,
             mfa_method=MfaMethod(method) if method else None,
             factors=factors,
+            risk_state=MappingProxyType(dict(risk_state or {})),
         )
     except (KeyError, ValueError):
         return None

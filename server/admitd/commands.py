@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 def registrars() -> list[Callable[[Commands], None]]:
     from admitd.admin.cli import register as register_sessions
+    from admitd.audit.cli import register as register_audit
     from admitd.kms.cli import register as register_keys
+    from admitd.policy.cli import register as register_policy
+    from admitd.risk.cli import register as register_risk
 
     return [
         _add_serve,
@@ -29,6 +32,9 @@ def registrars() -> list[Callable[[Commands], None]]:
         _add_revoke,
         register_keys,
         register_sessions,
+        register_policy,
+        register_risk,
+        register_audit,
     ]
 
 

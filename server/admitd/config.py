@@ -18,12 +18,16 @@ import yaml
 
 from admitd.admin.config import SECTION_KEYS as ADMIN_KEYS
 from admitd.admin.config import AdminConfig, admin_config_from_fields
+from admitd.audit.config import SECTION_KEYS as AUDIT_KEYS
+from admitd.audit.config import AuditConfig, audit_config_from_fields
 from admitd.certs.forwarding import ForwardHeader, TrustedProxy
 from admitd.errors import ConfigError
 from admitd.fields import Fields
 from admitd.kms.config import KmsConfig, kms_config_from_mapping
 from admitd.mfa.config import SECTION_KEYS as MFA_KEYS
 from admitd.mfa.config import MfaConfig, mfa_config_from_fields
+from admitd.risk.config import SECTION_KEYS as RISK_KEYS
+from admitd.risk.config import RiskConfig, risk_config_from_fields
 from admitd.sessions.config import SECTION_KEYS as SESSION_KEYS
 from admitd.sessions.config import SessionsConfig, sessions_config_from_fields
 from admitd.web.config import SECTION_KEYS as WEB_KEYS
@@ -43,6 +47,9 @@ _TOP_KEYS = {
     "dev_mode",
     "grace_seconds",
     "kms",
+    "policy_reload_seconds",
+    "risk",
+    "audit",
     "sessions",
     "mfa",
     "web",
@@ -83,11 +90,14 @@ class Config:
     log_level: str = "info"
     dev_mode: bool = False
     grace_seconds: float = 5.0
+    policy_reload_seconds: float = 2.0
     kms: KmsConfig | None = None
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     mfa: MfaConfig = field(default_factory=MfaConfig)
     web: WebConfig | None = None
     admin: AdminConfig | None = None
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    audit: AuditConfig | None = None  # None: no `audit:` section, no hash-chained log
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -120,11 +130,16 @@ def config_from_document(doc: YamlDocument) -> Config:
         log_level=log_level,
         dev_mode=dev_mode,
         grace_seconds=fields.number("grace_seconds", 5.0),
+        policy_reload_seconds=fields.number("policy_reload_seconds", 2.0, minimum=0.1),
         kms=_kms(fields, dev_mode),
         sessions=sessions_config_from_fields(fields.sub("sessions", SESSION_KEYS)),
         mfa=mfa_config_from_fields(fields.sub("mfa", MFA_KEYS)),
         web=web_config_from_fields(fields.sub("web", WEB_KEYS)) if fields.has("web") else None,
         admin=admin_config_from_fields(fields.sub("admin", ADMIN_KEYS)),
+        risk=risk_config_from_fields(fields.sub("risk", RISK_KEYS)),
+        audit=audit_config_from_fields(fields.sub("audit", AUDIT_KEYS))
+        if fields.has("audit")
+        else None,
     )
 
 

@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 
 from admitd.certs.client import ClientCertificates
 from admitd.core.context import RequestContext
-from admitd.core.decide import decide, with_step_up_url
+from admitd.core.decide import decide
 from admitd.core.decision import Decision, Reason
 from admitd.core.facts import Facts
+from admitd.core.outcomes import deny, with_step_up_url
 from admitd.core.session_phase import is_browser_navigation
 from admitd.errors import StoreUnavailable
 from admitd.policy.model import PolicySet, SessionRequirement
+from admitd.risk.gatherer import RiskGatherer
 from admitd.sessions.carrier import session_token_from_request
 from admitd.sessions.config import SessionsConfig
 from admitd.sessions.memory_store import MemorySessionStore
@@ -24,6 +26,8 @@ from admitd.sessions.tokens import SessionRef, parse_session_token
 __all__ = ["Engine", "StepUpUrl"]
 
 StepUpUrl = Callable[[RequestContext, float], str]
+# Envoy per-route `typed_per_filter_config` ext_authz `check_settings.context_extensions`.
+ROUTE_EXTENSION = "admitd_route"
 _NOT_PRESENTED = SessionLookup(SessionState.NOT_PRESENTED)
 
 
@@ -43,8 +47,10 @@ class Engine:
         store: SessionStore | None = None,
         sessions: SessionsConfig | None = None,
         step_up_url: StepUpUrl = _plain_step_up_url,
+        risk: RiskGatherer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.risk = risk
         self._policy = policy
         self.certificates = certificates
         self.store: SessionStore = store or MemorySessionStore()
@@ -64,12 +70,22 @@ class Engine:
         now = self._clock()
         policy = self._policy
         certificate = self.certificates.facts_for(ctx, datetime.fromtimestamp(now, UTC))
-        route = policy.route_for(ctx)
+        selected = ctx.context_extensions.get(ROUTE_EXTENSION)
+        route = policy.route_named(selected) if selected else policy.route_for(ctx)
+        if selected and route is None:
+            # Envoy names a route this policy does not have: a config mismatch, so deny.
+            return deny(ctx, policy, Reason.NO_MATCHING_ROUTE), Facts(certificate, now=now)
         session = _NOT_PRESENTED
         if route is not None and route.session is not SessionRequirement.NONE and not route.public:
             session = await self._lookup(ctx, now)
-        facts = Facts(certificate, session, now)
-        decision = decide(ctx, policy, facts, self.sessions)
+        risk = None
+        if self.risk is not None and session.session is not None:
+            try:
+                risk = await self.risk.assess(ctx, session.session, now)
+            except StoreUnavailable:
+                session = SessionLookup.of(SessionState.UNAVAILABLE, session.carrier)
+        facts = Facts(certificate, session, now, risk)
+        decision = decide(ctx, policy, facts, self.sessions, route)
         if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
             browser = is_browser_navigation(ctx)
             decision = with_step_up_url(decision, self._step_up_url(ctx, now), browser=browser)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from admitd.audit.entry import AuditEntry
+from admitd.audit.hooks import AuditedPasskeys, AuditedTotp
 from admitd.config import Config
 from admitd.envelope import DekCache, Sealer
 from admitd.errors import ConfigError
 from admitd.kms.config import kms_from_config
 from admitd.mfa.passkey_store import MemoryPasskeyStore, PasskeyStore, RedisPasskeyStore
 from admitd.mfa.passkeys import PasskeyPolicy, PasskeyService
+from admitd.mfa.ports import PasskeyFactor, TotpFactor
 from admitd.mfa.state import MemoryMfaState, MfaStateStore, RedisMfaState
 from admitd.mfa.totp import TotpService
 from admitd.sessions.store import SessionStore
@@ -22,8 +26,8 @@ __all__ = ["Factors", "factors_from_config", "sealer_from_config"]
 
 @dataclass(frozen=True, slots=True)
 class Factors:
-    totp: TotpService
-    passkeys: PasskeyService | None  # needs the `web:` section (the WebAuthn relying party)
+    totp: TotpFactor
+    passkeys: PasskeyFactor | None  # needs the `web:` section (the WebAuthn relying party)
     signer: ReturnToSigner | None
 
 
@@ -35,10 +39,16 @@ def sealer_from_config(config: Config) -> Sealer | None:
 
 
 def factors_from_config(
-    config: Config, store: SessionStore, client: redis.Redis | None
+    config: Config,
+    store: SessionStore,
+    client: redis.Redis | None,
+    sealer: Sealer | None,
+    audit: Callable[[AuditEntry], None] | None = None,
 ) -> Factors | None:
-    """None when no KMS is configured: factor secrets are only ever stored sealed."""
-    sealer = sealer_from_config(config)
+    """None when no KMS is configured: factor secrets are only ever stored sealed.
+
+    With `audit`, every verification and enrolment outcome is appended to the audit log.
+    """
     if sealer is None:
         if config.web is not None or config.admin is not None:
             raise ConfigError(
@@ -50,7 +60,9 @@ def factors_from_config(
             )
         return None
     state: MfaStateStore = RedisMfaState(client) if client is not None else MemoryMfaState()
-    totp = TotpService(state, sealer, store, config.mfa)
+    totp: TotpFactor = TotpService(state, sealer, store, config.mfa)
+    if audit is not None:
+        totp = AuditedTotp(totp, audit)
     if config.web is None:
         return Factors(totp, None, None)
     passkey_store: PasskeyStore = (
@@ -59,5 +71,7 @@ def factors_from_config(
     policy = PasskeyPolicy(
         rp_id=config.web.rp_id, rp_name=config.web.rp_name, origins=config.web.origins
     )
-    passkeys = PasskeyService(passkey_store, sealer, store, policy)
+    passkeys: PasskeyFactor = PasskeyService(passkey_store, sealer, store, policy)
+    if audit is not None:
+        passkeys = AuditedPasskeys(passkeys, audit)
     return Factors(totp, passkeys, ReturnToSigner(config.web.signing_key))

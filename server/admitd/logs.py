@@ -72,6 +72,7 @@ class DecisionLog:
             "path": ctx.path_only[:512],
             "request_id": ctx.request_id[:128],
             "policy_version": decision.policy_version,
+            "shadow_reason": decision.shadow_reason.value if decision.shadow_reason else "",
             "duration_us": int(seconds * 1e6),
         }
         self._lines.append(_dumps(entry))

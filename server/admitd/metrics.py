@@ -52,6 +52,18 @@ class Metrics:
             ["role", "outcome"],
             registry=registry,
         )
+        self.policy_reloads = Counter(
+            "admitd_policy_reloads_total",
+            "Policy reloads: applied, or refused because the new files did not load.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.shadow_denials = Counter(
+            "admitd_shadow_denials_total",
+            "Requests a shadow route admitted but would have denied, by route and reason.",
+            ["route", "reason"],
+            registry=registry,
+        )
         self.revocation_reloads = Counter(
             "admitd_revocation_reloads_total",
             "Reloads of CRL and deny-list files.",
@@ -72,6 +84,8 @@ class Metrics:
         latency.observe(seconds)
         if security is not None:
             security.inc()
+        if decision.shadow_reason is not None:
+            self.shadow_denials.labels(decision.route, decision.shadow_reason.value).inc()
         if decision.mfa_checked:
             self.mfa_enforcement.labels(_role_label(decision), _mfa_outcome(decision)).inc()
 

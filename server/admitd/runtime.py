@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as redis
+from prometheus_client import CollectorRegistry
 
+from admitd.audit import AuditEntry, AuditLog, AuditLogEvents, signing_key_from_file
+from admitd.audit.hooks import AuditedSessionStore
 from admitd.certs.client import ClientCertificates
 from admitd.certs.revocation import RevocationError, RevocationSource
 from admitd.certs.truststore import trust_store_from_files
 from admitd.certs.verify import CertificateVerifier
 from admitd.config import Config
 from admitd.engine import Engine, StepUpUrl
+from admitd.envelope import Sealer
 from admitd.errors import ConfigError
-from admitd.factors import Factors, factors_from_config
+from admitd.factors import Factors, factors_from_config, sealer_from_config
+from admitd.kms.audit import AuditEvents, LogAuditEvents
+from admitd.metrics import Metrics
 from admitd.policy.loader import load_policies
+from admitd.policy.watch import PolicyWatcher
+from admitd.risk.baseline import BaselineStore
+from admitd.risk.gatherer import RiskGatherer
+from admitd.risk.geo import GeoLocator
+from admitd.risk.metrics import MeteredAudit, RiskMetrics
+from admitd.risk.reputation import ReputationList
+from admitd.risk.state import RiskStateStore
 from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
@@ -32,8 +46,14 @@ class Runtime:
     config: Config
     engine: Engine
     revocation: RevocationSource
-    store: SessionStore
+    store: SessionStore  # the audited store (admin API, step-up pages); the engine reads directly
     factors: Factors | None
+    policy_watcher: PolicyWatcher
+    registry: CollectorRegistry
+    metrics: Metrics
+    audit: AuditLog | None
+    baselines: BaselineStore | None
+    reputation: ReputationList | None
 
     def reload_revocation(self) -> bool:
         """Pick up changed CRL/deny-list files; True when the cached verdicts were dropped."""
@@ -42,8 +62,64 @@ class Runtime:
         self.engine.certificates.invalidate()
         return True
 
+    def append_audit(self, entry: AuditEntry) -> None:
+        if self.audit is not None:
+            self.audit.append(entry)
+
 
 def runtime_from_config(config: Config) -> Runtime:
+    watcher = PolicyWatcher(config.policies)  # before the first load: no change is missed
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    client = client_from_url(config.redis_url) if config.redis_url else None
+    sealer = sealer_from_config(config)
+    audit = _audit_log(config, client, sealer, registry)
+    append: Callable[[AuditEntry], None] = audit.append if audit else _discard
+    events: AuditEvents = (
+        AuditLogEvents(audit, instance=audit.config.instance) if audit else LogAuditEvents()
+    )
+    store = session_store_from_config(config, client)
+    audited: SessionStore = (
+        AuditedSessionStore(store, append, audit.config.instance) if audit else store
+    )
+    factors = factors_from_config(config, audited, client, sealer, append if audit else None)
+    risk_metrics = RiskMetrics(registry, security_events=metrics.security_events)
+    baselines, reputation, risk = _risk(
+        config,
+        client,
+        sealer=sealer,
+        store=store,
+        events=MeteredAudit(events, risk_metrics),
+        metrics=risk_metrics,
+    )
+    engine = Engine(
+        load_policies(config.policies),
+        _certificates(config, revocation := _revocation(config)),
+        store=store,
+        sessions=config.sessions,
+        step_up_url=_step_up_url(factors.signer if factors else None),
+        risk=risk,
+    )
+    return Runtime(
+        config,
+        engine,
+        revocation,
+        audited,
+        factors,
+        watcher,
+        registry,
+        metrics,
+        audit,
+        baselines,
+        reputation,
+    )
+
+
+def _discard(entry: AuditEntry) -> None:
+    return None
+
+
+def _revocation(config: Config) -> RevocationSource:
     trust = trust_store_from_files(
         list(config.tls.trust_bundles), config_file=config.file, key="tls.trust_bundle"
     )
@@ -57,26 +133,19 @@ def runtime_from_config(config: Config) -> Runtime:
             key="tls.crl_files / tls.deny_list",
             fix="fix or remove the named file",
         ) from None
+    return revocation
+
+
+def _certificates(config: Config, revocation: RevocationSource) -> ClientCertificates:
     verifier = CertificateVerifier(
-        trust, lambda: revocation.data, max_chain_depth=config.tls.max_chain_length
+        revocation.issuers, lambda: revocation.data, max_chain_depth=config.tls.max_chain_length
     )
-    certificates = ClientCertificates(
+    return ClientCertificates(
         verifier.verify,
         config.trusted_proxies,
         cache_size=config.tls.verify_cache_size,
         max_chain_length=config.tls.max_chain_length,
     )
-    client = client_from_url(config.redis_url) if config.redis_url else None
-    store = session_store_from_config(config, client)
-    factors = factors_from_config(config, store, client)
-    engine = Engine(
-        load_policies(config.policies),
-        certificates,
-        store=store,
-        sessions=config.sessions,
-        step_up_url=_step_up_url(factors.signer if factors else None),
-    )
-    return Runtime(config, engine, revocation, store, factors)
 
 
 def session_store_from_config(config: Config, client: redis.Redis | None) -> SessionStore:
@@ -86,6 +155,66 @@ def session_store_from_config(config: Config, client: redis.Redis | None) -> Ses
         )
         return MemorySessionStore()
     return RedisSessionStore(client, cache_ttl=config.sessions.cache_ttl)
+
+
+def _audit_log(
+    config: Config, client: redis.Redis | None, sealer: Sealer | None, registry: CollectorRegistry
+) -> AuditLog | None:
+    if config.audit is None:
+        log.warning("no `audit:` section: denials are in the decision log only, not hash-chained")
+        return None
+    if client is None or sealer is None:
+        raise ConfigError(
+            "the audit log stores sealed entries in Redis",
+            file=config.file,
+            key="audit",
+            fix="set redis_url and configure kms:, or remove audit:",
+        )
+    key_file = config.audit.signing_key_file
+    signing_key = signing_key_from_file(key_file) if key_file is not None else None
+    return AuditLog(client, sealer, config.audit, registry=registry, signing_key=signing_key)
+
+
+def _risk(
+    config: Config,
+    client: redis.Redis | None,
+    *,
+    sealer: Sealer | None,
+    store: SessionStore,
+    events: AuditEvents,
+    metrics: RiskMetrics,
+) -> tuple[BaselineStore | None, ReputationList | None, RiskGatherer | None]:
+    """Device risk needs Redis (history, baselines) and a KMS (telemetry is sealed)."""
+    if client is None or sealer is None or not isinstance(store, RedisSessionStore):
+        log.warning("device risk is off: it needs redis_url and kms: (telemetry is stored sealed)")
+        return None, None, None
+    cfg = config.risk
+    state = RiskStateStore(
+        client,
+        sealer,
+        retention_seconds=cfg.telemetry_retention_seconds,
+        max_known_devices=cfg.max_known_devices,
+    )
+    baselines = BaselineStore(
+        client,
+        state,
+        events,
+        default_threshold=cfg.baseline_threshold,
+        override_ttl_seconds=cfg.override_ttl_seconds,
+        cache_seconds=cfg.baseline_cache_seconds,
+    )
+    reputation = ReputationList(cfg.reputation_files)
+    gatherer = RiskGatherer(
+        cfg,
+        config.sessions,
+        reputation=reputation,
+        geo=GeoLocator(cfg.mmdb_file, trusted_headers=cfg.trusted_geo_headers),
+        baselines=baselines,
+        state=state,
+        metrics=metrics,
+        invalidate_user=store.invalidate_user,
+    )
+    return baselines, reputation, gatherer
 
 
 def _step_up_url(signer: ReturnToSigner | None) -> StepUpUrl:

@@ -16,10 +16,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from admitd.admin.server import start_admin_server
+from admitd.audit.entry import AuditEntry, AuditEvent
 from admitd.config import Config
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
-from admitd.metrics import Metrics, serve_metrics
+from admitd.metrics import serve_metrics
+from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.web.app import build_web_app, start_web_server
@@ -36,23 +38,10 @@ def run(config: Config) -> None:
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     runtime = runtime_from_config(config)
-    metrics = Metrics()
     decisions = DecisionLog()
-    server = grpc.aio.server()
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationService(runtime.engine, metrics, decisions), server
-    )
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    services = (
-        external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name,
-        health.SERVICE_NAME,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(services, server)
-    server.add_insecure_port(config.listen)
+    server, health_servicer = _grpc_server(runtime, decisions)
     if config.metrics_listen:
-        serve_metrics(config.metrics_listen)
+        serve_metrics(config.metrics_listen, runtime.registry)
     # Everything loaded so far (policies, trust store, protobuf descriptors) lives
     # for the whole run: move it out of the collector's view, and collect young
     # objects less often, since a Check allocates many short-lived ones.
@@ -60,25 +49,27 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
     await server.start()
-    for name in ("", services[0]):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(_CHECK_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "admitd serving Check on %s, metrics on %s, policy %s",
         config.listen,
         config.metrics_listen or "(off)",
         runtime.engine.policy.version,
     )
-    if isinstance(runtime.store, RedisSessionStore):
-        runtime.store.start()
+    if runtime.audit is not None:
+        await runtime.audit.start()
+    if isinstance(runtime.engine.store, RedisSessionStore):
+        runtime.engine.store.start()
     web = await _start_web(runtime)
     admin = await _start_admin(runtime)
-    poller = asyncio.create_task(_poll_revocation(runtime, metrics))
-    flusher = asyncio.create_task(_flush_periodically(runtime, decisions))
+    tasks = _background_tasks(runtime, decisions)
+    _reload_on_sighup(runtime)
     if ready is not None:
         ready.set()
     await _wait_for_stop_signal()
-    poller.cancel()
-    flusher.cancel()
+    for task in tasks:
+        task.cancel()
     # Tell Envoy's health checks first, then let in-flight Checks finish.
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
@@ -86,10 +77,48 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         await web.cleanup()
     if admin is not None:
         await admin.stop(config.grace_seconds)
+    await _close(runtime, decisions)
+    log.info("admitd stopped")
+
+
+_CHECK_SERVICE = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
+
+
+def _grpc_server(
+    runtime: Runtime, decisions: DecisionLog
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    server = grpc.aio.server()
+    service = AuthorizationService(runtime.engine, runtime.metrics, decisions, runtime.append_audit)
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (_CHECK_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    server.add_insecure_port(runtime.config.listen)
+    return server, health_servicer
+
+
+def _background_tasks(runtime: Runtime, decisions: DecisionLog) -> list[asyncio.Task[None]]:
+    tasks = [
+        asyncio.create_task(_poll_revocation(runtime)),
+        asyncio.create_task(_poll_policies(runtime)),
+        asyncio.create_task(_flush_periodically(runtime, decisions)),
+    ]
+    if runtime.reputation is not None:
+        interval = runtime.config.risk.reputation_poll_seconds
+        tasks.append(asyncio.create_task(runtime.reputation.watch(interval)))
+    return tasks
+
+
+async def _close(runtime: Runtime, decisions: DecisionLog) -> None:
     decisions.flush()
     await runtime.engine.flush_last_seen()
+    if runtime.engine.risk is not None:
+        await runtime.engine.risk.close()
+    if runtime.audit is not None:
+        await runtime.audit.close()  # flushes queued entries and writes a last checkpoint
     await runtime.store.close()
-    log.info("admitd stopped")
 
 
 async def _flush_periodically(
@@ -127,14 +156,54 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
     config, factors = runtime.config, runtime.factors
     if config.admin is None or factors is None:
         return None
+    extra = [risk_handler(runtime.baselines, config.admin.principals)] if runtime.baselines else []
     admin = await start_admin_server(
-        config.admin, config.tls.trust_bundles, runtime.store, factors.totp, config.sessions
+        config.admin,
+        config.tls.trust_bundles,
+        runtime.store,
+        factors.totp,
+        config.sessions,
+        extra_handlers=extra,
     )
     log.info("admin API (mTLS) on %s", config.admin.listen)
     return admin
 
 
-async def _poll_revocation(runtime: Runtime, metrics: Metrics) -> None:
+async def _poll_policies(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(runtime.config.policy_reload_seconds)
+        _record_reload(runtime, runtime.policy_watcher.poll(runtime.engine.replace_policy))
+
+
+def _reload_on_sighup(runtime: Runtime) -> None:
+    def reload() -> None:
+        outcome = runtime.policy_watcher.poll(runtime.engine.replace_policy, force=True)
+        _record_reload(runtime, outcome)
+
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reload)
+
+
+def _record_reload(runtime: Runtime, outcome: bool | None) -> None:
+    if outcome is None:
+        return
+    label = "applied" if outcome else "refused"
+    runtime.metrics.policy_reloads.labels(label).inc()
+    runtime.metrics.security_events.labels("policy_reload", label).inc()
+    runtime.append_audit(
+        AuditEntry(
+            time=time.time(),
+            event_type=AuditEvent.POLICY_RELOADED,
+            decision=label,
+            reason=runtime.policy_watcher.last_error[:500],
+            policy_version=runtime.engine.policy.version,
+        )
+    )
+
+
+async def _poll_revocation(runtime: Runtime) -> None:
+    metrics = runtime.metrics
     while True:
         await asyncio.sleep(runtime.config.tls.revocation_poll_seconds)
         try:

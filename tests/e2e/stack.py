@@ -84,6 +84,7 @@ def start_edge(
             "revocation_poll_seconds": 0.2,
         },
         "trusted_proxies": proxies or [],
+        "policy_reload_seconds": 0.2,
     }
     if redis_url:
         config["redis_url"] = redis_url

@@ -59,8 +59,12 @@ async def start_admin_server(
     sessions: SessionLifetimes,
     *,
     clock: Callable[[], float] = time.time,
+    extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
 ) -> grpc.aio.Server:
     """Started and listening; stop it with `await server.stop(grace)`.
+
+    `extra_handlers` serve further admin services (e.g. `admitd.v1.Risk`) on the same
+    mTLS port, each checking the caller against the same principals.
 
     Raises ConfigError when the TLS files cannot be read or the port cannot be bound.
     """
@@ -74,7 +78,9 @@ async def start_admin_server(
         clock=clock,
     )
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((admin_handler(AdminApi(admin, clock), config.principals),))
+    server.add_generic_rpc_handlers(
+        (admin_handler(AdminApi(admin, clock), config.principals), *extra_handlers)
+    )
     try:
         server.add_secure_port(config.listen, server_credentials(config, bundles))
     except RuntimeError as exc:  # grpc's "Failed to bind"

@@ -129,14 +129,14 @@ class RevocationSource:
     ) -> None:
         self._crl_files = tuple(crl_files)
         self._deny_list = deny_list
-        self._issuers = issuers
+        self.issuers = issuers
         self._signature: tuple[object, ...] = ()
         self.data = RevocationData()
 
     def load(self) -> None:
         """Load everything now; raises RevocationError (start-up turns it into a ConfigError)."""
         signature = self._stat_signature()
-        crls = dict(_crl_from_file(path, self._issuers) for path in self._crl_files)
+        crls = dict(_crl_from_file(path, self.issuers) for path in self._crl_files)
         deny = DenyList()
         if self._deny_list is not None and self._deny_list.exists():
             deny = deny_list_from_text(self._deny_list.read_text(), source=str(self._deny_list))

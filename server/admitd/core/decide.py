@@ -4,208 +4,95 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from admitd.certs.forwarding import FORWARDED_CERT_HEADERS
-from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason, reason_from_certificate_problem
 from admitd.core.facts import Facts
-from admitd.core.session_phase import SessionVerdict, session_verdict
+from admitd.core.outcomes import allow, deny, step_up, with_risk, with_step_up_url
+from admitd.core.policy_phase import policy_denial
+from admitd.core.risk_phase import risk_denial, risk_step_up_max_age
+from admitd.core.session_phase import session_verdict
 from admitd.policy.model import PolicySet, Route
 from admitd.sessions.config import SessionsConfig
-from admitd.sessions.model import Session
 
-__all__ = ["ADMITD_HEADER_PREFIX", "decide", "with_step_up_url"]
+__all__ = ["decide", "with_step_up_url"]
 
 DEFAULT_RULES = SessionsConfig()
 
-ADMITD_HEADER_PREFIX = "x-admitd-"
-PRINCIPAL_HEADER = "x-admitd-principal"
-FINGERPRINT_HEADER = "x-admitd-cert-sha256"
-ROUTE_HEADER = "x-admitd-route"
-# Every forwarded-certificate header name is its own prefix; one startswith() per header.
-_POLICED_PREFIXES = (ADMITD_HEADER_PREFIX, *FORWARDED_CERT_HEADERS)
-
-_DENIAL_MESSAGES: dict[Reason, str] = {
-    Reason.CERTIFICATE_MISSING: "This route requires a client certificate.",
-    Reason.IDENTITY_NOT_ALLOWED: "The client certificate's identity is not allowed on this route.",
-    Reason.HTTPS_REQUIRED: "This route is only served over HTTPS.",
-    Reason.NO_MATCHING_ROUTE: "No policy admits this request.",
-    Reason.SESSION_REQUIRED: "This route requires a signed-in session.",
-    Reason.SESSION_INVALID: "The session is not valid; sign in again.",
-    Reason.SESSION_EXPIRED: "The session has expired; sign in again.",
-    Reason.SESSION_STORE_UNAVAILABLE: (
-        "Session state is unavailable, so the request is not admitted. Try again shortly."
-    ),
-    Reason.MFA_ENROLLMENT_REQUIRED: (
-        "Your role requires a second factor; enrol TOTP or a passkey first."
-    ),
-}
-
 
 def decide(
-    ctx: RequestContext, policy: PolicySet, facts: Facts, rules: SessionsConfig = DEFAULT_RULES
+    ctx: RequestContext,
+    policy: PolicySet,
+    facts: Facts,
+    rules: SessionsConfig = DEFAULT_RULES,
+    route: Route | None = None,
 ) -> Decision:
     """Allow or deny one request, given the policy and the facts gathered about it.
 
-    Phases, in order: request sanity, HTTPS, route, certificate, session and MFA.
+    Phases, in order: request sanity, HTTPS, route, then the route's own phases
+    (certificate, session and MFA, device risk, roles and conditions). A shadow
+    route runs them all but only records what it would have denied. `route`, when
+    given, is the route already chosen (e.g. by Envoy's context_extensions).
     """
     if ctx.malformed:
-        return _deny(ctx, policy, Reason.REQUEST_MALFORMED, detail="; ".join(ctx.malformed))
+        return deny(ctx, policy, Reason.REQUEST_MALFORMED, detail="; ".join(ctx.malformed))
     if policy.require_https and _forwarded_proto(ctx) != "https":
-        return _deny(ctx, policy, Reason.HTTPS_REQUIRED)
-    route = policy.route_for(ctx)
+        return deny(ctx, policy, Reason.HTTPS_REQUIRED)
+    route = route or policy.route_for(ctx)
     if route is None and policy.unmatched == "deny":
-        return _deny(ctx, policy, Reason.NO_MATCHING_ROUTE)
+        return deny(ctx, policy, Reason.NO_MATCHING_ROUTE)
+    decision = _route_decision(ctx, policy, route, facts, rules)
+    if route is None or not route.shadow or decision.allowed:
+        return decision
+    # Shadow: admit, but keep what would have happened for the log and the metrics.
+    admitted = allow(
+        ctx, policy, route, decision.identity, Reason.ALLOWED, session=decision.session
+    )
+    return replace(with_risk(admitted, decision.risk), shadow_reason=decision.reason)
+
+
+def _route_decision(
+    ctx: RequestContext, policy: PolicySet, route: Route | None, facts: Facts, rules: SessionsConfig
+) -> Decision:
     certificate = facts.certificate
     if route is not None and route.public:
-        return _allow(ctx, policy, route, certificate.identity, Reason.PUBLIC_ROUTE)
-    if certificate.identity is None:
+        return allow(ctx, policy, route, certificate.identity, Reason.PUBLIC_ROUTE)
+    identity = certificate.identity
+    if identity is None:
         assert certificate.problem is not None  # one of identity/problem is always set
         reason = reason_from_certificate_problem(certificate.problem)
-        return _deny(ctx, policy, reason, detail=certificate.detail, route=route)
-    if route is not None and not route.identities.admits(certificate.identity):
-        return _deny(
-            ctx, policy, Reason.IDENTITY_NOT_ALLOWED, route=route, identity=certificate.identity
-        )
+        return deny(ctx, policy, reason, detail=certificate.detail, route=route)
+    if route is not None and not route.identities.admits(identity):
+        return deny(ctx, policy, Reason.IDENTITY_NOT_ALLOWED, route=route, identity=identity)
     verdict = session_verdict(route, facts, rules)
-    if verdict.reason is Reason.MFA_STEP_UP_REQUIRED:
-        return _step_up(policy, route, certificate.identity, verdict)
-    if verdict.reason is not None:
-        denial = _deny(ctx, policy, verdict.reason, route=route, identity=certificate.identity)
+    needs_step_up = verdict.reason is Reason.MFA_STEP_UP_REQUIRED
+    if verdict.reason is not None and not needs_step_up:
+        denial = deny(ctx, policy, verdict.reason, route=route, identity=identity)
         return replace(denial, session=verdict.session, mfa_checked=verdict.mfa_checked)
-    return _allow(
+    risk = facts.risk if verdict.session is not None else None
+    refused = risk_denial(route, risk) or policy_denial(
+        route, ctx, identity=identity, session=verdict.session, risk=risk, now=facts.now
+    )
+    if refused is not None:
+        denial = deny(ctx, policy, refused, route=route, identity=identity)
+        return with_risk(replace(denial, session=verdict.session), risk)
+    risk_age = risk_step_up_max_age(route, risk, verdict.session, facts.now, rules)
+    if needs_step_up or risk_age is not None:
+        ages = [a for a in (verdict.max_age if needs_step_up else None, risk_age) if a is not None]
+        demanded = replace(verdict, max_age=min(ages), mfa_checked=True)
+        return with_risk(step_up(policy, route, identity, demanded), risk)
+    admitted = allow(
         ctx,
         policy,
         route,
-        certificate.identity,
+        identity,
         Reason.ALLOWED,
         session=verdict.session,
         mfa_checked=verdict.mfa_checked,
     )
-
-
-def with_step_up_url(decision: Decision, url: str, *, browser: bool) -> Decision:
-    """Point a step-up denial at the step-up page: 302 for a browser, else the URL in the body."""
-    if browser:
-        return replace(
-            decision, redirect_to=url, client_headers=(*decision.client_headers, ("location", url))
-        )
-    return replace(decision, details=(*decision.details, ("step_up_url", url)))
-
-
-def _step_up(
-    policy: PolicySet, route: Route | None, identity: ClientIdentity | None, verdict: SessionVerdict
-) -> Decision:
-    max_age = verdict.max_age or 0
-    # RFC 9470: lets standard OAuth clients see that a fresher authentication is needed.
-    challenge = f'Bearer error="insufficient_user_authentication", max_age={max_age}'
-    return Decision(
-        allowed=False,
-        reason=Reason.MFA_STEP_UP_REQUIRED,
-        message=f"A second-factor verification within the last {max_age} seconds is required.",
-        route=route.name if route else "",
-        identity=identity,
-        client_headers=(
-            ("x-admitd-reason", Reason.MFA_STEP_UP_REQUIRED.value),
-            ("www-authenticate", challenge),
-        ),
-        policy_version=policy.version,
-        session=verdict.session,
-        mfa_checked=True,
-        step_up_max_age=max_age,
-        details=(("max_age", max_age),),
-    )
+    return with_risk(admitted, risk)
 
 
 def _forwarded_proto(ctx: RequestContext) -> str:
     # Envoy overwrites x-forwarded-proto at the edge (use_remote_address), so a
     # client cannot forge it; fall back to the scheme Envoy reports.
     return (ctx.header("x-forwarded-proto") or ctx.scheme).lower()
-
-
-def _allow(
-    ctx: RequestContext,
-    policy: PolicySet,
-    route: Route | None,
-    identity: ClientIdentity | None,
-    reason: Reason,
-    *,
-    session: Session | None = None,
-    mfa_checked: bool = False,
-) -> Decision:
-    route_name = route.name if route else "(unmatched)"
-    upstream = [(ROUTE_HEADER, route_name)]
-    if identity is not None:
-        upstream += [
-            (PRINCIPAL_HEADER, identity.principal),
-            (FINGERPRINT_HEADER, identity.fingerprint_sha256),
-        ]
-    if session is not None:
-        upstream += _session_headers(session)
-    return Decision(
-        allowed=True,
-        reason=reason,
-        route=route_name,
-        identity=identity,
-        upstream_headers=tuple(upstream),
-        headers_to_remove=_headers_to_remove(ctx, {name for name, _ in upstream}),
-        policy_version=policy.version,
-        session=session,
-        mfa_checked=mfa_checked,
-    )
-
-
-def _session_headers(session: Session) -> list[tuple[str, str]]:
-    headers = [
-        ("x-admitd-user", session.user_id),
-        ("x-admitd-org", session.organisation),
-        ("x-admitd-roles", ",".join(sorted(session.roles))),
-        ("x-admitd-session", session.session_id[:16]),
-    ]
-    if session.mfa_verified_at is not None and session.mfa_method is not None:
-        # The verification time, not an age: stable, so identical responses can be reused.
-        headers += [
-            ("x-admitd-mfa-method", session.mfa_method.value),
-            ("x-admitd-mfa-verified-at", str(int(session.mfa_verified_at))),
-        ]
-    return headers
-
-
-def _headers_to_remove(ctx: RequestContext, setting: set[str]) -> tuple[str, ...]:
-    """Client-sent admitd headers we do not overwrite, and forwarded-certificate headers.
-
-    Headers we set are overwritten instead of removed, so the outcome does not
-    depend on the order in which Envoy applies removals and additions.
-    """
-    return tuple(
-        name for name in ctx.headers if name.startswith(_POLICED_PREFIXES) and name not in setting
-    )
-
-
-def _deny(
-    ctx: RequestContext,
-    policy: PolicySet,
-    reason: Reason,
-    *,
-    detail: str = "",
-    route: Route | None = None,
-    identity: ClientIdentity | None = None,
-) -> Decision:
-    message = _DENIAL_MESSAGES.get(reason) or _certificate_message(reason, detail)
-    return Decision(
-        allowed=False,
-        reason=reason,
-        message=message,
-        route=route.name if route else "",
-        identity=identity,
-        client_headers=(("x-admitd-reason", reason.value),),
-        policy_version=policy.version,
-    )
-
-
-def _certificate_message(reason: Reason, detail: str) -> str:
-    if reason is Reason.REQUEST_MALFORMED:
-        return f"The request is malformed: {detail}."
-    return f"The client certificate was not accepted ({reason.value})" + (
-        f": {detail}." if detail else "."
-    )

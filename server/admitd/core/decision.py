@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from admitd.certs.identity import CertificateProblem, ClientIdentity
+from admitd.risk.model import RiskAssessment
 from admitd.sessions.model import Session
 
 __all__ = ["Decision", "Reason", "reason_from_certificate_problem"]
@@ -36,6 +37,10 @@ class Reason(StrEnum):
     SESSION_STORE_UNAVAILABLE = "session_store_unavailable"
     MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
     MFA_STEP_UP_REQUIRED = "mfa_step_up_required"
+    RISK_CRITICAL = "device_risk_critical"
+    RECOVERY_BLOCKED_BY_RISK = "recovery_blocked_by_risk"
+    ROLE_REQUIRED = "role_required"
+    CONDITION_FAILED = "condition_failed"
 
     @property
     def code(self) -> str:
@@ -76,6 +81,10 @@ _STATUSES: dict[Reason, int] = {
     Reason.SESSION_STORE_UNAVAILABLE: 503,
     Reason.MFA_ENROLLMENT_REQUIRED: 403,
     Reason.MFA_STEP_UP_REQUIRED: 428,  # RFC 6585; browsers get a 302 instead (redirect_to)
+    Reason.RISK_CRITICAL: 403,
+    Reason.RECOVERY_BLOCKED_BY_RISK: 403,
+    Reason.ROLE_REQUIRED: 403,
+    Reason.CONDITION_FAILED: 403,
 }
 
 _PROBLEM_REASONS: dict[CertificateProblem, Reason] = {
@@ -116,6 +125,9 @@ class Decision:
     step_up_max_age: int | None = None
     redirect_to: str = ""  # set for a browser step-up: answered as 302 with Location
     details: tuple[tuple[str, str | int], ...] = ()  # extra fields of the JSON error body
+    risk: RiskAssessment | None = None
+    client_ok_headers: Headers = ()  # response headers for the client on an allowed request
+    shadow_reason: Reason | None = None  # a shadow route admitted what it would have denied
 
     @property
     def status(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from admitd.certs.identity import CertificateFacts
+from admitd.risk.model import RiskAssessment
 from admitd.sessions.model import SessionLookup, SessionState
 
 __all__ = ["CertificateFacts", "Facts"]
@@ -23,3 +24,4 @@ class Facts:
     certificate: CertificateFacts
     session: SessionLookup = _NO_SESSION
     now: float = 0.0
+    risk: RiskAssessment | None = None  # only for a live session

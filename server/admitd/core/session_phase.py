@@ -63,6 +63,15 @@ def _mfa_verdict(
 
 
 def _required_max_age(route: Route, session: Session, rules: SessionsConfig) -> int | None:
+    by_role = route.mfa_max_age_by_role
+    if by_role:
+        # A per-role table: the strictest age among the user's roles, else its `default`.
+        ages = [by_role[role] for role in session.roles if role in by_role]
+        if not ages and "default" in by_role:
+            ages = [by_role["default"]]
+        if route.recovery:
+            ages.append(rules.recovery_max_age)
+        return min(ages) if ages else None
     candidates = [
         route.mfa_max_age,
         rules.recovery_max_age if route.recovery else None,

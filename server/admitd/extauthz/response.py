@@ -11,6 +11,7 @@ from envoy.service.auth.v3.external_auth_pb2 import (
     OkHttpResponse,
 )
 from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.struct_pb2 import Struct
 from google.rpc import code_pb2, status_pb2
 
 from admitd.core.decision import Decision
@@ -40,6 +41,7 @@ def check_response_from_decision(decision: Decision) -> CheckResponse:
         decision.headers_to_remove,
         decision.details,
         decision.redirect_to,
+        decision.client_ok_headers,
     )
     response = _cache.get(key)
     if response is None:
@@ -56,7 +58,9 @@ def _build(decision: Decision) -> CheckResponse:
             ok_response=OkHttpResponse(
                 headers=_header_options(decision.upstream_headers),
                 headers_to_remove=list(decision.headers_to_remove),
+                response_headers_to_add=_header_options(decision.client_ok_headers),
             ),
+            dynamic_metadata=_metadata(decision),
         )
     return CheckResponse(
         status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED),
@@ -82,3 +86,14 @@ def _header_options(headers: tuple[tuple[str, str], ...]) -> list[HeaderValueOpt
         HeaderValueOption(header=HeaderValue(key=key, value=value), append_action=_OVERWRITE)
         for key, value in headers
     ]
+
+
+def _metadata(decision: Decision) -> Struct | None:
+    """ext_authz dynamic metadata (the filter's namespace), for access logs and later filters."""
+    if decision.risk is None:
+        return None
+    metadata = Struct()
+    metadata.update(
+        {"risk_level": decision.risk.level.value, "risk_signals": decision.risk.signal_names}
+    )
+    return metadata

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections.abc import Callable
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
+from admitd.audit.decision import audit_entry_from_decision
+from admitd.audit.entry import AuditEntry
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason
 from admitd.engine import Engine
@@ -20,6 +24,7 @@ from admitd.metrics import Metrics
 __all__ = ["FAIL_CLOSED", "AuthorizationService"]
 
 log = logging.getLogger(__name__)
+INSTANCE = socket.gethostname()
 
 FAIL_CLOSED = Decision(
     allowed=False,
@@ -31,10 +36,17 @@ _EMPTY_CONTEXT = RequestContext(method="", scheme="", host="", path="")
 
 
 class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
-    def __init__(self, engine: Engine, metrics: Metrics, decisions: DecisionLog) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: Metrics,
+        decisions: DecisionLog,
+        audit: Callable[[AuditEntry], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._decisions = decisions
+        self._audit = audit
 
     async def Check(
         self, request: CheckRequest, context: grpc.aio.ServicerContext
@@ -45,6 +57,8 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         elapsed = time.perf_counter() - started
         self._metrics.observe(decision, elapsed)
         self._decisions.record(ctx, decision, source, elapsed)
+        if self._audit is not None and (entry := _audit_entry(ctx, decision)) is not None:
+            self._audit(entry)  # queued; the append itself happens off the hot path
         return response
 
     async def _decide(self, request: CheckRequest) -> tuple[RequestContext, Decision, str]:
@@ -58,3 +72,13 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             log.exception("Check failed; answering fail-closed")
             return ctx, FAIL_CLOSED, ""
         return ctx, decision, facts.certificate.source
+
+
+def _audit_entry(ctx: RequestContext, decision: Decision) -> AuditEntry | None:
+    return audit_entry_from_decision(
+        decision,
+        instance=INSTANCE,
+        source_ip=ctx.source_address,
+        device_id=ctx.header("x-device-id")[:128],
+        now=time.time(),
+    )

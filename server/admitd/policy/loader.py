@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography import x509
 
 from admitd.errors import ConfigError
 from admitd.fields import Fields
+from admitd.policy import route_parts
 from admitd.policy.model import (
     IdentityRule,
     PolicySet,
@@ -45,10 +47,25 @@ from admitd.yamlsource import KeyPath, YamlDocument, load_yaml
 
 __all__ = ["load_policies", "policy_set_from_documents"]
 
-_FILE_KEYS = {"unmatched", "require_https", "routes"}
-_ROUTE_KEYS = {"name", "match", "public", "identities", "session", "mfa_max_age", "recovery"}
-_MATCH_KEYS = {"hosts", "path_exact", "path_prefix", "path_regex", "methods"}
-_IDENTITY_KEYS = {"spiffe", "uris", "dns", "subjects", "cert_sha256", "spki_sha256"}
+FILE_KEYS = {"unmatched", "require_https", "defaults", "routes"}
+ROUTE_KEYS = {
+    "name",
+    "match",
+    "public",
+    "identities",
+    "session",
+    "mfa_max_age",
+    "recovery",
+    "roles",
+    "conditions",
+    "upstream_headers",
+    "shadow",
+    "risk",
+}
+DEFAULTABLE_KEYS = ROUTE_KEYS - {"name", "match"}
+MATCH_KEYS = {"hosts", "path_exact", "path_prefix", "path_regex", "methods", "headers"}
+
+IDENTITY_KEYS = {"spiffe", "uris", "dns", "subjects", "cert_sha256", "spki_sha256"}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -69,18 +86,22 @@ def policy_set_from_documents(docs: list[YamlDocument]) -> PolicySet:
     unmatched, require_https = Unmatched.DENY, True
     digest = hashlib.sha256()
     for doc in docs:
-        fields = Fields(doc, (), doc.data, _FILE_KEYS)
+        fields = Fields(doc, (), doc.data, FILE_KEYS)
+        defaults = fields.sub("defaults", DEFAULTABLE_KEYS).raw
         if fields.has("unmatched"):
             unmatched = Unmatched(fields.choice("unmatched", "deny", tuple(Unmatched)))
         require_https = fields.flag("require_https", require_https)
-        routes += [_route(doc, path, raw) for path, raw in fields.mapping_list("routes")]
+        routes += [
+            _route(doc, path, _with_defaults(raw, defaults))
+            for path, raw in fields.mapping_list("routes")
+        ]
         digest.update(repr(doc.data).encode())
     _refuse_duplicate_names(routes, docs)
     return PolicySet(tuple(routes), unmatched, require_https, digest.hexdigest()[:12])
 
 
 def _route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
-    fields = Fields(doc, path, raw, _ROUTE_KEYS)
+    fields = Fields(doc, path, raw, ROUTE_KEYS)
     name = fields.text("name")
     public = fields.flag("public", False)
     if public and fields.has("identities"):
@@ -94,19 +115,48 @@ def _route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
             "list allowed identities, or write `identities: any`",
         )
     identities = IdentityRule() if public else _identities(fields)
-    match = _match(fields.sub("match", _MATCH_KEYS))
+    match = _match(fields.sub("match", MATCH_KEYS))
     session, mfa_max_age, recovery = _session_rules(fields, public)
-    return Route(name, match, public, identities, doc.file, session, mfa_max_age, recovery)
+    by_role = route_parts.mfa_max_age_by_role(fields)
+    roles = frozenset(fields.texts("roles"))
+    if public and roles:
+        raise fields.error(
+            "roles", "a public route has no session, so no roles", "remove `public` or `roles`"
+        )
+    step_up_at, deny_at = route_parts.risk_thresholds(fields)
+    return Route(
+        name,
+        match,
+        public,
+        identities,
+        doc.file,
+        SessionRequirement.REQUIRED if roles and session is SessionRequirement.NONE else session,
+        mfa_max_age,
+        recovery,
+        mfa_max_age_by_role=by_role,
+        roles=roles,
+        conditions=tuple(route_parts.condition(fields, c) for c in fields.texts("conditions")),
+        upstream_headers=route_parts.upstream_headers(fields),
+        shadow=fields.flag("shadow", False),
+        risk_step_up_at=step_up_at,
+        risk_deny_at=deny_at,
+    )
+
+
+def _with_defaults(raw: object, defaults: Mapping[str, object]) -> object:
+    """A file's `defaults:` apply to each of its routes; a route's own keys win."""
+    return {**defaults, **raw} if isinstance(raw, Mapping) else raw
 
 
 def _session_rules(fields: Fields, public: bool) -> tuple[SessionRequirement, int | None, bool]:
     recovery = fields.flag("recovery", False)
+    per_role = isinstance(fields.raw.get("mfa_max_age"), Mapping)
     mfa_max_age = (
         fields.integer("mfa_max_age", 0, minimum=1, maximum=86_400)
-        if fields.has("mfa_max_age")
+        if fields.has("mfa_max_age") and not per_role
         else None
     )
-    needs_session = recovery or mfa_max_age is not None
+    needs_session = recovery or fields.has("mfa_max_age")
     default = SessionRequirement.REQUIRED if needs_session else SessionRequirement.NONE
     session = SessionRequirement(fields.choice("session", default.value, tuple(SessionRequirement)))
     if needs_session and session is not SessionRequirement.REQUIRED:
@@ -135,26 +185,20 @@ def _match(fields: Fields) -> RouteMatch:
                 "methods", f"unknown method {method!r}", f"one of: {', '.join(sorted(_METHODS))}"
             )
     return RouteMatch(
+        headers=route_parts.header_matches(fields),
         hosts=frozenset(h for h in hosts if not h.startswith("*.")),
         host_suffixes=tuple(h[1:] for h in hosts if h.startswith("*.")),
         path_exact=fields.optional_text("path_exact"),
         path_prefix=fields.optional_text("path_prefix"),
-        path_regex=_regex(fields, "path_regex") if fields.has("path_regex") else None,
+        path_regex=route_parts.regex(fields, "path_regex") if fields.has("path_regex") else None,
         methods=frozenset(methods),
     )
-
-
-def _regex(fields: Fields, key: str) -> re.Pattern[str]:
-    try:
-        return re.compile(fields.text(key))
-    except re.error as exc:
-        raise fields.error(key, f"invalid regular expression: {exc}") from None
 
 
 def _identities(route: Fields) -> IdentityRule:
     if route.raw.get("identities") == "any":
         return IdentityRule(any_identity=True)
-    fields = route.sub("identities", _IDENTITY_KEYS)
+    fields = route.sub("identities", IDENTITY_KEYS)
     rule = IdentityRule(
         uris=tuple(
             glob_pattern(g, separator="/") for g in fields.texts("spiffe") + fields.texts("uris")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
+from admitd.policy.rules import Condition, HeaderMatch
+from admitd.risk.model import RiskLevel
 
 __all__ = [
     "IdentityRule",
@@ -70,6 +74,7 @@ class RouteMatch:
     path_prefix: str | None = None
     path_regex: re.Pattern[str] | None = None
     methods: frozenset[str] = frozenset()
+    headers: tuple[HeaderMatch, ...] = ()
 
     def matches(self, ctx: RequestContext, host: str, path: str) -> bool:
         if self.methods and ctx.method not in self.methods:
@@ -82,7 +87,13 @@ class RouteMatch:
             return False
         if self.path_prefix is not None and not path.startswith(self.path_prefix):
             return False
-        return self.path_regex is None or self.path_regex.fullmatch(path) is not None
+        if self.path_regex is not None and self.path_regex.fullmatch(path) is None:
+            return False
+        return all(h.matches(ctx.headers) for h in self.headers)
+
+
+def _no_ages() -> Mapping[str, int]:
+    return MappingProxyType({})
 
 
 class SessionRequirement(StrEnum):
@@ -107,6 +118,13 @@ class Route:
     session: SessionRequirement = SessionRequirement.NONE
     mfa_max_age: int | None = None
     recovery: bool = False
+    mfa_max_age_by_role: Mapping[str, int] = field(default_factory=_no_ages)
+    roles: frozenset[str] = frozenset()  # any one of them admits; empty = no role needed
+    conditions: tuple[Condition, ...] = ()  # CEL; all must hold
+    upstream_headers: tuple[tuple[str, str], ...] = ()
+    shadow: bool = False  # evaluate and log, never enforce (roll a rule out safely)
+    risk_step_up_at: RiskLevel = RiskLevel.HIGH
+    risk_deny_at: RiskLevel = RiskLevel.CRITICAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +135,10 @@ class PolicySet:
     unmatched: Unmatched = Unmatched.DENY
     require_https: bool = True
     version: str = ""
+
+    def route_named(self, name: str) -> Route | None:
+        """The route Envoy's per-route `context_extensions: {admitd_route: NAME}` selects."""
+        return next((route for route in self.routes if route.name == name), None)
 
     def route_for(self, ctx: RequestContext) -> Route | None:
         host = _host_without_port(ctx.host)

@@ -22,6 +22,7 @@ SECTION_KEYS = {
     "default_mfa_max_age",
     "recovery_max_age",
     "cache_ttl",
+    "high_risk_mfa_max_age",
 }
 _DEFAULT_PRIVILEGED = ("admin", "finance", "analyst", "auditor")
 
@@ -43,6 +44,7 @@ class SessionsConfig:
     mfa_max_age: Mapping[str, int] = field(default_factory=_no_overrides)
     recovery_max_age: int = 600
     cache_ttl: float = 5.0
+    high_risk_mfa_max_age: int = 300  # a high device-risk level needs MFA at least this fresh
 
     def max_age_for_roles(self, roles: frozenset[str]) -> int | None:
         """The strictest default max age among the user's privileged roles; None if none."""
@@ -78,4 +80,7 @@ def sessions_config_from_fields(fields: Fields) -> SessionsConfig:
         mfa_max_age=MappingProxyType(ages),
         recovery_max_age=fields.integer("recovery_max_age", 600, minimum=1, maximum=86_400),
         cache_ttl=fields.number("cache_ttl", 5.0),
+        high_risk_mfa_max_age=fields.integer(
+            "high_risk_mfa_max_age", 300, minimum=1, maximum=86_400
+        ),
     )

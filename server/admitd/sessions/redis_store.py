@@ -171,6 +171,11 @@ class RedisSessionStore:
                 await self._redis.hdel(user_factors_key(tag), method.value)
             await self._invalidate(tag)
 
+    async def invalidate_user(self, tag: str) -> None:
+        """Drop every replica's cached sessions of this user (e.g. their risk state changed)."""
+        with store_errors("session invalidation"):
+            await self._invalidate(tag)
+
     async def _invalidate(self, tag: str) -> None:
         """Tell every replica (this one included) to drop what it cached for this user.
 

@@ -1,0 +1,149 @@
+"""Audit the session life cycle and MFA verifications by wrapping the ports they go through.
+
+The admin API and the step-up pages use a `SessionStore`, a `TotpFactor` and a
+`PasskeyFactor`; wrapping those three records every session creation and
+revocation and every verification success and failure, whoever calls them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from admitd.audit.entry import AuditEntry, AuditEvent
+from admitd.mfa.ports import MfaResult, PasskeyFactor, TotpEnrolment, TotpFactor
+from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.store import SessionStore
+from admitd.sessions.tokens import SessionRef
+
+__all__ = ["AuditedPasskeys", "AuditedSessionStore", "AuditedTotp"]
+
+Append = Callable[[AuditEntry], None]
+
+
+def _mfa_entry(
+    method: str, step: str, user_id: str, organisation: str, result: MfaResult
+) -> AuditEntry:
+    event = AuditEvent.MFA_SUCCEEDED if result is MfaResult.OK else AuditEvent.MFA_FAILED
+    return AuditEntry(
+        time=time.time(),
+        event_type=event,
+        decision="allow" if result is MfaResult.OK else "deny",
+        reason=result.value,
+        user=user_id,
+        organisation=organisation,
+        details=(("method", method), ("step", step)),
+    )
+
+
+class AuditedSessionStore:
+    def __init__(self, inner: SessionStore, append: Append, instance: str) -> None:
+        self._inner, self._append, self._instance = inner, append, instance
+
+    def _record(
+        self,
+        event: AuditEvent,
+        user_id: str,
+        organisation: str = "",
+        session_id: str = "",
+        **details: str,
+    ) -> None:
+        self._append(
+            AuditEntry(
+                time=time.time(),
+                event_type=event,
+                user=user_id,
+                organisation=organisation,
+                session_hash=session_id,
+                instance=self._instance,
+                details=tuple(details.items()),
+            )
+        )
+
+    async def get(self, ref: SessionRef) -> Session | None:
+        return await self._inner.get(ref)
+
+    async def create(self, ref: SessionRef, session: Session) -> None:
+        await self._inner.create(ref, session)
+        self._record(
+            AuditEvent.SESSION_CREATED,
+            session.user_id,
+            session.organisation,
+            ref.session_id,
+            roles=",".join(sorted(session.roles)),
+            device_id=session.device_id,
+        )
+
+    async def set_mfa(self, ref: SessionRef, verified_at: float, method: MfaMethod) -> bool:
+        return await self._inner.set_mfa(ref, verified_at, method)
+
+    async def touch(self, seen: Mapping[SessionRef, float]) -> None:
+        await self._inner.touch(seen)
+
+    async def revoke(self, ref: SessionRef) -> bool:
+        revoked = await self._inner.revoke(ref)
+        if revoked:
+            self._record(AuditEvent.SESSION_REVOKED, "", session_id=ref.session_id, scope="session")
+        return revoked
+
+    async def revoke_user(self, user_id: str) -> int:
+        count = await self._inner.revoke_user(user_id)
+        self._record(AuditEvent.SESSION_REVOKED, user_id, scope="user", sessions=str(count))
+        return count
+
+    async def list_user(self, user_id: str) -> list[Session]:
+        return await self._inner.list_user(user_id)
+
+    async def factors(self, user_id: str) -> frozenset[MfaMethod]:
+        return await self._inner.factors(user_id)
+
+    async def set_factor(self, user_id: str, method: MfaMethod, *, active: bool, at: float) -> None:
+        await self._inner.set_factor(user_id, method, active=active, at=at)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class AuditedTotp:
+    def __init__(self, inner: TotpFactor, append: Append) -> None:
+        self._inner, self._append = inner, append
+
+    async def begin_enrolment(self, user_id: str, organisation: str, now: float) -> TotpEnrolment:
+        return await self._inner.begin_enrolment(user_id, organisation, now)
+
+    async def confirm_enrolment(
+        self, user_id: str, organisation: str, code: str, now: float
+    ) -> MfaResult:
+        result = await self._inner.confirm_enrolment(user_id, organisation, code, now)
+        self._append(_mfa_entry("totp", "enrol", user_id, organisation, result))
+        return result
+
+    async def verify(self, user_id: str, organisation: str, code: str, now: float) -> MfaResult:
+        result = await self._inner.verify(user_id, organisation, code, now)
+        self._append(_mfa_entry("totp", "verify", user_id, organisation, result))
+        return result
+
+
+class AuditedPasskeys:
+    def __init__(self, inner: PasskeyFactor, append: Append) -> None:
+        self._inner, self._append = inner, append
+
+    async def registration_options(self, user_id: str, user_name: str, now: float) -> str:
+        return await self._inner.registration_options(user_id, user_name, now)
+
+    async def register(
+        self, user_id: str, organisation: str, credential_json: str, now: float
+    ) -> MfaResult:
+        result = await self._inner.register(user_id, organisation, credential_json, now)
+        self._append(_mfa_entry("passkey", "enrol", user_id, organisation, result))
+        return result
+
+    async def authentication_options(self, user_id: str, now: float) -> str:
+        return await self._inner.authentication_options(user_id, now)
+
+    async def authenticate(
+        self, user_id: str, organisation: str, credential_json: str, now: float
+    ) -> MfaResult:
+        result = await self._inner.authenticate(user_id, organisation, credential_json, now)
+        self._append(_mfa_entry("passkey", "verify", user_id, organisation, result))
+        return result

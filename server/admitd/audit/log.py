@@ -1,0 +1,208 @@
+"""`AuditLog`: append() never blocks or raises; a background task chains batches into Redis,
+spools them locally while Redis is away and replays the spool, in order, when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import redis.asyncio as redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from admitd.audit.checkpoint import write_checkpoint
+from admitd.audit.config import AuditConfig
+from admitd.audit.entry import AuditEntry
+from admitd.audit.metrics import DROPPED, REDIS, REPLAYED, AuditMetrics
+from admitd.audit.sealed import SealedEntry, seal_entry
+from admitd.audit.spool import Spool
+from admitd.audit.stream import StreamAppender
+from admitd.envelope import Sealer
+from admitd.errors import AdmitdError, StoreUnavailable
+
+__all__ = ["AuditLog"]
+
+logger = logging.getLogger("admitd.audit")
+
+_FLUSH_SECONDS = 0.05  # the longest an entry waits in memory before its batch goes out
+_RETRY_SECONDS = 1.0  # how often an unreachable Redis is tried again
+
+
+class AuditLog:
+    """The tamper-evident audit log of one replica (all replicas share one chain)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        sealer: Sealer,
+        config: AuditConfig,
+        *,
+        registry: CollectorRegistry = REGISTRY,
+        signing_key: Ed25519PrivateKey | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config, self._sealer, self._clock = config, sealer, clock
+        self.client = client  # owned by the caller, who closes it after close()
+        self.metrics = AuditMetrics(registry)
+        self.spool = Spool(config.spool_file, config.spool_max_bytes, self.metrics)
+        self._appender = StreamAppender(client, config.stream_key)
+        self._signing_key = signing_key
+        self._queue: deque[AuditEntry] = deque()
+        self._lock = threading.Lock()  # the KMS adapter may call append() from a thread
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._next_retry = 0.0
+
+    def append(self, entry: AuditEntry) -> None:
+        """Queue `entry`; when the queue is full, spill it and the queue to the spool now."""
+        with self._lock:
+            if len(self._queue) < self.config.queue_max_entries:
+                self._queue.append(entry)
+                self._notify()
+                return
+            overflow = [*self._queue, entry]
+            self._queue.clear()
+        # Queue first, then the new entry: the spool keeps arrival order.
+        self._spool_entries(overflow)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tasks.append(asyncio.create_task(self._run(), name="audit-writer"))
+        if self._signing_key is not None:
+            self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
+
+    async def close(self) -> None:
+        """Flush the queue (to Redis or the spool), write a last checkpoint, stop."""
+        self._closing = True
+        self._notify()
+        for task in self._tasks[1:]:
+            task.cancel()
+        if self._tasks:
+            await self._tasks[0]
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        await self._checkpoint_once()
+
+    @property
+    def queued(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def _notify(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch:
+                await self._write(batch)
+            elif self._closing:
+                await self._replay(force=True)
+                return
+            else:
+                await self._replay(force=False)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), _FLUSH_SECONDS)
+                self._wake.clear()
+
+    def _take(self) -> list[AuditEntry]:
+        with self._lock:
+            count = min(len(self._queue), self.config.batch_max_entries)
+            return [self._queue.popleft() for _ in range(count)]
+
+    async def _write(self, batch: list[AuditEntry]) -> None:
+        sealed = self._seal(batch)
+        # While older entries wait in the spool, newer ones queue behind them there.
+        if not self.spool.pending and await self._to_redis(sealed):
+            self.metrics.appends.labels(REDIS).inc(len(sealed))
+            return
+        self._spill(sealed)
+        await self._replay(force=False)
+
+    async def _to_redis(self, sealed: list[SealedEntry]) -> bool:
+        try:
+            await self._appender.append(sealed)
+        except StoreUnavailable as exc:
+            logger.warning("audit: Redis unavailable (%s); spooling to %s", exc, self.spool.path)
+            self._next_retry = self._clock() + _RETRY_SECONDS
+            return False
+        return True
+
+    async def _replay(self, *, force: bool) -> None:
+        """Move spooled entries into the stream, oldest first, until the spool is empty."""
+        if not self.spool.pending or (not force and self._clock() < self._next_retry):
+            return
+        while self.spool.pending:
+            batch = await asyncio.to_thread(self.spool.read_batch, self.config.batch_max_entries)
+            if batch.entries and not await self._to_redis(list(batch.entries)):
+                return
+            await asyncio.to_thread(self.spool.commit, batch.end_offset)
+            self.metrics.appends.labels(REPLAYED).inc(len(batch.entries))
+        logger.info("audit: spool %s replayed into Redis", self.spool.path)
+
+    def _seal(self, batch: list[AuditEntry]) -> list[SealedEntry]:
+        sealed = []
+        for entry in batch:
+            try:
+                sealed.append(seal_entry(self._sealer, entry))
+            except AdmitdError as exc:
+                # The KMS refused: nothing can be written sealed. Count it, never raise.
+                self.metrics.appends.labels(DROPPED).inc()
+                logger.critical("audit: cannot seal %s entry (%s): LOST", entry.event_type, exc)
+        return sealed
+
+    def _spill(self, sealed: list[SealedEntry]) -> None:
+        try:
+            self.spool.append(sealed)
+        except OSError as exc:
+            self.metrics.appends.labels(DROPPED).inc(len(sealed))
+            logger.critical(
+                "audit: spool %s unwritable (%s): %d entries LOST",
+                self.spool.path,
+                exc,
+                len(sealed),
+            )
+
+    def _spool_entries(self, entries: list[AuditEntry]) -> None:
+        logger.warning(
+            "audit: queue full (%d); %d entries spooled synchronously",
+            self.config.queue_max_entries,
+            len(entries),
+        )
+        self._spill(self._seal(entries))
+        self._notify()
+
+    async def _checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval_seconds)
+            await self._checkpoint_once()
+
+    async def _checkpoint_once(self) -> None:
+        if self._signing_key is None:
+            return
+        try:
+            await write_checkpoint(
+                self.client,
+                self._signing_key,
+                stream=self.config.stream_key,
+                instance=self.config.instance,
+                now=self._clock(),
+            )
+        except StoreUnavailable as exc:
+            logger.warning("audit: checkpoint skipped, Redis unavailable (%s)", exc)

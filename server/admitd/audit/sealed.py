@@ -1,0 +1,39 @@
+"""Sealing entries with the envelope module: ciphertext plus the plaintext digest beside it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from admitd.audit.entry import AuditEntry, canonical_bytes, entry_digest
+from admitd.envelope import Context, RecordType, Sealer, envelope_from_json, json_from_envelope
+
+__all__ = ["AUDIT_CONTEXT", "SealedEntry", "open_entry", "seal_entry"]
+
+# One context for every entry: the chain (seq, prev, digest) already binds each
+# ciphertext to its position, and the envelope must open before the position is known.
+AUDIT_CONTEXT = Context(RecordType.AUDIT_ENTRY, record_id="admitd-audit-entry", organisation="")
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEntry:
+    """An entry ready to chain: SHA-256 of its plaintext and its JSON envelope."""
+
+    digest: bytes
+    envelope: str
+
+    def spool_line(self) -> bytes:
+        """One spool record: a JSON object on one line."""
+        doc = {"digest": self.digest.hex(), "envelope": self.envelope}
+        return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+def seal_entry(sealer: Sealer, entry: AuditEntry) -> SealedEntry:
+    plaintext = canonical_bytes(entry)
+    envelope = json_from_envelope(sealer.seal(plaintext, AUDIT_CONTEXT))
+    return SealedEntry(entry_digest(plaintext), envelope)
+
+
+def open_entry(sealer: Sealer, envelope: str) -> bytes:
+    """The canonical plaintext; raises EnvelopeError / KmsError as `Sealer.open` does."""
+    return sealer.open(envelope_from_json(envelope), AUDIT_CONTEXT)

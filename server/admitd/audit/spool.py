@@ -1,0 +1,198 @@
+"""The local append-only spool: fsync'd JSON lines, drained in order when Redis returns.
+
+Layout: `<spool>` holds one `SealedEntry.spool_line()` per line; `<spool>.offset`
+holds how many bytes of it are already in Redis (written atomically, fsync'd).
+When the whole file has been replayed both are emptied. A line that cannot be
+parsed is copied, with its byte offset, to `<spool>.corrupt` and skipped, so
+one bad record never blocks the rest and no byte is thrown away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from admitd.audit.metrics import DROPPED, SPOOLED, AuditMetrics
+from admitd.audit.sealed import SealedEntry
+
+__all__ = ["Spool", "SpoolBatch", "sealed_entry_from_line"]
+
+logger = logging.getLogger("admitd.audit")
+
+ALERT_RATIO = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBatch:
+    """Records read from the spool and the offset to commit once they are in Redis."""
+
+    entries: tuple[SealedEntry, ...]
+    end_offset: int
+
+
+def sealed_entry_from_line(line: bytes) -> SealedEntry:
+    """Parse one spool line; ValueError (with the reason) when it is not a spool record."""
+    doc = json.loads(line)
+    if not isinstance(doc, dict) or set(doc) != {"digest", "envelope"}:
+        raise ValueError("not a spool record (expected digest and envelope)")
+    digest, envelope = doc["digest"], doc["envelope"]
+    if not isinstance(digest, str) or not isinstance(envelope, str):
+        raise ValueError("spool record fields must be strings")
+    raw = bytes.fromhex(digest)
+    if len(raw) != 32:
+        raise ValueError("spool record digest is not 32 bytes")
+    return SealedEntry(raw, envelope)
+
+
+class Spool:
+    """Thread-safe: the hot path may spill into it while the writer task drains it."""
+
+    def __init__(self, path: Path, max_bytes: int, metrics: AuditMetrics) -> None:
+        self.path, self._max, self._metrics = path, max_bytes, metrics
+        self._offset_path = path.with_name(path.name + ".offset")
+        self._corrupt_path = path.with_name(path.name + ".corrupt")
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._size = self._recover_torn_tail()
+        self._offset = self._read_offset()
+        self._alerted = False
+        self._quarantined: set[int] = set()  # offsets already copied to .corrupt
+        self._publish()
+
+    @property
+    def pending(self) -> bool:
+        with self._lock:
+            return self._offset < self._size
+
+    def append(self, entries: Sequence[SealedEntry]) -> int:
+        """Write and fsync `entries`; returns how many fit under `max_bytes` (the rest are lost,
+        counted and logged: the bound protects the disk the node needs to keep running)."""
+        data = [entry.spool_line() for entry in entries]
+        with self._lock:
+            room, kept = self._max - self._size, []
+            for line in data:
+                if len(line) > room:
+                    break
+                kept.append(line)
+                room -= len(line)
+            self._write(b"".join(kept))
+        self._count(len(kept), len(data) - len(kept))
+        return len(kept)
+
+    def read_batch(self, limit: int) -> SpoolBatch:
+        """Up to `limit` records after the committed offset (corrupt lines quarantined)."""
+        with self._lock:
+            start, end = self._offset, self._size
+        entries: list[SealedEntry] = []
+        with self.path.open("rb") as handle:
+            handle.seek(start)
+            position = start
+            while len(entries) < limit and position < end:
+                line = handle.readline()
+                self._parse(line, position, entries)
+                position += len(line)
+        return SpoolBatch(tuple(entries), position)
+
+    def commit(self, end_offset: int) -> None:
+        """Everything before `end_offset` is in Redis; empty the spool once fully replayed."""
+        with self._lock:
+            if end_offset >= self._size:
+                with self.path.open("r+b") as handle:
+                    handle.truncate(0)
+                    os.fsync(handle.fileno())
+                self._offset_path.unlink(missing_ok=True)
+                self._size = self._offset = 0
+                self._quarantined.clear()
+            else:
+                self._write_offset(end_offset)
+                self._offset = end_offset
+        self._publish()
+
+    def _parse(self, line: bytes, position: int, entries: list[SealedEntry]) -> None:
+        try:
+            entries.append(sealed_entry_from_line(line))
+        except ValueError as exc:
+            if position in self._quarantined:
+                return
+            self._quarantined.add(position)
+            logger.error(
+                "audit spool %s: unreadable record at byte %d (%s); kept in %s",
+                self.path,
+                position,
+                exc,
+                self._corrupt_path,
+            )
+            with self._corrupt_path.open("ab") as bad:
+                bad.write(f"# offset {position}\n".encode() + line.rstrip(b"\n") + b"\n")
+                os.fsync(bad.fileno())
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        with self.path.open("ab") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._size += len(data)
+
+    def _count(self, kept: int, lost: int) -> None:
+        self._metrics.appends.labels(SPOOLED).inc(kept)
+        if lost:
+            self._metrics.appends.labels(DROPPED).inc(lost)
+            logger.critical(
+                "audit spool %s is full (%d bytes): %d entries LOST", self.path, self._max, lost
+            )
+        self._publish()
+
+    def _publish(self) -> None:
+        ratio = self._size / self._max
+        self._metrics.spool_bytes.set(self._size)
+        self._metrics.spool_full_ratio.set(ratio)
+        if ratio >= ALERT_RATIO and not self._alerted:
+            logger.warning(
+                "audit spool %s is %.0f%% full (%d of %d bytes): Redis has been unreachable",
+                self.path,
+                ratio * 100,
+                self._size,
+                self._max,
+            )
+        self._alerted = ratio >= ALERT_RATIO
+
+    def _recover_torn_tail(self) -> int:
+        """A crash mid-write leaves a line without its newline: quarantine it, keep the rest."""
+        if not self.path.exists():
+            return 0
+        data = self.path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        if cut < len(data):
+            logger.error("audit spool %s: torn record at byte %d quarantined", self.path, cut)
+            with self._corrupt_path.open("ab") as bad:
+                bad.write(f"# offset {cut} (torn)\n".encode() + data[cut:] + b"\n")
+            with self.path.open("r+b") as handle:
+                handle.truncate(cut)
+                os.fsync(handle.fileno())
+        return cut
+
+    def _read_offset(self) -> int:
+        try:
+            offset = int(self._offset_path.read_text().strip() or "0")
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            # Replaying from the start duplicates entries; skipping could lose them.
+            logger.error("audit spool offset %s unreadable (%s): replaying all", self.path, exc)
+            return 0
+        return offset if 0 <= offset <= self._size else 0
+
+    def _write_offset(self, offset: int) -> None:
+        temporary = self._offset_path.with_name(self._offset_path.name + ".tmp")
+        with temporary.open("w") as handle:
+            handle.write(str(offset))
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(self._offset_path)

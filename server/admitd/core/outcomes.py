@@ -1,0 +1,202 @@
+"""Build decisions: allow (with upstream headers), deny, step up, and surface risk."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from admitd.certs.forwarding import FORWARDED_CERT_HEADERS
+from admitd.certs.identity import ClientIdentity
+from admitd.core.context import RequestContext
+from admitd.core.decision import Decision, Reason
+from admitd.core.session_phase import SessionVerdict
+from admitd.policy.model import PolicySet, Route
+from admitd.risk.model import RiskAssessment
+from admitd.sessions.model import Session
+
+__all__ = [
+    "ADMITD_HEADER_PREFIX",
+    "allow",
+    "deny",
+    "step_up",
+    "with_risk",
+    "with_step_up_url",
+]
+
+ADMITD_HEADER_PREFIX = "x-admitd-"
+PRINCIPAL_HEADER = "x-admitd-principal"
+FINGERPRINT_HEADER = "x-admitd-cert-sha256"
+ROUTE_HEADER = "x-admitd-route"
+# Every forwarded-certificate header name is its own prefix; one startswith() per header.
+_POLICED_PREFIXES = (ADMITD_HEADER_PREFIX, *FORWARDED_CERT_HEADERS)
+
+_DENIAL_MESSAGES: dict[Reason, str] = {
+    Reason.CERTIFICATE_MISSING: "This route requires a client certificate.",
+    Reason.IDENTITY_NOT_ALLOWED: "The client certificate's identity is not allowed on this route.",
+    Reason.HTTPS_REQUIRED: "This route is only served over HTTPS.",
+    Reason.NO_MATCHING_ROUTE: "No policy admits this request.",
+    Reason.SESSION_REQUIRED: "This route requires a signed-in session.",
+    Reason.SESSION_INVALID: "The session is not valid; sign in again.",
+    Reason.SESSION_EXPIRED: "The session has expired; sign in again.",
+    Reason.SESSION_STORE_UNAVAILABLE: (
+        "Session state is unavailable, so the request is not admitted. Try again shortly."
+    ),
+    Reason.MFA_ENROLLMENT_REQUIRED: (
+        "Your role requires a second factor; enrol TOTP or a passkey first."
+    ),
+    Reason.RISK_CRITICAL: "This sign-in looks too risky to admit; contact your administrator.",
+    Reason.ROLE_REQUIRED: "Your roles do not include one this route requires.",
+    Reason.CONDITION_FAILED: "The request does not meet this route's conditions.",
+    Reason.RECOVERY_BLOCKED_BY_RISK: (
+        "Account recovery is not available from this device or network right now."
+    ),
+}
+
+
+def with_risk(decision: Decision, risk: RiskAssessment | None) -> Decision:
+    """Surface risk level and signals to the upstream and the client (and in a denial's body)."""
+    if risk is None:
+        return decision
+    headers = (
+        ("x-admitd-risk-level", risk.level.value),
+        ("x-admitd-risk-signals", risk.signal_names),
+    )
+    if decision.allowed:
+        return replace(
+            decision,
+            risk=risk,
+            upstream_headers=(*decision.upstream_headers, *headers),
+            client_ok_headers=(*decision.client_ok_headers, *headers),
+        )
+    return replace(
+        decision,
+        risk=risk,
+        client_headers=(*decision.client_headers, *headers),
+        details=(
+            *decision.details,
+            ("risk_level", risk.level.value),
+            ("risk_signals", risk.signal_names),
+        ),
+    )
+
+
+def with_step_up_url(decision: Decision, url: str, *, browser: bool) -> Decision:
+    """Point a step-up denial at the step-up page: 302 for a browser, else the URL in the body."""
+    if browser:
+        return replace(
+            decision, redirect_to=url, client_headers=(*decision.client_headers, ("location", url))
+        )
+    return replace(decision, details=(*decision.details, ("step_up_url", url)))
+
+
+def step_up(
+    policy: PolicySet, route: Route | None, identity: ClientIdentity | None, verdict: SessionVerdict
+) -> Decision:
+    max_age = verdict.max_age or 0
+    # RFC 9470: lets standard OAuth clients see that a fresher authentication is needed.
+    challenge = f'Bearer error="insufficient_user_authentication", max_age={max_age}'
+    return Decision(
+        allowed=False,
+        reason=Reason.MFA_STEP_UP_REQUIRED,
+        message=f"A second-factor verification within the last {max_age} seconds is required.",
+        route=route.name if route else "",
+        identity=identity,
+        client_headers=(
+            ("x-admitd-reason", Reason.MFA_STEP_UP_REQUIRED.value),
+            ("www-authenticate", challenge),
+        ),
+        policy_version=policy.version,
+        session=verdict.session,
+        mfa_checked=True,
+        step_up_max_age=max_age,
+        details=(("max_age", max_age),),
+    )
+
+
+def allow(
+    ctx: RequestContext,
+    policy: PolicySet,
+    route: Route | None,
+    identity: ClientIdentity | None,
+    reason: Reason,
+    *,
+    session: Session | None = None,
+    mfa_checked: bool = False,
+) -> Decision:
+    route_name = route.name if route else "(unmatched)"
+    upstream = [(ROUTE_HEADER, route_name)]
+    if identity is not None:
+        upstream += [
+            (PRINCIPAL_HEADER, identity.principal),
+            (FINGERPRINT_HEADER, identity.fingerprint_sha256),
+        ]
+    if session is not None:
+        upstream += _session_headers(session)
+    if route is not None:
+        upstream += route.upstream_headers
+    return Decision(
+        allowed=True,
+        reason=reason,
+        route=route_name,
+        identity=identity,
+        upstream_headers=tuple(upstream),
+        headers_to_remove=_headers_to_remove(ctx, {name for name, _ in upstream}),
+        policy_version=policy.version,
+        session=session,
+        mfa_checked=mfa_checked,
+    )
+
+
+def _session_headers(session: Session) -> list[tuple[str, str]]:
+    headers = [
+        ("x-admitd-user", session.user_id),
+        ("x-admitd-org", session.organisation),
+        ("x-admitd-roles", ",".join(sorted(session.roles))),
+        ("x-admitd-session", session.session_id[:16]),
+    ]
+    if session.mfa_verified_at is not None and session.mfa_method is not None:
+        # The verification time, not an age: stable, so identical responses can be reused.
+        headers += [
+            ("x-admitd-mfa-method", session.mfa_method.value),
+            ("x-admitd-mfa-verified-at", str(int(session.mfa_verified_at))),
+        ]
+    return headers
+
+
+def _headers_to_remove(ctx: RequestContext, setting: set[str]) -> tuple[str, ...]:
+    """Client-sent admitd headers we do not overwrite, and forwarded-certificate headers.
+
+    Headers we set are overwritten instead of removed, so the outcome does not
+    depend on the order in which Envoy applies removals and additions.
+    """
+    return tuple(
+        name for name in ctx.headers if name.startswith(_POLICED_PREFIXES) and name not in setting
+    )
+
+
+def deny(
+    ctx: RequestContext,
+    policy: PolicySet,
+    reason: Reason,
+    *,
+    detail: str = "",
+    route: Route | None = None,
+    identity: ClientIdentity | None = None,
+) -> Decision:
+    message = _DENIAL_MESSAGES.get(reason) or _certificate_message(reason, detail)
+    return Decision(
+        allowed=False,
+        reason=reason,
+        message=message,
+        route=route.name if route else "",
+        identity=identity,
+        client_headers=(("x-admitd-reason", reason.value),),
+        policy_version=policy.version,
+    )
+
+
+def _certificate_message(reason: Reason, detail: str) -> str:
+    if reason is Reason.REQUEST_MALFORMED:
+        return f"The request is malformed: {detail}."
+    return f"The client certificate was not accepted ({reason.value})" + (
+        f": {detail}." if detail else "."
+    )

@@ -1,0 +1,119 @@
+"""Device risk in the decision: critical denies, recovery refuses above medium, high steps up."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from admitd.core.decide import decide
+from admitd.core.decision import Reason
+from admitd.core.facts import Facts
+from admitd.engine import Engine
+from admitd.extauthz.response import check_response_from_decision
+from admitd.risk.model import RiskAssessment, RiskLevel, Signal
+from admitd.sessions.model import MfaMethod, Session, SessionLookup, SessionState
+from tests.pki_fixtures import PkiSet, url_pem
+from tests.unit.helpers import engine_for, request
+
+NOW = 1_800_000_000.0
+POLICY = """
+routes:
+  - name: app
+    match: {path_prefix: /app/}
+    identities: any
+    session: required
+  - name: recover
+    match: {path_prefix: /recover/}
+    identities: any
+    recovery: true
+"""
+
+
+@pytest.fixture
+def engine(pki: PkiSet, tmp_path: Path) -> Engine:
+    (tmp_path / "p.yaml").write_text(POLICY)
+    return engine_for(pki.trust_bundle, tmp_path, clock=NOW)[0]
+
+
+def session(mfa_ago: float | None) -> Session:
+    return Session(
+        session_id="ab" * 32,
+        user_id="viv",
+        organisation="acme",
+        roles=frozenset({"viewer"}),
+        device_id="d1",
+        created_at=NOW - 60,
+        last_seen_at=NOW - 5,
+        idle_timeout=1800,
+        absolute_expires_at=NOW + 3600,
+        mfa_verified_at=None if mfa_ago is None else NOW - mfa_ago,
+        mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
+        factors=frozenset({MfaMethod.TOTP}),
+    )
+
+
+def risk(level: RiskLevel, *signals: Signal) -> RiskAssessment:
+    return RiskAssessment(score=1.0, level=level, signals=signals, baseline_deviation=0.0)
+
+
+def check(
+    engine: Engine, pki: PkiSet, path: str, assessment: RiskAssessment | None, mfa_ago: float | None
+):  # type: ignore[no-untyped-def]
+    ctx = request(path, cert=url_pem(pki.alice))
+    certificate = engine.certificates.facts_for(ctx, datetime.fromtimestamp(NOW, UTC))
+    lookup = SessionLookup(SessionState.ACTIVE, session(mfa_ago), "bearer")
+    return decide(ctx, engine.policy, Facts(certificate, lookup, NOW, assessment), engine.sessions)
+
+
+def test_low_risk_is_admitted_and_surfaced(engine: Engine, pki: PkiSet) -> None:
+    decision = check(engine, pki, "/app/x", risk(RiskLevel.LOW), mfa_ago=None)
+    assert decision.allowed
+    assert dict(decision.upstream_headers)["x-admitd-risk-level"] == "low"
+    response = check_response_from_decision(decision)
+    client = {h.header.key: h.header.value for h in response.ok_response.response_headers_to_add}
+    assert client["x-admitd-risk-level"] == "low"
+    assert response.dynamic_metadata["risk_level"] == "low"
+
+
+def test_high_risk_steps_up_a_non_privileged_user(engine: Engine, pki: PkiSet) -> None:
+    decision = check(
+        engine,
+        pki,
+        "/app/x",
+        risk(RiskLevel.HIGH, Signal.NEW_DEVICE, Signal.IP_REPUTATION),
+        mfa_ago=3600,
+    )
+    assert (decision.reason, decision.status, decision.step_up_max_age) == (
+        Reason.MFA_STEP_UP_REQUIRED,
+        428,
+        300,
+    )
+    body = json.loads(check_response_from_decision(decision).denied_response.body)["error"]
+    assert (body["risk_level"], body["risk_signals"]) == ("high", "new_device,ip_reputation")
+    assert dict(decision.client_headers)["x-admitd-risk-signals"] == "new_device,ip_reputation"
+
+
+def test_high_risk_with_fresh_mfa_is_admitted(engine: Engine, pki: PkiSet) -> None:
+    assert check(engine, pki, "/app/x", risk(RiskLevel.HIGH, Signal.NEW_DEVICE), mfa_ago=60).allowed
+
+
+def test_critical_risk_is_denied_even_with_fresh_mfa(engine: Engine, pki: PkiSet) -> None:
+    decision = check(
+        engine, pki, "/app/x", risk(RiskLevel.CRITICAL, Signal.IMPOSSIBLE_TRAVEL), mfa_ago=10
+    )
+    assert (decision.reason, decision.status) == (Reason.RISK_CRITICAL, 403)
+
+
+@pytest.mark.parametrize(
+    ("level", "allowed"), [(RiskLevel.LOW, True), (RiskLevel.MEDIUM, True), (RiskLevel.HIGH, False)]
+)
+def test_recovery_is_refused_above_medium(
+    engine: Engine, pki: PkiSet, level: RiskLevel, allowed: bool
+) -> None:
+    decision = check(engine, pki, "/recover/reset", risk(level), mfa_ago=30)
+    assert decision.allowed is allowed
+    if not allowed:
+        assert decision.reason is Reason.RECOVERY_BLOCKED_BY_RISK

@@ -69,6 +69,7 @@ def start_edge(
     *,
     proxies: list[dict[str, object]] | None = None,
     redis_url: str | None = None,
+    extra_config: dict[str, object] | None = None,
 ) -> EdgeStack:
     ports = {name: free_port() for name in ("https", "authz", "metrics", "upstream", "admin")}
     deny_list = work / "denylist.txt"
@@ -88,6 +89,7 @@ def start_edge(
     }
     if redis_url:
         config["redis_url"] = redis_url
+    config.update(extra_config or {})
     (work / "admitd.yaml").write_text(yaml.safe_dump(config))
     (work / "envoy.yaml").write_text(
         render_edge_config(

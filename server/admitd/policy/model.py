@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
+from admitd.policy.index import RouteIndex
 from admitd.policy.rules import Condition, HeaderMatch
 from admitd.risk.model import RiskLevel
 
@@ -135,15 +136,22 @@ class PolicySet:
     unmatched: Unmatched = Unmatched.DENY
     require_https: bool = True
     version: str = ""
+    _index: RouteIndex = field(init=False, repr=False, compare=False)
+    _names: Mapping[str, Route] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Compiled once per load; a reload builds a new PolicySet and swaps it in whole.
+        object.__setattr__(self, "_index", RouteIndex(self.routes))
+        object.__setattr__(self, "_names", MappingProxyType({r.name: r for r in self.routes}))
 
     def route_named(self, name: str) -> Route | None:
         """The route Envoy's per-route `context_extensions: {admitd_route: NAME}` selects."""
-        return next((route for route in self.routes if route.name == name), None)
+        return self._names.get(name)
 
     def route_for(self, ctx: RequestContext) -> Route | None:
         host = _host_without_port(ctx.host)
         path = ctx.path_only
-        for route in self.routes:
+        for route in self._index.candidates(path):
             if route.match.matches(ctx, host, path):
                 return route
         return None

@@ -60,6 +60,8 @@ def write_dev_config(
     }
     if redis_url:
         config["redis_url"] = redis_url
+        # The hash-chained audit log needs Redis; dev_mode seals with deterministic dev keys.
+        config["audit"] = {"spool_file": str((home / "audit-spool.jsonl").resolve())}
     config["web"] = {
         "listen": f"127.0.0.1:{ports.web}",
         "signing_key_file": _signing_key(home).name,

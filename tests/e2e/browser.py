@@ -43,13 +43,18 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PUBLIC_POLICY = """
+# /app/ needs the client certificate, a session, and MFA under a minute: a stale
+# session is sent to the step-up page by admitd itself (302), and back after it.
+APP_POLICY = """
 unmatched: deny
 routes:
   - name: app
     match: {path_prefix: /app/}
-    public: true
+    identities: any
+    session: required
+    mfa_max_age: 60
 """
+SIGNING_KEY = b"e2e-signing-key!" * 2
 
 
 @dataclass
@@ -59,7 +64,7 @@ class WebApp:
     redis_url: str
     port: int
     origin: str
-    signer: ReturnToSigner = field(default_factory=lambda: ReturnToSigner(b"e2e-signing-key!" * 2))
+    signer: ReturnToSigner = field(default_factory=lambda: ReturnToSigner(SIGNING_KEY))
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
 
     def start(self) -> None:
@@ -145,21 +150,33 @@ def start_redis(group: ProcessGroup, work: Path) -> str:
 
 
 def start_edge(
-    pki: PkiSet, work: Path, group: ProcessGroup, https_port: int, web_port: int
+    pki: PkiSet, work: Path, group: ProcessGroup, ports_in: tuple[int, int], redis_url: str
 ) -> Edge:
-    """Envoy (ext_authz on) + admitd's Check server + the echo upstream."""
-    ports = {name: free_port() for name in ("authz", "metrics", "upstream", "admin")}
-    (work / "policies.yaml").write_text(PUBLIC_POLICY)
-    (work / "admitd.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "listen": f"127.0.0.1:{ports['authz']}",
-                "metrics_listen": f"127.0.0.1:{ports['metrics']}",
-                "policies": str(work / "policies.yaml"),
-                "tls": {"trust_bundle": str(pki.trust_bundle)},
-            }
-        )
-    )
+    """Envoy (ext_authz on) + admitd's Check server (sharing Redis with the step-up app,
+    signing return_to with its key) + the echo upstream."""
+    https_port, web_port = ports_in
+    ports = {name: free_port() for name in ("authz", "metrics", "upstream", "admin", "spare")}
+    (work / "policies.yaml").write_text(APP_POLICY)
+    key_file = work / "web-signing.key"
+    key_file.write_bytes(SIGNING_KEY)
+    key_file.chmod(0o600)
+    config = {
+        "listen": f"127.0.0.1:{ports['authz']}",
+        "metrics_listen": f"127.0.0.1:{ports['metrics']}",
+        "policies": str(work / "policies.yaml"),
+        "tls": {"trust_bundle": str(pki.trust_bundle)},
+        "redis_url": redis_url,
+        "dev_mode": True,
+        # admitd's own pages are not routed in this test (Envoy sends /.admitd/ to the
+        # in-process app); the section gives admitd the key that signs return_to.
+        "web": {
+            "listen": f"127.0.0.1:{ports['spare']}",
+            "signing_key_file": str(key_file),
+            "rp_id": "localhost",
+            "origins": [f"https://localhost:{https_port}"],
+        },
+    }
+    (work / "admitd.yaml").write_text(yaml.safe_dump(config))
     rendered = render_edge_config(
         EdgeSettings(
             listen_port=https_port,

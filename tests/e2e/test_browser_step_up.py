@@ -36,6 +36,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 class Stack:
     edge: Edge
     web: WebApp
+    pki: PkiSet
 
     def step_up_url(self, path: str) -> str:
         host = f"localhost:{self.edge.https_port}"
@@ -51,7 +52,7 @@ def stack(pki: PkiSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         web = WebApp(redis_url, web_port, origin=f"https://localhost:{https_port}")
         web.start()
         try:
-            yield Stack(start_edge(pki, work, group, https_port, web_port), web)
+            yield Stack(start_edge(pki, work, group, (https_port, web_port), redis_url), web, pki)
         finally:
             web.stop()
 
@@ -67,7 +68,11 @@ def browser() -> Iterator[Browser]:
 
 
 def new_page(browser: Browser, stack: Stack, session_token: str) -> Page:
-    context = browser.new_context(ignore_https_errors=True)
+    cert, key = stack.pki.write_leaf("alice-browser", stack.pki.alice, stack.pki.client_ca)
+    client_certificate = {"origin": stack.edge.origin, "certPath": str(cert), "keyPath": str(key)}
+    context = browser.new_context(
+        ignore_https_errors=True, client_certificates=[client_certificate]
+    )
     context.add_cookies(
         [
             {
@@ -100,8 +105,12 @@ def test_totp_step_up_returns_to_the_page(stack: Stack, browser: Browser) -> Non
     assert confirmed.value == "ok"
     page = new_page(browser, stack, token)
 
-    reply = page.goto(stack.step_up_url("/app/reports?year=2024"))
+    # The whole flow: the protected page itself sends the stale session to step up.
+    reply = page.goto(f"{stack.edge.origin}/app/reports?year=2024")
     assert reply is not None and reply.status == 200
+    assert page.url.startswith(f"{stack.edge.origin}/.admitd/step-up?return_to=")
+    assert reply.request.redirected_from is not None
+    assert reply.request.redirected_from.response().status == 302  # type: ignore[union-attr]
     assert reply.headers["cache-control"] == "no-store"
     assert reply.headers["x-frame-options"] == "DENY"
     page.get_by_label("6-digit code").fill("000000")
@@ -143,11 +152,20 @@ def test_passkey_register_then_step_up(stack: Stack, browser: Browser) -> None:
         },
     )["authenticatorId"]
 
+    # A privileged user with no factor is refused outright, not sent to step up...
+    refused = page.goto(f"{stack.edge.origin}/app/finance")
+    assert refused is not None and refused.status == 403
+    assert "mfa_enrollment_required" in page.locator("body").inner_text()
+    # ...and enrols a first passkey on the step-up page itself.
     page.goto(stack.step_up_url("/app/finance"))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "step-up-no-factor.png"), full_page=True)
     with page.expect_navigation():
         page.get_by_role("button", name="Add a passkey").click()
+    page.get_by_role("button", name="Use a passkey").wait_for()
+    # Now the protected page itself sends the (still stale) session to step up.
+    page.goto(f"{stack.edge.origin}/app/finance")
+    assert page.url.startswith(f"{stack.edge.origin}/.admitd/step-up?return_to=")
     verify = page.get_by_role("button", name="Use a passkey")
     verify.wait_for()
     page.screenshot(path=str(ARTIFACTS / "step-up-passkey.png"), full_page=True)

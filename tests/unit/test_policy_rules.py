@@ -177,3 +177,45 @@ def test_bad_rules_name_file_and_key(tmp_path: Path, route: str, expected: str) 
     (tmp_path / "p.yaml").write_text(f"routes:\n  - {route}\n")
     with pytest.raises(ConfigError, match=expected):
         load_policies(tmp_path)
+
+
+async def test_per_organisation_override(
+    pki: PkiSet, tmp_path: Path, store: MemorySessionStore
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "routes:\n  - name: ledger\n    match: {path_prefix: /ledger/}\n    identities: any\n"
+        "    mfa_max_age: 900\n    organisations:\n      strict-bank: {mfa_max_age: 60}\n"
+    )
+    engine = engine_for(pki.trust_bundle, tmp_path, clock=NOW, store=store)[0]
+    cert = url_pem(pki.alice)
+    relaxed = await login(store, "r1", {"viewer"}, mfa_ago=300)
+    assert (await engine.check(request("/ledger/x", cert=cert, headers=relaxed)))[0].allowed
+    strict_token, ref = new_session_token("s1")
+    await store.create(
+        ref,
+        Session(
+            session_id=ref.session_id,
+            user_id="s1",
+            organisation="strict-bank",
+            roles=frozenset({"viewer"}),
+            device_id="d",
+            created_at=NOW - 10,
+            last_seen_at=NOW - 1,
+            idle_timeout=900,
+            absolute_expires_at=NOW + 900,
+            mfa_verified_at=NOW - 300,
+            mfa_method=MfaMethod.TOTP,
+        ),
+    )
+    decision, _ = await engine.check(
+        request("/ledger/x", cert=cert, headers={"authorization": f"Bearer {strict_token}"})
+    )
+    assert (decision.reason, decision.step_up_max_age) == (Reason.MFA_STEP_UP_REQUIRED, 60)
+
+
+def test_organisation_overrides_cannot_change_identities(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "routes:\n  - name: x\n    identities: any\n    organisations:\n      acme: {identities: any}\n"
+    )
+    with pytest.raises(ConfigError, match=r"organisations.acme.identities: unknown key"):
+        load_policies(tmp_path)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from admitd._proto import sessions_pb2 as pb
-from admitd.admin.client import AdminClient, ClientTls
+from admitd.admin.client import AdminClient, ClientTls, mtls_client_options
 from admitd.admin.convert import mfa_result_from_proto
 from admitd.errors import ConfigError
 from admitd.mfa.ports import MfaResult
@@ -27,7 +27,7 @@ _METHODS = {"totp": pb.MFA_METHOD_TOTP, "passkey": pb.MFA_METHOD_PASSKEY}
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `sessions` command and its sub-commands to the `admitd` parser."""
-    common = _common_options()
+    common = mtls_client_options()
     sessions = commands.add_parser("sessions", help="sessions and TOTP via the admin API")
     sessions.description = __doc__
     sub = sessions.add_subparsers(dest="sessions_command", required=True, metavar="SUBCOMMAND")
@@ -92,16 +92,6 @@ def _add_totp_commands(
     _user(confirm, org=True)
     confirm.add_argument("--code", required=True)
     confirm.set_defaults(handler=_totp_confirm)
-
-
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--address", default="127.0.0.1:9443", help="admin.listen of admitd")
-    common.add_argument("--cert", type=Path, required=True, help="client certificate (PEM)")
-    common.add_argument("--key", type=Path, required=True, help="client private key (PEM)")
-    common.add_argument("--ca", type=Path, required=True, help="CA of admitd's server cert")
-    common.add_argument("--server-name", default=None, help="expected name in the server cert")
-    return common
 
 
 def _user(parser: argparse.ArgumentParser, *, org: bool = False) -> None:

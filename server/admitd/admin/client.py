@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +63,14 @@ class AdminClient:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def mtls_client_options() -> argparse.ArgumentParser:
+    """Options every admin-API command shares: where admitd is, and the caller's mTLS identity."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--address", default="127.0.0.1:9443", help="admin.listen of admitd")
+    common.add_argument("--cert", type=Path, required=True, help="client certificate (PEM)")
+    common.add_argument("--key", type=Path, required=True, help="client private key (PEM)")
+    common.add_argument("--ca", type=Path, required=True, help="CA of admitd's server cert")
+    common.add_argument("--server-name", default=None, help="expected name in the server cert")
+    return common

@@ -54,6 +54,9 @@ def _route_decision(
     ctx: RequestContext, policy: PolicySet, route: Route | None, facts: Facts, rules: SessionsConfig
 ) -> Decision:
     certificate = facts.certificate
+    live = facts.session.session
+    if route is not None and live is not None:
+        route = route.for_organisation(live.organisation)  # per-organisation overrides
     if route is not None and route.public:
         return allow(ctx, policy, route, certificate.identity, Reason.PUBLIC_ROUTE)
     identity = certificate.identity

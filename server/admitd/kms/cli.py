@@ -11,8 +11,8 @@ from pathlib import Path
 import redis
 import yaml
 
+from admitd.audit.oneshot import RecordedEvents, chain_recorded_events
 from admitd.errors import ConfigError
-from admitd.kms.audit import LogAuditEvents
 from admitd.kms.config import KmsConfig, Provider, kms_config_from_mapping, kms_from_config
 from admitd.kms.progress import ProgressBar
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
@@ -94,9 +94,10 @@ def _init(args: argparse.Namespace) -> int:
         added = tuple(a for a in cfg.aliases if a not in kms.aliases())
         for alias in added:
             kms.create_alias(alias)
-    audit = LogAuditEvents()
+    audit = RecordedEvents()
     for alias in added:
         audit.record("kms.alias.created", {"alias": alias, "version": "1"})
+    chain_recorded_events(Path(args.config) if args.config else None, audit)
     print(f"created {len(added)} alias(es): {', '.join(added) or 'none needed'}")
     return 0
 
@@ -110,8 +111,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    kms = kms_from_config(_config(args))
-    created = rotate_alias(kms, args.alias, LogAuditEvents())
+    kms, audit = kms_from_config(_config(args)), RecordedEvents()
+    created = rotate_alias(kms, args.alias, audit)
+    chain_recorded_events(Path(args.config) if args.config else None, audit)
     print(f"{args.alias}: v{created.version} is now active; run `admitd keys reencrypt`")
     return 0
 
@@ -119,18 +121,19 @@ def _rotate(args: argparse.Namespace) -> int:
 def _reencrypt(args: argparse.Namespace) -> int:
     cfg = _config(args)
     kms, client = kms_from_config(cfg), _redis(args)
-    bar = ProgressBar(int(client.dbsize()))
+    bar, audit = ProgressBar(int(client.dbsize())), RecordedEvents()
     report = reencrypt_alias(
         kms,
         client,
         args.alias,
-        LogAuditEvents(),
+        audit,
         patterns=cfg.record_patterns,
         batch=args.batch,
         restart=args.restart,
         progress=bar,
     )
     bar.finish(report)
+    chain_recorded_events(Path(args.config) if args.config else None, audit)
     print(
         f"{args.alias}: {report.rewrapped} re-wrapped, {report.current} already current,"
         f" {report.failed} failed, {report.malformed} malformed, {report.conflicts} conflicts"
@@ -141,7 +144,8 @@ def _reencrypt(args: argparse.Namespace) -> int:
 def _retire(args: argparse.Namespace) -> int:
     cfg = _config(args)
     kms, client = kms_from_config(cfg), _redis(args)
-    audit = LogAuditEvents()
+    audit = RecordedEvents()
     retire_version(kms, client, args.alias, args.version, audit, patterns=cfg.record_patterns)
+    chain_recorded_events(Path(args.config) if args.config else None, audit)
     print(f"{args.alias}: v{args.version} retired; its key material is destroyed")
     return 0

@@ -27,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 from cryptography import x509
 
@@ -61,8 +63,11 @@ ROUTE_KEYS = {
     "upstream_headers",
     "shadow",
     "risk",
+    "organisations",
 }
-DEFAULTABLE_KEYS = ROUTE_KEYS - {"name", "match"}
+DEFAULTABLE_KEYS = ROUTE_KEYS - {"name", "match", "organisations"}
+# What an organisation may change on a route (its identity and match stay the route's).
+ORG_OVERRIDE_KEYS = DEFAULTABLE_KEYS - {"public", "identities"}
 MATCH_KEYS = {"hosts", "path_exact", "path_prefix", "path_regex", "methods", "headers"}
 
 IDENTITY_KEYS = {"spiffe", "uris", "dns", "subjects", "cert_sha256", "spki_sha256"}
@@ -101,7 +106,23 @@ def policy_set_from_documents(docs: list[YamlDocument]) -> PolicySet:
 
 
 def _route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
+    route = _single_route(doc, path, raw)
     fields = Fields(doc, path, raw, ROUTE_KEYS)
+    raw_overrides = fields.raw.get("organisations") or {}
+    names = {str(k) for k in raw_overrides} if isinstance(raw_overrides, Mapping) else set()
+    overrides = fields.sub("organisations", names)
+    variants = {}
+    for organisation in overrides.raw:
+        changes = Fields(
+            doc, (*overrides.path, organisation), overrides.raw[organisation], ORG_OVERRIDE_KEYS
+        )
+        merged = {k: v for k, v in fields.raw.items() if k != "organisations"} | dict(changes.raw)
+        variants[organisation] = _single_route(doc, path, merged)
+    return replace(route, per_organisation=MappingProxyType(variants)) if variants else route
+
+
+def _single_route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
+    fields = Fields(doc, path, raw, ROUTE_KEYS)  # `organisations` is handled by _route
     name = fields.text("name")
     public = fields.flag("public", False)
     if public and fields.has("identities"):

@@ -93,6 +93,10 @@ class RouteMatch:
         return all(h.matches(ctx.headers) for h in self.headers)
 
 
+def _no_routes() -> Mapping[str, Route]:
+    return MappingProxyType({})
+
+
 def _no_ages() -> Mapping[str, int]:
     return MappingProxyType({})
 
@@ -126,6 +130,11 @@ class Route:
     shadow: bool = False  # evaluate and log, never enforce (roll a rule out safely)
     risk_step_up_at: RiskLevel = RiskLevel.HIGH
     risk_deny_at: RiskLevel = RiskLevel.CRITICAL
+    # The same route as seen by one organisation's sessions (`organisations:` overrides).
+    per_organisation: Mapping[str, Route] = field(default_factory=_no_routes)
+
+    def for_organisation(self, organisation: str) -> Route:
+        return self.per_organisation.get(organisation, self)
 
 
 @dataclass(frozen=True, slots=True)

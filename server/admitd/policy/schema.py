@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from admitd.policy.loader import DEFAULTABLE_KEYS, FILE_KEYS, IDENTITY_KEYS, MATCH_KEYS, ROUTE_KEYS
+from admitd.policy.loader import (
+    DEFAULTABLE_KEYS,
+    FILE_KEYS,
+    IDENTITY_KEYS,
+    MATCH_KEYS,
+    ORG_OVERRIDE_KEYS,
+    ROUTE_KEYS,
+)
 from admitd.policy.model import SessionRequirement, Unmatched
 from admitd.policy.route_parts import RISK_KEYS
 from admitd.policy.rules import CONDITION_VARIABLES
@@ -76,8 +83,20 @@ def _match() -> dict[str, Any]:
 
 def policy_schema() -> dict[str, Any]:
     properties = _route_properties()
+    override = _object({key: properties[key] for key in ORG_OVERRIDE_KEYS}, ORG_OVERRIDE_KEYS)
+    organisations = {
+        "type": "object",
+        "additionalProperties": override,
+        "description": "per-organisation changes, applied to sessions of that organisation",
+    }
     route = _object(
-        {"name": {"type": "string", "minLength": 1}, "match": _match(), **properties}, ROUTE_KEYS
+        {
+            "name": {"type": "string", "minLength": 1},
+            "match": _match(),
+            "organisations": organisations,
+            **properties,
+        },
+        ROUTE_KEYS,
     )
     route["required"] = ["name"]
     defaults = _object({key: properties[key] for key in DEFAULTABLE_KEYS}, DEFAULTABLE_KEYS)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from pathlib import Path
 
 from admitd._proto import risk_pb2 as pb
 from admitd._proto import risk_pb2_grpc
-from admitd.admin.client import AdminClient, ClientTls
+from admitd.admin.client import AdminClient, ClientTls, mtls_client_options
 
 __all__ = ["RiskClient", "register"]
 
@@ -38,7 +37,7 @@ class RiskClient(AdminClient):
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `risk` command and its sub-commands to the `admitd` parser."""
-    common = _common_options()
+    common = mtls_client_options()
     risk = commands.add_parser("risk", help="device-risk overrides and baselines (admin API)")
     risk.description = __doc__
     sub = risk.add_subparsers(dest="risk_command", required=True, metavar="SUBCOMMAND")
@@ -72,16 +71,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     baseline.add_argument("--org", required=True)
     baseline.set_defaults(handler=_baseline)
-
-
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--address", default="127.0.0.1:9443", help="admin.listen of admitd")
-    common.add_argument("--cert", type=Path, required=True, help="client certificate (PEM)")
-    common.add_argument("--key", type=Path, required=True, help="client private key (PEM)")
-    common.add_argument("--ca", type=Path, required=True, help="CA of admitd's server cert")
-    common.add_argument("--server-name", default=None, help="expected name in the server cert")
-    return common
 
 
 def _client(args: argparse.Namespace) -> RiskClient:

@@ -164,6 +164,7 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
         factors.totp,
         config.sessions,
         extra_handlers=extra,
+        on_login=runtime.engine.risk.record_login if runtime.engine.risk else None,
     )
     log.info("admin API (mTLS) on %s", config.admin.listen)
     return admin

@@ -17,7 +17,7 @@ import grpc
 
 from admitd.admin.config import AdminConfig
 from admitd.admin.servicer import AdminApi, admin_handler
-from admitd.admin.sessions import SessionAdmin
+from admitd.admin.sessions import LoginHook, SessionAdmin
 from admitd.errors import ConfigError
 from admitd.mfa.ports import TotpFactor
 from admitd.sessions.store import SessionStore
@@ -60,6 +60,7 @@ async def start_admin_server(
     *,
     clock: Callable[[], float] = time.time,
     extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
+    on_login: LoginHook | None = None,
 ) -> grpc.aio.Server:
     """Started and listening; stop it with `await server.stop(grace)`.
 
@@ -76,6 +77,7 @@ async def start_admin_server(
         absolute_timeout=sessions.absolute_timeout,
         privileged_roles=sessions.privileged_roles,
         clock=clock,
+        on_login=on_login,
     )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(

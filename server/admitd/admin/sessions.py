@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from admitd.admin.errors import InvalidRequest, PreconditionFailed, SessionNotFound
@@ -20,6 +20,9 @@ from admitd.sessions.store import SessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token, parse_session_token, user_tag
 
 __all__ = ["CreatedSession", "DeviceTelemetry", "NewSession", "SessionAdmin", "ref_for_session"]
+
+# (session, user agent, source IP, now): records the login attempt's device telemetry.
+LoginHook = Callable[[Session, str, str, float], Awaitable[object]]
 
 _MAX_TEXT = 256
 _FUTURE_SKEW = 60.0  # seconds an mfa_verified_at may run ahead of our clock
@@ -77,8 +80,10 @@ class SessionAdmin:
         absolute_timeout: float,
         privileged_roles: Iterable[str],
         clock: Callable[[], float] = time.time,
+        on_login: LoginHook | None = None,
     ) -> None:
         self._store, self._totp, self._clock = store, totp, clock
+        self._on_login = on_login
         self._idle, self._absolute = float(idle_timeout), float(absolute_timeout)
         self._privileged = frozenset(privileged_roles)
 
@@ -108,6 +113,10 @@ class SessionAdmin:
             mfa_method=request.mfa_method,
         )
         await self._store.create(ref, session)
+        if self._on_login is not None:
+            # Device telemetry of this authentication attempt: assessed and recorded (sealed).
+            telemetry = request.telemetry
+            await self._on_login(session, telemetry.user_agent or "", telemetry.ip or "", now)
         return CreatedSession(token, session)
 
     async def list_user(self, user_id: str) -> tuple[list[Session], frozenset[MfaMethod]]:

@@ -19,7 +19,7 @@ from admitd.risk.config import RiskConfig
 from admitd.risk.engine import assess
 from admitd.risk.geo import GeoLocator
 from admitd.risk.metrics import RiskMetrics
-from admitd.risk.model import RiskAssessment, Telemetry
+from admitd.risk.model import RiskAssessment, RiskHistory, Telemetry
 from admitd.risk.reputation import ReputationList
 from admitd.risk.state import RiskStateStore, needs_record, risk_history_from_fields
 from admitd.risk.telemetry import telemetry_from_request
@@ -54,9 +54,33 @@ class RiskGatherer:
         self._recording: set[tuple[str, str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def record_login(
+        self, session: Session, user_agent: str, ip: str, now: float
+    ) -> RiskAssessment:
+        """The attempt a new session stands for (telemetry reported by the login service):
+        assessed against the user's history and recorded, before the session is used."""
+        headers = {self._config.device_id_header: session.device_id, "user-agent": user_agent}
+        ctx = RequestContext(
+            method="POST",
+            scheme="https",
+            host="",
+            path="/login",
+            headers=headers,
+            source_address=ip,
+        )
+        history = await self._state.history(session.user_id)
+        assessment = await self._assess(ctx, session, history, now, login=True)
+        telemetry = self._telemetry(ctx, now)
+        self._metrics.observe(assessment)
+        await self._state.record(session.user_id, session.organisation, telemetry, assessment)
+        return assessment
+
     async def assess(self, ctx: RequestContext, session: Session, now: float) -> RiskAssessment:
         """Raises StoreUnavailable only when the organisation's baseline must be read and cannot."""
-        telemetry = telemetry_from_request(
+        return await self._assess(ctx, session, risk_history_from_fields(session.risk_state), now)
+
+    def _telemetry(self, ctx: RequestContext, now: float) -> Telemetry:
+        return telemetry_from_request(
             ctx.headers,
             ctx.source_address,
             now=now,
@@ -65,7 +89,17 @@ class RiskGatherer:
             anomaly_score_header=self._config.anomaly_score_header,
             locator=self._geo,
         )
-        history = risk_history_from_fields(session.risk_state)
+
+    async def _assess(
+        self,
+        ctx: RequestContext,
+        session: Session,
+        history: RiskHistory,
+        now: float,
+        *,
+        login: bool = False,
+    ) -> RiskAssessment:
+        telemetry = self._telemetry(ctx, now)
         baseline = self._baselines.cached(session.organisation) or await self._baselines.get(
             session.organisation
         )
@@ -82,7 +116,7 @@ class RiskGatherer:
             reputation_hit=self._reputation.contains(telemetry.ip),
             config=self._config,
         )
-        if needs_record(telemetry, history, refresh_seconds=_REFRESH_SECONDS):
+        if not login and needs_record(telemetry, history, refresh_seconds=_REFRESH_SECONDS):
             # One authentication attempt from a new device or place: count it and remember it.
             self._metrics.observe(assessment)
             self._record_later(session, telemetry, assessment)

@@ -1,0 +1,86 @@
+"""Device telemetry of a login (reported through the admin API) is assessed, sealed and remembered."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from admitd.config import load_config
+from admitd.core.context import RequestContext
+from admitd.risk.model import Signal
+from admitd.runtime import runtime_from_config
+from admitd.sessions.model import Session
+from admitd.sessions.tokens import new_session_token
+from tests.integration.redis_server import RedisServer, has_redis_server
+from tests.pki_fixtures import PkiSet
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not has_redis_server(), reason="redis-server not installed"),
+]
+
+
+async def test_login_telemetry_is_recorded_sealed_and_makes_the_device_known(
+    pki: PkiSet, tmp_path: Path
+) -> None:
+    with RedisServer(tmp_path / "redis") as server:
+        (tmp_path / "p.yaml").write_text("routes: []\n")
+        config = {
+            "policies": "p.yaml",
+            "redis_url": server.url,
+            "dev_mode": True,
+            "tls": {"trust_bundle": str(pki.trust_bundle)},
+        }
+        (tmp_path / "admitd.yaml").write_text(yaml.safe_dump(config))
+        runtime = runtime_from_config(load_config(tmp_path / "admitd.yaml", environ={}))
+        risk = runtime.engine.risk
+        assert risk is not None
+        now = time.time()
+        _, ref = new_session_token("lena")
+        session = Session(
+            ref.session_id,
+            "lena",
+            "acme",
+            frozenset({"viewer"}),
+            "laptop-7",
+            now,
+            now,
+            600,
+            now + 3600,
+        )
+        await runtime.engine.store.create(ref, session)
+
+        first = await risk.record_login(
+            session, "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "198.51.100.7", now
+        )
+        assert Signal.NEW_DEVICE in first.signals
+
+        stored = await runtime.engine.store.get(ref)
+        assert stored is not None and "d:laptop-7" in stored.risk_state  # read with the session
+        headers = {
+            "x-device-id": "laptop-7",
+            "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+        }
+        ctx = RequestContext(
+            method="GET",
+            scheme="https",
+            host="h",
+            path="/",
+            headers=headers,
+            source_address="198.51.100.7",
+        )
+        again = await risk.assess(ctx, stored, now + 5)
+        assert Signal.NEW_DEVICE not in again.signals
+
+        raw = redis.Redis.from_url(server.url)
+        telemetry_keys = [k for k in raw.scan_iter("admitd:*") if b"telemetry" in k]
+        assert telemetry_keys, "no sealed telemetry record"
+        value = raw.get(telemetry_keys[0]) or b""
+        assert b"198.51.100.7" not in value and b"laptop-7" not in value  # sealed, not plain
+        raw.close()
+        await risk.close()
+        await runtime.store.close()

@@ -22,6 +22,7 @@ from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.model import SessionLookup, SessionState
 from admitd.sessions.store import SessionStore
 from admitd.sessions.tokens import SessionRef, parse_session_token
+from admitd.web.return_to import STEP_UP_PATH
 
 __all__ = ["Engine", "StepUpUrl"]
 
@@ -32,7 +33,8 @@ _NOT_PRESENTED = SessionLookup(SessionState.NOT_PRESENTED)
 
 
 def _plain_step_up_url(ctx: RequestContext, now: float) -> str:
-    return "/.admitd/step-up"
+    # Without a signing key there is no return_to: the page sends the browser to "/".
+    return STEP_UP_PATH
 
 
 class Engine:
@@ -46,7 +48,7 @@ class Engine:
         *,
         store: SessionStore | None = None,
         sessions: SessionsConfig | None = None,
-        step_up_url: StepUpUrl = _plain_step_up_url,
+        step_up_url: StepUpUrl | None = None,
         risk: RiskGatherer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -55,7 +57,7 @@ class Engine:
         self.certificates = certificates
         self.store: SessionStore = store or MemorySessionStore()
         self.sessions = sessions or SessionsConfig()
-        self._step_up_url = step_up_url
+        self._step_up_url = step_up_url or _plain_step_up_url
         self._clock = clock
         self._seen: dict[SessionRef, float] = {}
 
@@ -76,7 +78,7 @@ class Engine:
             # Envoy names a route this policy does not have: a config mismatch, so deny.
             return deny(ctx, policy, Reason.NO_MATCHING_ROUTE), Facts(certificate, now=now)
         session = _NOT_PRESENTED
-        if route is not None and route.session is not SessionRequirement.NONE and not route.public:
+        if route is not None and route.session is not SessionRequirement.NONE:
             session = await self._lookup(ctx, now)
         risk = None
         if self.risk is not None and session.session is not None:

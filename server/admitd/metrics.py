@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
 from admitd.core.decision import Decision, Reason
+from admitd.sessions.config import SessionsConfig
 
 __all__ = ["Metrics", "serve_metrics"]
 
@@ -26,7 +27,14 @@ _LATENCY_BUCKETS = (
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry = REGISTRY,
+        *,
+        privileged_roles: frozenset[str] = SessionsConfig().privileged_roles,
+    ) -> None:
+        # mfa_policy_enforcement_total role labels: the configured privileged roles, sorted.
+        self._privileged = tuple(sorted(privileged_roles))
         self.decisions = Counter(
             "admitd_decisions_total",
             "Check decisions by outcome and reason code.",
@@ -87,7 +95,12 @@ class Metrics:
         if decision.shadow_reason is not None:
             self.shadow_denials.labels(decision.route, decision.shadow_reason.value).inc()
         if decision.mfa_checked:
-            self.mfa_enforcement.labels(_role_label(decision), _mfa_outcome(decision)).inc()
+            self.mfa_enforcement.labels(self._role_label(decision), _mfa_outcome(decision)).inc()
+
+    def _role_label(self, decision: Decision) -> str:
+        """One role per event keeps the label set small: the first privileged role, else `other`."""
+        roles = decision.session.roles if decision.session else frozenset()
+        return next((role for role in self._privileged if role in roles), "other")
 
     def _children_for(self, decision: Decision) -> tuple[Counter, Histogram, Counter | None]:
         outcome = decision.audit_verdict
@@ -112,14 +125,7 @@ _MFA_OUTCOMES = {
     Reason.MFA_STEP_UP_REQUIRED: "step_up",
     Reason.MFA_ENROLLMENT_REQUIRED: "enrollment_required",
 }
-_PRIVILEGED_LABELS = ("admin", "auditor", "finance", "analyst")
 
 
 def _mfa_outcome(decision: Decision) -> str:
     return _MFA_OUTCOMES.get(decision.reason, "denied")
-
-
-def _role_label(decision: Decision) -> str:
-    """One role per event keeps the label set small: the first privileged role, else `other`."""
-    roles = decision.session.roles if decision.session else frozenset()
-    return next((role for role in _PRIVILEGED_LABELS if role in roles), "other")

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
-from admitd.audit import AuditEntry, AuditLog, AuditLogEvents, signing_key_from_file
+from admitd.audit import (
+    AuditEntry,
+    AuditLog,
+    AuditLogEvents,
+    audit_entry_from_decision,
+    signing_key_from_file,
+)
 from admitd.audit.hooks import AuditedSessionStore
 from admitd.certs.client import ClientCertificates
 from admitd.certs.revocation import RevocationError, RevocationSource
 from admitd.certs.truststore import trust_store_from_files
 from admitd.certs.verify import CertificateVerifier
 from admitd.config import Config
+from admitd.core.context import RequestContext
+from admitd.core.decision import Decision
 from admitd.engine import Engine, StepUpUrl
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
@@ -34,7 +43,7 @@ from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.store import SessionStore
-from admitd.web.return_to import STEP_UP_PATH, ReturnToSigner, step_up_location
+from admitd.web.return_to import ReturnToSigner, step_up_location
 
 __all__ = ["Runtime", "runtime_from_config", "session_store_from_config"]
 
@@ -66,11 +75,25 @@ class Runtime:
         if self.audit is not None:
             self.audit.append(entry)
 
+    def audit_decision(self, ctx: RequestContext, decision: Decision) -> None:
+        """Queue the audit entry a decision calls for (denials, step-ups, high risk)."""
+        if self.audit is None:
+            return
+        entry = audit_entry_from_decision(
+            decision,
+            instance=self.audit.config.instance,
+            source_ip=ctx.source_address,
+            device_id=ctx.header(self.config.risk.device_id_header)[:128],
+            now=time.time(),
+        )
+        if entry is not None:
+            self.audit.append(entry)
+
 
 def runtime_from_config(config: Config) -> Runtime:
     watcher = PolicyWatcher(config.policies)  # before the first load: no change is missed
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, privileged_roles=config.sessions.privileged_roles)
     client = client_from_url(config.redis_url) if config.redis_url else None
     sealer = sealer_from_config(config)
     audit = _audit_log(config, client, sealer, registry)
@@ -217,8 +240,8 @@ def _risk(
     return baselines, reputation, gatherer
 
 
-def _step_up_url(signer: ReturnToSigner | None) -> StepUpUrl:
+def _step_up_url(signer: ReturnToSigner | None) -> StepUpUrl | None:
     if signer is None:
-        return lambda ctx, now: STEP_UP_PATH
+        return None  # the engine's plain step-up path
     # Signed with the authority Envoy forwards as Host, which the step-up app checks.
     return lambda ctx, now: step_up_location(signer, ctx.host, ctx.path, now)

@@ -88,7 +88,9 @@ def _grpc_server(
     runtime: Runtime, decisions: DecisionLog
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server()
-    service = AuthorizationService(runtime.engine, runtime.metrics, decisions, runtime.append_audit)
+    service = AuthorizationService(
+        runtime.engine, runtime.metrics, decisions, runtime.audit_decision
+    )
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

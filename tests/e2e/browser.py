@@ -140,15 +140,6 @@ class Edge:
         return f"https://localhost:{self.https_port}"
 
 
-def start_redis(group: ProcessGroup, work: Path) -> str:
-    """A throwaway, non-persistent redis-server on a free port; returns its URL."""
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    process = group.start("redis", [*argv, "--appendonly", "no", "--dir", str(work)])
-    wait_for_port(port, process=process)
-    return f"redis://127.0.0.1:{port}/0"
-
-
 def start_edge(
     pki: PkiSet, work: Path, group: ProcessGroup, ports_in: tuple[int, int], redis_url: str
 ) -> Edge:

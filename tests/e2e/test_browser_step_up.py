@@ -20,7 +20,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from admitd.devstack.processes import ProcessGroup, free_port
 from admitd.web import step_up_location
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Edge, WebApp, start_edge, start_redis
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Edge, WebApp, start_edge
+from tests.integration.redis_server import RedisServer
 from tests.pki_fixtures import PkiSet
 
 pytestmark = [
@@ -47,8 +48,8 @@ class Stack:
 def stack(pki: PkiSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("browser")
     https_port, web_port = free_port(), free_port()
-    with ProcessGroup(work / "logs") as group:
-        redis_url = start_redis(group, work)
+    with ProcessGroup(work / "logs") as group, RedisServer(work / "redis") as redis_server:
+        redis_url = redis_server.url
         web = WebApp(redis_url, web_port, origin=f"https://localhost:{https_port}")
         web.start()
         try:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from admitd.sessions.model import MfaMethod, Session
-from admitd.sessions.redis_client import client_from_url
-from admitd.sessions.redis_store import RedisSessionStore
-from admitd.sessions.tokens import new_session_token
 from tests.e2e.stack import EdgeStack, start_edge
 from tests.integration.redis_server import RedisServer, has_redis_server
 from tests.pki_fixtures import PkiSet
+from tests.redis_sessions import create_session
 
 pytestmark = [
     pytest.mark.e2e,
@@ -35,31 +31,7 @@ routes:
 
 
 def login(url: str, user: str, roles: set[str], mfa_ago: float | None) -> str:
-    async def create() -> str:
-        store = RedisSessionStore(client_from_url(url), cache_ttl=0)
-        now = time.time()
-        token, ref = new_session_token(user)
-        await store.set_factor(user, MfaMethod.TOTP, active=True, at=now)
-        await store.create(
-            ref,
-            Session(
-                session_id=ref.session_id,
-                user_id=user,
-                organisation="acme",
-                roles=frozenset(roles),
-                device_id="d1",
-                created_at=now,
-                last_seen_at=now,
-                idle_timeout=600,
-                absolute_expires_at=now + 3600,
-                mfa_verified_at=None if mfa_ago is None else now - mfa_ago,
-                mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
-            ),
-        )
-        await store.close()
-        return token
-
-    return asyncio.run(create())
+    return create_session(url, user, roles, mfa_ago=mfa_ago, with_totp=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ stepped up and sees why; the denial lands in the hash-chained audit log, which v
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -19,13 +18,10 @@ import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from admitd.sessions.model import Session
-from admitd.sessions.redis_client import client_from_url
-from admitd.sessions.redis_store import RedisSessionStore
-from admitd.sessions.tokens import new_session_token
 from tests.e2e.stack import EdgeStack, start_edge
 from tests.integration.redis_server import RedisServer, has_redis_server
 from tests.pki_fixtures import PkiSet
+from tests.redis_sessions import create_session
 
 pytestmark = [
     pytest.mark.e2e,
@@ -62,28 +58,7 @@ def write_keys(directory: Path) -> tuple[Path, Path]:
 
 
 def login(url: str, user: str) -> str:
-    async def create() -> str:
-        store = RedisSessionStore(client_from_url(url), cache_ttl=0)
-        now = time.time()
-        token, ref = new_session_token(user)
-        await store.create(
-            ref,
-            Session(
-                session_id=ref.session_id,
-                user_id=user,
-                organisation="acme",
-                roles=frozenset({"viewer"}),
-                device_id="laptop-1",
-                created_at=now,
-                last_seen_at=now,
-                idle_timeout=600,
-                absolute_expires_at=now + 3600,
-            ),
-        )
-        await store.close()
-        return token
-
-    return asyncio.run(create())
+    return create_session(url, user, {"viewer"}, device_id="laptop-1")
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """No persistence: every start is an empty Redis on the same port."""
+    """By default no persistence: every start is an empty Redis on the same port.
+    `durable=True` keeps an fsync'd append-only file, so a restart keeps the data."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, durable: bool = False) -> None:
         self.port = port or free_port()
         self.workdir = workdir
+        self.durable = durable
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -38,7 +40,12 @@ class RedisServer:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.durable
+            else ["--appendonly", "no"]
+        )
+        command += ["--save", "", *persistence, "--dir", str(self.workdir)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

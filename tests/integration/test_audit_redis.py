@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,24 +40,9 @@ STREAM = "admitd:audit"
 Entries = list[tuple[str, dict[str, str]]]
 
 
-class DurableRedis(RedisServer):
-    """Like RedisServer, but with an fsync'd append-only file, so a restart keeps the data."""
-
-    def start(self, timeout: float = 10.0) -> None:
-        if self._process is not None:
-            return
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)]
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self._wait_until_ready(timeout)
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[DurableRedis]:
-    with DurableRedis(tmp_path / "redis") as s:
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis", durable=True) as s:
         yield s
 
 
@@ -267,7 +251,7 @@ async def test_missing_key_version_is_reported_precisely(
 
 
 async def test_redis_outage_mid_stream_loses_nothing(
-    server: DurableRedis, sealer: Sealer, tmp_path: Path
+    server: RedisServer, sealer: Sealer, tmp_path: Path
 ) -> None:
     log = make_log(server, sealer, tmp_path, "a")
     await log.start()

@@ -6,9 +6,6 @@ import argparse
 import json
 import logging
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from admitd.envelope.records import ReencryptReport, reencrypt_records, state_ke
 from admitd.kms import KeyInUse, LocalKms, WrappedDek, create_keyring_file
 from admitd.kms.cli import register
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
+from tests.integration.redis_server import RedisServer
 
 pytestmark = [
     pytest.mark.integration,
@@ -28,35 +26,13 @@ pytestmark = [
 
 ALIAS = "kms/session-secrets"
 PATTERNS = ("admitd:*",)
-NO_PERSISTENCE = ("--save", "", "--appendonly", "no", "--bind", "127.0.0.1")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of our own on a free port, stopped afterwards."""
-    port, workdir = _free_port(), tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), *NO_PERSISTENCE, "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield url
-    client.close()
-    server.terminate()
-    server.wait(timeout=10)
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -248,3 +248,19 @@ async def test_last_seen_is_batched(
     await engine.flush_last_seen()
     (session,) = await store.list_user("seen")
     assert session.last_seen_at == NOW
+
+
+async def test_mfa_enforcement_is_counted_by_privileged_role(
+    engine: Engine, users: Users, pki: PkiSet
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from admitd.metrics import Metrics
+
+    metrics = Metrics(CollectorRegistry(), privileged_roles=frozenset({"finance", "treasury"}))
+    stale = await users.login("t1", {"treasury", "viewer"}, mfa_ago=3600)
+    decision, _ = await engine.check(
+        request("/payouts/1", cert=url_pem(pki.alice), headers=bearer(stale))
+    )
+    metrics.observe(decision, 0.001)
+    assert metrics.mfa_enforcement.labels("treasury", "step_up")._value.get() == 1

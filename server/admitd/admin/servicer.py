@@ -1,13 +1,7 @@
-"""`admitd.v1.Sessions` over gRPC: every RPC is authorised by the caller's certificate first.
-
-Authorisation and error mapping sit in one wrapper around every handler, so no
-RPC can be added without them. A refusal is logged with the RPC and the peer;
-tokens, codes and secrets never are.
-"""
+"""`admitd.v1.Sessions` over gRPC; every RPC runs behind `admitd.admin.guard.ApiGuard`."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -15,7 +9,6 @@ from typing import Any
 import grpc
 
 from admitd._proto import sessions_pb2 as pb
-from admitd.admin.authz import authorized_principal
 from admitd.admin.convert import (
     new_session_from_request,
     proto_from_mfa_method,
@@ -24,12 +17,12 @@ from admitd.admin.convert import (
     session_info_from_session,
 )
 from admitd.admin.errors import InvalidRequest, PreconditionFailed, SessionNotFound
+from admitd.admin.guard import ApiGuard, GuardedRpc
 from admitd.admin.sessions import SessionAdmin
 from admitd.errors import AdmitdError, StoreUnavailable
 
 __all__ = ["SERVICE_NAME", "AdminApi", "admin_handler"]
 
-log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Sessions"].full_name
 _STATUS: Mapping[type[AdmitdError], grpc.StatusCode] = {
@@ -112,44 +105,24 @@ class AdminApi:
 
 def admin_handler(api: AdminApi, principals: Iterable[str]) -> grpc.GenericRpcHandler:
     """The generic handler of `admitd.v1.Sessions`, each RPC guarded by `principals`."""
-    allowed = frozenset(principals)
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            _guarded(name, rpc, allowed),
-            request_deserializer=message.FromString,
-            response_serializer=lambda response: response.SerializeToString(),
-        )
-        for name, (rpc, message) in api.rpcs().items()
-    }
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+    guard = _guard(frozenset(principals))
+    return guard.handler(
+        SERVICE_NAME,
+        {name: (_ignoring_principal(rpc), message) for name, (rpc, message) in api.rpcs().items()},
+    )
+
+
+def _guard(allowed: frozenset[str]) -> ApiGuard:
+    return ApiGuard("admin API", allowed, _STATUS, unavailable="session store unavailable")
+
+
+def _ignoring_principal(rpc: Rpc) -> GuardedRpc:
+    async def call(request: Any, _principal: str) -> Any:
+        return await rpc(request)
+
+    return call
 
 
 def _guarded(name: str, rpc: Rpc, allowed: frozenset[str]) -> Callable[[Any, Any], Awaitable[Any]]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        principal = authorized_principal(context.auth_context(), allowed)
-        if principal is None:
-            log.warning("admin API %s refused: %s is not in admin.principals", name, context.peer())
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "this client certificate is not allowed to use the admin API",
-            )
-        try:
-            response = await rpc(request)
-        except Exception as exc:  # every failure becomes a deliberate status
-            await context.abort(*_status_for(name, principal, exc))
-        log.info("admin API %s by %s: ok", name, principal)
-        return response
-
-    return handle
-
-
-def _status_for(name: str, principal: str | None, exc: Exception) -> tuple[grpc.StatusCode, str]:
-    status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), None)
-    if status is None:
-        # Not a refusal: a malfunction (KMS, envelope) or a bug. Details stay in our log.
-        log.error("admin API %s by %s failed", name, principal, exc_info=exc)
-        return grpc.StatusCode.INTERNAL, "admitd failed; details are in its log"
-    log.info("admin API %s by %s: %s (%s)", name, principal, status.name, exc)
-    if status is grpc.StatusCode.UNAVAILABLE:
-        return status, "session store unavailable"
-    return status, str(exc)
+    """One RPC behind the guard (the sessions RPCs do not need the caller's name)."""
+    return _guard(allowed).guarded(name, _ignoring_principal(rpc))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 
@@ -11,8 +10,6 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
-from admitd.audit.decision import audit_entry_from_decision
-from admitd.audit.entry import AuditEntry
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason
 from admitd.engine import Engine
@@ -24,7 +21,6 @@ from admitd.metrics import Metrics
 __all__ = ["FAIL_CLOSED", "AuthorizationService"]
 
 log = logging.getLogger(__name__)
-INSTANCE = socket.gethostname()
 
 FAIL_CLOSED = Decision(
     allowed=False,
@@ -41,7 +37,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         engine: Engine,
         metrics: Metrics,
         decisions: DecisionLog,
-        audit: Callable[[AuditEntry], None] | None = None,
+        audit: Callable[[RequestContext, Decision], None] | None = None,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
@@ -57,8 +53,8 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         elapsed = time.perf_counter() - started
         self._metrics.observe(decision, elapsed)
         self._decisions.record(ctx, decision, source, elapsed)
-        if self._audit is not None and (entry := _audit_entry(ctx, decision)) is not None:
-            self._audit(entry)  # queued; the append itself happens off the hot path
+        if self._audit is not None:
+            self._audit(ctx, decision)  # queued; the append itself happens off the hot path
         return response
 
     async def _decide(self, request: CheckRequest) -> tuple[RequestContext, Decision, str]:
@@ -72,13 +68,3 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             log.exception("Check failed; answering fail-closed")
             return ctx, FAIL_CLOSED, ""
         return ctx, decision, facts.certificate.source
-
-
-def _audit_entry(ctx: RequestContext, decision: Decision) -> AuditEntry | None:
-    return audit_entry_from_decision(
-        decision,
-        instance=INSTANCE,
-        source_ip=ctx.source_address,
-        device_id=ctx.header("x-device-id")[:128],
-        now=time.time(),
-    )

@@ -1,21 +1,19 @@
 """`admitd.v1.Risk` over gRPC, added to the admin server beside `admitd.v1.Sessions`.
 
-Like the sessions servicer, one wrapper authorises every RPC by the caller's
-certificate and maps every failure to a deliberate status; unlike it, the wrapper
-hands the authorised principal to the RPC, because dual control needs to know who
+Every RPC runs behind `admitd.admin.guard.ApiGuard`, which authorises the caller's
+certificate and hands the principal to the RPC: dual control needs to know who
 asks and who approves.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import grpc
 
 from admitd._proto import risk_pb2 as pb
-from admitd.admin.authz import authorized_principal
+from admitd.admin.guard import ApiGuard, GuardedRpc
 from admitd.errors import AdmitdError, StoreUnavailable
 from admitd.risk.baseline import BaselineStore
 from admitd.risk.convert import (
@@ -28,7 +26,6 @@ from admitd.risk.overrides import check_organisation
 
 __all__ = ["RISK_SERVICE_NAME", "RiskApi", "risk_handler"]
 
-log = logging.getLogger(__name__)
 
 RISK_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Risk"].full_name
 _STATUS: Mapping[type[AdmitdError], grpc.StatusCode] = {
@@ -38,7 +35,6 @@ _STATUS: Mapping[type[AdmitdError], grpc.StatusCode] = {
     SameApprover: grpc.StatusCode.PERMISSION_DENIED,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
-Rpc = Callable[[Any, str], Awaitable[Any]]
 
 
 class RiskApi:
@@ -77,7 +73,7 @@ class RiskApi:
         baseline = await self._baselines.load(check_organisation(request.organisation))
         return baseline_response_from_baseline(baseline, self._baselines.default_threshold)
 
-    def rpcs(self) -> dict[str, tuple[Rpc, type[Any]]]:
+    def rpcs(self) -> dict[str, tuple[GuardedRpc, type[Any]]]:
         return {
             "RequestOverride": (self.request_override, pb.RequestOverrideRequest),
             "ApproveOverride": (self.approve_override, pb.ApproveOverrideRequest),
@@ -89,44 +85,7 @@ class RiskApi:
 def risk_handler(baselines: BaselineStore, principals: Iterable[str]) -> grpc.GenericRpcHandler:
     """The generic handler of `admitd.v1.Risk`; add it with
     `server.add_generic_rpc_handlers((admin_handler(...), risk_handler(...)))`."""
-    allowed = frozenset(principals)
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            _guarded(name, rpc, allowed),
-            request_deserializer=message.FromString,
-            response_serializer=lambda response: response.SerializeToString(),
-        )
-        for name, (rpc, message) in RiskApi(baselines).rpcs().items()
-    }
-    return grpc.method_handlers_generic_handler(RISK_SERVICE_NAME, handlers)
-
-
-def _guarded(name: str, rpc: Rpc, allowed: frozenset[str]) -> Callable[[Any, Any], Awaitable[Any]]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        principal = authorized_principal(context.auth_context(), allowed)
-        if principal is None:
-            log.warning("risk API %s refused: %s is not in admin.principals", name, context.peer())
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "this client certificate is not allowed to use the admin API",
-            )
-            raise AssertionError("unreachable: abort raises")
-        try:
-            response = await rpc(request, principal)
-        except Exception as exc:  # every failure becomes a deliberate status
-            await context.abort(*_status_for(name, principal, exc))
-        log.info("risk API %s by %s: ok", name, principal)
-        return response
-
-    return handle
-
-
-def _status_for(name: str, principal: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
-    status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), None)
-    if status is None:
-        log.error("risk API %s by %s failed", name, principal, exc_info=exc)
-        return grpc.StatusCode.INTERNAL, "admitd failed; details are in its log"
-    log.info("risk API %s by %s: %s (%s)", name, principal, status.name, exc)
-    if status is grpc.StatusCode.UNAVAILABLE:
-        return status, "risk store unavailable"
-    return status, str(exc)
+    guard = ApiGuard(
+        "risk API", frozenset(principals), _STATUS, unavailable="risk store unavailable"
+    )
+    return guard.handler(RISK_SERVICE_NAME, RiskApi(baselines).rpcs())

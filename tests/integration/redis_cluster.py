@@ -22,6 +22,14 @@ class RedisCluster3:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     def __enter__(self) -> RedisCluster3:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()  # never leak nodes when start-up fails half way
+            raise
+        return self
+
+    def _start(self) -> None:
         for port in self.ports:
             node = self.workdir / str(port)
             node.mkdir(parents=True, exist_ok=True)
@@ -48,7 +56,6 @@ class RedisCluster3:
             timeout=30,
         )
         self._wait_until_ok()
-        return self
 
     def _wait_until_ok(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -69,7 +76,11 @@ class RedisCluster3:
         for process in self._processes:
             process.terminate()
         for process in self._processes:
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _wait_for_ping(port: int, timeout: float = 10.0) -> None:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from admitd.errors import ConfigError
 __all__ = ["registrars"]
 
 if TYPE_CHECKING:
+    from admitd.config import Config
+
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
@@ -82,13 +85,47 @@ def _check_config(args: argparse.Namespace) -> int:
     from admitd.config import load_config
     from admitd.runtime import runtime_from_config
 
-    runtime = runtime_from_config(load_config(args.file))
+    # Loading checks every file it reads (TLS key pairs match, the web signing key
+    # is private and long enough); what depends on the clock is checked here.
+    config = load_config(args.file)
+    runtime = runtime_from_config(config)
+    for warning in _admin_warnings(config, datetime.now(UTC)):
+        print(f"admitd: warning: {warning}", file=sys.stderr)
     policy = runtime.engine.policy
     print(
         f"{args.file}: ok ({len(policy.routes)} routes, policy version {policy.version}, "
         f"unmatched requests: {policy.unmatched.value})"
     )
     return 0
+
+
+def _admin_warnings(config: Config, now: datetime) -> list[str]:
+    """Raises ConfigError when the admin API's certificate is not valid now."""
+    from admitd.admin.tls import server_certificate_validity
+
+    if config.admin is None:
+        return []
+    validity = server_certificate_validity(config.admin.server_cert, now)
+    if validity.error:
+        raise ConfigError(
+            validity.error,
+            file=config.file,
+            key="admin.server_cert",
+            fix="issue a new server certificate for the admin API and restart admitd",
+        )
+    warnings = [f"admin.server_cert: {validity.warning}; renew it"] if validity.warning else []
+    approvers = config.risk.approvers
+    if not approvers:
+        warnings.append(
+            "risk.approvers is not set, so the risk API (admitd risk ...) refuses every caller;"
+            " list the certificates of the people who request and approve overrides"
+        )
+    elif len(approvers) == 1:
+        warnings.append(
+            "risk.approvers lists one principal: dual control needs two (an override is"
+            " approved by someone other than its requester)"
+        )
+    return warnings
 
 
 def _add_dev(commands: Commands) -> None:

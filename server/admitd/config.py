@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from admitd.admin.config import SECTION_KEYS as ADMIN_KEYS
 from admitd.admin.config import AdminConfig, admin_config_from_fields
 from admitd.audit.config import SECTION_KEYS as AUDIT_KEYS
@@ -30,9 +28,17 @@ from admitd.risk.config import SECTION_KEYS as RISK_KEYS
 from admitd.risk.config import RiskConfig, risk_config_from_fields
 from admitd.sessions.config import SECTION_KEYS as SESSION_KEYS
 from admitd.sessions.config import SessionsConfig, sessions_config_from_fields
+from admitd.tls_listen import SECTION_KEYS as TLS_LISTEN_KEYS
+from admitd.tls_listen import TlsListenConfig, tls_listen_config_from_fields
 from admitd.web.config import SECTION_KEYS as WEB_KEYS
 from admitd.web.config import WebConfig, web_config_from_fields
-from admitd.yamlsource import KeyPath, YamlDocument, load_yaml, yaml_document_from_text
+from admitd.yamlsource import (
+    KeyPath,
+    YamlDocument,
+    load_yaml,
+    plain_value_from_text,
+    yaml_document_from_text,
+)
 
 __all__ = ["Config", "TlsConfig", "config_from_document", "load_config"]
 
@@ -54,6 +60,7 @@ _TOP_KEYS = {
     "mfa",
     "web",
     "admin",
+    "tls_listen",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -98,6 +105,7 @@ class Config:
     admin: AdminConfig | None = None
     risk: RiskConfig = field(default_factory=RiskConfig)
     audit: AuditConfig | None = None  # None: no `audit:` section, no hash-chained log
+    tls_listen: TlsListenConfig | None = None  # the Check service over (m)TLS as well
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -117,11 +125,12 @@ def config_from_document(doc: YamlDocument) -> Config:
     base = Path(doc.file).resolve().parent
     log_level = fields.choice("log_level", "info", ("debug", "info", "warning", "error"))
     dev_mode = fields.flag("dev_mode", False)
+    tls_listen = tls_listen_config_from_fields(fields.sub("tls_listen", TLS_LISTEN_KEYS))
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
         tls=_tls(fields.sub("tls", _TLS_KEYS), base),
-        listen=_address(fields, "listen", "127.0.0.1:9001"),
+        listen=_check_listen(fields, tls_listen),
         metrics_listen=_address(fields, "metrics_listen", "127.0.0.1:9464", optional=True),
         trusted_proxies=tuple(
             _proxy(doc, path, raw) for path, raw in fields.mapping_list("trusted_proxies")
@@ -140,7 +149,18 @@ def config_from_document(doc: YamlDocument) -> Config:
         audit=audit_config_from_fields(fields.sub("audit", AUDIT_KEYS))
         if fields.has("audit")
         else None,
+        tls_listen=tls_listen,
     )
+
+
+def _check_listen(fields: Fields, tls_listen: TlsListenConfig | None) -> str:
+    """The plaintext Check address; `""` turns it off, once `tls_listen` serves Check."""
+    listen = _address(fields, "listen", "127.0.0.1:9001", optional=True)
+    if not listen and tls_listen is None:
+        raise fields.error(
+            "listen", "nothing would serve Check", "set listen: HOST:PORT or configure tls_listen"
+        )
+    return listen
 
 
 def _kms(fields: Fields, dev_mode: bool) -> KmsConfig | None:
@@ -241,6 +261,7 @@ def _with_environment(doc: YamlDocument, environ: Mapping[str, str]) -> YamlDocu
                 raise ConfigError(
                     f"{'.'.join(path[:-1])} is not a mapping", file=f"environment variable {name}"
                 )
-        target[path[-1]] = yaml.safe_load(value) if value else ""
-        doc.origins[path] = f"environment variable {name}"
+        origin = f"environment variable {name}"
+        target[path[-1]] = plain_value_from_text(value, origin) if value else ""
+        doc.origins[path] = origin
     return YamlDocument(doc.file, data, doc.lines, doc.origins)

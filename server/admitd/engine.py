@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from admitd.certs.client import ClientCertificates
+from admitd.certs.identity import CertificateFacts
 from admitd.core.context import RequestContext
 from admitd.core.decide import decide
 from admitd.core.decision import Decision, Reason
@@ -14,7 +15,7 @@ from admitd.core.facts import Facts
 from admitd.core.outcomes import deny, with_step_up_url
 from admitd.core.session_phase import is_browser_navigation
 from admitd.errors import StoreUnavailable
-from admitd.policy.model import PolicySet, SessionRequirement
+from admitd.policy.model import PolicySet
 from admitd.risk.gatherer import RiskGatherer
 from admitd.sessions.carrier import session_token_from_request
 from admitd.sessions.config import SessionsConfig
@@ -71,23 +72,33 @@ class Engine:
     async def check(self, ctx: RequestContext) -> tuple[Decision, Facts]:
         now = self._clock()
         policy = self._policy
-        certificate = self.certificates.facts_for(ctx, datetime.fromtimestamp(now, UTC))
         selected = ctx.context_extensions.get(ROUTE_EXTENSION)
         route = policy.route_named(selected) if selected else policy.route_for(ctx)
+        # A public route admits everyone, so it never parses what any client may send.
+        certificate = (
+            CertificateFacts.not_examined()
+            if route is not None and route.public
+            else self.certificates.facts_for(ctx, datetime.fromtimestamp(now, UTC))
+        )
         if selected and route is None:
             # Envoy names a route this policy does not have: a config mismatch, so deny.
             return deny(ctx, policy, Reason.NO_MATCHING_ROUTE), Facts(certificate, now=now)
         session = _NOT_PRESENTED
-        if route is not None and route.session is not SessionRequirement.NONE:
+        if route is not None and route.consults_session:  # organisation variants too
             session = await self._lookup(ctx, now)
-        risk = None
+        sighting, risk_unavailable = None, False
         if self.risk is not None and session.session is not None:
             try:
-                risk = await self.risk.assess(ctx, session.session, now)
+                sighting = await self.risk.assess(ctx, session.session, now)
             except StoreUnavailable:
-                session = SessionLookup.of(SessionState.UNAVAILABLE, session.carrier)
-        facts = Facts(certificate, session, now, risk)
+                risk_unavailable = True
+        risk = sighting.assessment if sighting is not None else None
+        facts = Facts(certificate, session, now, risk, risk_unavailable=risk_unavailable)
         decision = decide(ctx, policy, facts, self.sessions, route)
+        if self.risk is not None and sighting is not None and session.session is not None:
+            # After the decision: only an admission without a step-up moves the history.
+            admitted = decision.allowed and decision.shadow_reason is None
+            self.risk.record_outcome(session.session, sighting, admitted=admitted)
         if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
             browser = is_browser_navigation(ctx)
             decision = with_step_up_url(decision, self._step_up_url(ctx, now), browser=browser)

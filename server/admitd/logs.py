@@ -73,6 +73,7 @@ class DecisionLog:
             "request_id": ctx.request_id[:128],
             "policy_version": decision.policy_version,
             "shadow_reason": decision.shadow_reason.value if decision.shadow_reason else "",
+            "detail": decision.log_detail,  # e.g. a CEL error: the log's, never the client's
             "duration_us": int(seconds * 1e6),
         }
         self._lines.append(_dumps(entry))

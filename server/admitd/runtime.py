@@ -37,6 +37,7 @@ from admitd.risk.baseline import BaselineStore
 from admitd.risk.gatherer import RiskGatherer
 from admitd.risk.geo import GeoLocator
 from admitd.risk.metrics import MeteredAudit, RiskMetrics
+from admitd.risk.promotion import PromotingSessionStore
 from admitd.risk.reputation import ReputationList
 from admitd.risk.state import RiskStateStore
 from admitd.sessions.memory_store import MemorySessionStore
@@ -115,6 +116,9 @@ def runtime_from_config(config: Config) -> Runtime:
         events=MeteredAudit(events, risk_metrics),
         metrics=risk_metrics,
     )
+    if risk is not None:
+        # Every MFA verification (step-up pages, admin API) goes through this store.
+        audited = PromotingSessionStore(audited, risk.promote_pending)
     engine = Engine(
         load_policies(config.policies),
         _certificates(config, revocation := _revocation(config)),

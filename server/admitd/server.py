@@ -18,12 +18,14 @@ from grpc_reflection.v1alpha import reflection
 from admitd.admin.server import start_admin_server
 from admitd.audit.entry import AuditEntry, AuditEvent
 from admitd.config import Config
+from admitd.errors import ConfigError
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import serve_metrics
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.redis_store import RedisSessionStore
+from admitd.tls_listen import check_server_credentials
 from admitd.web.app import build_web_app, start_web_server
 
 __all__ = ["run", "serve"]
@@ -48,12 +50,15 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
+    # Before the port opens: a SIGHUP from config management that arrives once anyone
+    # can see admitd listening must reload, not kill it (SIGHUP's default action).
+    _reload_on_sighup(runtime)
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(_CHECK_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "admitd serving Check on %s, metrics on %s, policy %s",
-        config.listen,
+        " and ".join(filter(None, (config.listen, _tls_address(config)))),
         config.metrics_listen or "(off)",
         runtime.engine.policy.version,
     )
@@ -64,7 +69,6 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     web = await _start_web(runtime)
     admin = await _start_admin(runtime)
     tasks = _background_tasks(runtime, decisions)
-    _reload_on_sighup(runtime)
     if ready is not None:
         ready.set()
     await _wait_for_stop_signal()
@@ -79,6 +83,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         await admin.stop(config.grace_seconds)
     await _close(runtime, decisions)
     log.info("admitd stopped")
+
+
+def _tls_address(config: Config) -> str:
+    return f"{config.tls_listen.address} (TLS)" if config.tls_listen is not None else ""
 
 
 _CHECK_SERVICE = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
@@ -97,8 +105,30 @@ def _grpc_server(
     reflection.enable_server_reflection(
         (_CHECK_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    server.add_insecure_port(runtime.config.listen)
+    _add_check_ports(server, runtime.config)
     return server, health_servicer
+
+
+def _add_check_ports(server: grpc.aio.Server, config: Config) -> None:
+    if config.listen:
+        if not _is_loopback(config.listen):
+            log.warning(
+                "Check listens in plaintext on %s: set tls_listen where it is reachable"
+                " beyond this host or pod",
+                config.listen,
+            )
+        server.add_insecure_port(config.listen)
+    tls = config.tls_listen
+    if tls is not None:
+        try:
+            server.add_secure_port(tls.address, check_server_credentials(tls))
+        except RuntimeError as exc:  # grpc's "Failed to bind"
+            raise ConfigError(f"cannot listen on {tls.address}: {exc}", key="tls_listen") from None
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith(("127.", "unix"))
 
 
 def _background_tasks(runtime: Runtime, decisions: DecisionLog) -> list[asyncio.Task[None]]:
@@ -158,13 +188,16 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
     config, factors = runtime.config, runtime.factors
     if config.admin is None or factors is None:
         return None
-    extra = [risk_handler(runtime.baselines, config.admin.principals)] if runtime.baselines else []
+    # The Risk API has its own callers: dual control must not count the login service.
+    extra = [risk_handler(runtime.baselines, config.risk.approvers)] if runtime.baselines else []
     admin = await start_admin_server(
         config.admin,
         config.tls.trust_bundles,
         runtime.store,
         factors.totp,
         config.sessions,
+        # The Check path's verifier and cache: one revocation reload applies to both.
+        callers=runtime.engine.certificates.verdict_for_pem,
         extra_handlers=extra,
         on_login=runtime.engine.risk.record_login if runtime.engine.risk else None,
     )
@@ -175,13 +208,22 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
 async def _poll_policies(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(runtime.config.policy_reload_seconds)
-        _record_reload(runtime, runtime.policy_watcher.poll(runtime.engine.replace_policy))
+        await _reload_policies(runtime)
+
+
+async def _reload_policies(runtime: Runtime, *, force: bool = False) -> None:
+    # The load runs in a thread with a time limit (PolicyWatcher): Checks go on meanwhile.
+    outcome = await runtime.policy_watcher.poll(runtime.engine.replace_policy, force=force)
+    _record_reload(runtime, outcome)
 
 
 def _reload_on_sighup(runtime: Runtime) -> None:
+    reloads: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
     def reload() -> None:
-        outcome = runtime.policy_watcher.poll(runtime.engine.replace_policy, force=True)
-        _record_reload(runtime, outcome)
+        task = asyncio.create_task(_reload_policies(runtime, force=True))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -9,7 +9,13 @@ import yaml
 
 from admitd.errors import ConfigError
 
-__all__ = ["YamlDocument", "load_yaml"]
+__all__ = [
+    "MAX_DEPTH",
+    "YamlDocument",
+    "load_yaml",
+    "plain_value_from_text",
+    "yaml_document_from_text",
+]
 
 KeyPath = tuple[str | int, ...]
 
@@ -45,7 +51,7 @@ class YamlDocument:
 
 
 def load_yaml(path: Path) -> YamlDocument:
-    """Parse one YAML file safely (no tags, no aliases to arbitrary objects)."""
+    """Parse one YAML file safely: no tags, no anchors or aliases, bounded nesting."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -53,9 +59,67 @@ def load_yaml(path: Path) -> YamlDocument:
     return yaml_document_from_text(text, str(path))
 
 
+MAX_DEPTH = 64  # policy and config files nest ~6 levels; deeper overflows the composer
+_NO_ALIASES_FIX = (
+    "write the value out in full (a policy file's `defaults:` shares keys between routes);"
+    " quote a string that starts with & or *"
+)
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases and bounds the nesting depth.
+
+    An alias bomb ("billion laughs") expands exponentially: 219 bytes took 35 s
+    to load, and a reload used to stall the server. Anchors are refused with
+    aliases, since one is useless without the other. Each error names the line.
+    """
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ConfigError(
+                "YAML anchors and aliases are not allowed (&name, *name, <<: *name)",
+                file=self.file,
+                line=line,
+                fix=_NO_ALIASES_FIX,
+            )
+        if self.depth >= MAX_DEPTH:
+            raise ConfigError(f"nested more than {MAX_DEPTH} levels", file=self.file, line=line)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def plain_value_from_text(text: str, origin: str) -> object:
+    """One YAML value (e.g. an environment variable's), under the same rules as a file."""
+    loader = _PlainLoader(text, origin)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=origin) from None
+    finally:
+        loader.dispose()
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
+    loader = _PlainLoader(text, file)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def yaml_document_from_text(text: str, file: str) -> YamlDocument:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text, file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -102,8 +102,11 @@ class WebApp:
         await self.sessions.close()
         await self._client.aclose()
 
-    def stale_session(self, user_id: str) -> str:
-        """A privileged session whose MFA is two hours old; returns the cookie value."""
+    def stale_session(self, user_id: str, *, enrolment_grant: float | None = None) -> str:
+        """A privileged session whose MFA is two hours old; returns the cookie value.
+
+        `enrolment_grant`: seconds the session may enrol the user's first factor, as the
+        login service grants right after primary authentication."""
         token, ref = new_session_token(user_id)
         now = time.time()
         session = Session(
@@ -118,6 +121,7 @@ class WebApp:
             absolute_expires_at=now + 3600,
             mfa_verified_at=now - 7200,
             mfa_method=MfaMethod.TOTP,
+            enrolment_grant_until=None if enrolment_grant is None else now + enrolment_grant,
         )
         self.run(self.sessions.create(ref, session))
         return token

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from admitd.devstack.envoy_config import EdgeSettings, render_edge_config
+from admitd.devstack.envoy_config import AuthzTls, EdgeSettings, render_edge_config
 from admitd.devstack.processes import ProcessGroup, envoy_binary, free_port, wait_for_port
 from tests.pki_fixtures import PkiSet
 
@@ -70,7 +70,9 @@ def start_edge(
     proxies: list[dict[str, object]] | None = None,
     redis_url: str | None = None,
     extra_config: dict[str, object] | None = None,
+    authz_tls: bool = False,
 ) -> EdgeStack:
+    """`authz_tls`: Envoy asks admitd over mutual TLS (`tls_listen`), with no plaintext port."""
     ports = {name: free_port() for name in ("https", "authz", "metrics", "upstream", "admin")}
     deny_list = work / "denylist.txt"
     deny_list.write_text("")
@@ -89,6 +91,7 @@ def start_edge(
     }
     if redis_url:
         config["redis_url"] = redis_url
+    tls = _authz_tls(pki, config, ports["authz"]) if authz_tls else None
     config.update(extra_config or {})
     (work / "admitd.yaml").write_text(yaml.safe_dump(config))
     (work / "envoy.yaml").write_text(
@@ -101,6 +104,7 @@ def start_edge(
                 server_cert=pki.directory / "server.pem",
                 server_key=pki.directory / "server.key",
                 trust_bundle=pki.trust_bundle,
+                authz_tls=tls,
             )
         )
     )
@@ -135,3 +139,16 @@ def start_edge(
         group.stop_all()
         raise
     return EdgeStack(group, ports["https"], ports["authz"], ports["metrics"], pki, deny_list)
+
+
+def _authz_tls(pki: PkiSet, config: dict[str, object], port: int) -> AuthzTls:
+    """admitd serves Check only over mTLS; Envoy presents the proxy certificate."""
+    cert, key = pki.write_leaf("envoy-authz-client", pki.proxy, pki.client_ca)
+    config["listen"] = ""
+    config["tls_listen"] = {
+        "address": f"127.0.0.1:{port}",
+        "server_cert": str(pki.directory / "server.pem"),
+        "server_key": str(pki.directory / "server.key"),
+        "client_ca": str(pki.trust_bundle),
+    }
+    return AuthzTls(cert, key, pki.directory / "root.pem")

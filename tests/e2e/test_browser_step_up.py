@@ -114,6 +114,7 @@ def test_totp_step_up_returns_to_the_page(stack: Stack, browser: Browser) -> Non
     assert reply.request.redirected_from.response().status == 302  # type: ignore[union-attr]
     assert reply.headers["cache-control"] == "no-store"
     assert reply.headers["x-frame-options"] == "DENY"
+    assert reply.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     page.get_by_label("6-digit code").fill("000000")
     page.get_by_role("button", name="Verify code").click()
     alert = page.get_by_role("alert")
@@ -136,7 +137,8 @@ def test_totp_step_up_returns_to_the_page(stack: Stack, browser: Browser) -> Non
 
 
 def test_passkey_register_then_step_up(stack: Stack, browser: Browser) -> None:
-    token = stack.web.stale_session("bob")  # no factor yet: may enrol its first
+    # No factor yet: the login service let this session enrol its first (single use).
+    token = stack.web.stale_session("bob", enrolment_grant=600)
     page = new_page(browser, stack, token)
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
@@ -181,6 +183,24 @@ def test_passkey_register_then_step_up(stack: Stack, browser: Browser) -> None:
     assert session.mfa_method.value == "passkey" and (session.mfa_age(time.time()) or 99) < 30
     stored = stack.web.run(stack.web.passkey_store.credential_ids("bob"))
     assert len(stored) == 1
+
+
+def test_a_session_without_an_enrolment_grant_cannot_add_a_first_passkey(
+    stack: Stack, browser: Browser
+) -> None:
+    token = stack.web.stale_session("carol")  # no factor, and no grant from the login service
+    page = new_page(browser, stack, token)
+    reply = page.goto(stack.step_up_url("/app/finance"))
+    assert reply is not None and reply.status == 200
+    assert "sign in again" in page.locator("main").inner_text()
+    assert page.get_by_role("button", name="Add a passkey").count() == 0
+    csrf = page.locator('meta[name="admitd-csrf"]').get_attribute("content") or ""
+    refused = page.request.get(
+        f"{stack.edge.origin}/.admitd/step-up/passkey/register/options",
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert refused.status == 403
+    assert refused.json()["error"]["code"] == "enrolment_grant_required"
 
 
 def test_step_up_route_bypasses_ext_authz_and_refuses_without_session(

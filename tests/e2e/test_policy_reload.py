@@ -4,6 +4,7 @@ a broken change never replaces the running policy."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import urllib.request
@@ -15,6 +16,7 @@ import pytest
 
 from tests.e2e.stack import EdgeStack, start_edge
 from tests.pki_fixtures import PkiSet
+from tests.unit.test_yaml_aliases import alias_bomb
 
 pytestmark = pytest.mark.e2e
 
@@ -106,3 +108,25 @@ def test_broken_change_keeps_the_running_policy(
     assert edge.get("/api/items", cert=cert).status == 200
     assert "policy reload refused" in edge.group.log_text("admitd")
     assert "path_regex: invalid regular expression" in edge.group.log_text("admitd")
+
+
+def test_an_alias_bomb_is_refused_at_once_while_checks_go_on(
+    edge: EdgeStack, pki: PkiSet, tmp_path: Path
+) -> None:
+    cert = pki.write_leaf("alice-bomb", pki.alice, pki.client_ca)
+    # ~300 bytes that expand to 9**6 strings: this stalled the loader (and so every
+    # Check, since reload ran on the event loop) for minutes.
+    replace_file(tmp_path / "policies" / "routes.yaml", BEFORE + alias_bomb())
+    started = time.monotonic()
+    wait_for(lambda: reloads(edge, "refused") >= 1, timeout=5)
+    assert time.monotonic() - started < 5
+    assert edge.get("/api/items", cert=cert).status == 200
+    assert "anchors and aliases are not allowed" in edge.group.log_text("admitd")
+
+
+def test_sighup_reloads_through_the_worker_thread(edge: EdgeStack) -> None:
+    admitd = next(p for name, p, _ in edge.group._children if name == "admitd")
+    before = reloads(edge, "applied")
+    admitd.send_signal(signal.SIGHUP)  # forced: files unchanged, loaded and applied anyway
+    wait_for(lambda: reloads(edge, "applied") > before, timeout=5)
+    assert admitd.poll() is None

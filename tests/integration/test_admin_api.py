@@ -32,6 +32,8 @@ from admitd.sessions.config import SessionsConfig
 from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
+from admitd.sessions.tokens import parse_session_token
+from tests.admin_callers import caller_check
 from tests.integration.redis_server import RedisServer, free_port, has_redis_server
 from tests.pki_fixtures import PkiSet
 
@@ -86,7 +88,10 @@ async def api(pki: PkiSet, redis_server: RedisServer) -> AsyncIterator[Api]:
         principals=frozenset({ALICE}),
         listen=f"127.0.0.1:{free_port()}",
     )
-    server = await start_admin_server(config, pki.trust_bundle, store, totp, SessionsConfig())
+    callers = caller_check(pki.trust_bundle)[0]
+    server = await start_admin_server(
+        config, pki.trust_bundle, store, totp, SessionsConfig(), callers=callers
+    )
     yield Api(config.listen, pki, redis_server)
     await server.stop(None)
     await store.close()
@@ -294,7 +299,12 @@ async def test_a_busy_admin_port_is_a_config_error(pki: PkiSet) -> None:
         )
         with pytest.raises(ConfigError, match=r"admin.listen: cannot listen on 127.0.0.1:"):
             await start_admin_server(
-                config, pki.trust_bundle, MemorySessionStore(), _NoTotp(), SessionsConfig()
+                config,
+                pki.trust_bundle,
+                MemorySessionStore(),
+                _NoTotp(),
+                SessionsConfig(),
+                callers=caller_check(pki.trust_bundle)[0],
             )
 
 
@@ -309,3 +319,30 @@ class _NoTotp:
 
     async def verify(self, user_id: str, organisation: str, code: str, now: float) -> MfaResult:
         raise AssertionError("not called")
+
+
+async def test_an_enrolment_grant_from_the_cli_reaches_the_session(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = api.pki.write_leaf("cli-grant", api.pki.alice, api.pki.client_ca)
+    argv = ["sessions", "create", "--address", api.address, "--cert", str(cert)]
+    argv += ["--key", str(key), "--ca", str(api.pki.directory / "root.pem")]
+    argv += ["--user", "u-new", "--org", ORG, "--device", "d1", "--enrolment-grant"]
+    before = time.time()
+    assert await asyncio.to_thread(main, argv) == 0
+    ref = parse_session_token(capsys.readouterr().out.strip())
+    assert ref is not None
+    store = RedisSessionStore(client_from_url(api.redis.url), cache_ttl=0)
+    try:
+        session = await store.get(ref)
+        assert session is not None and session.enrolment_grant_until is not None
+        assert before + 600 <= session.enrolment_grant_until <= time.time() + 600
+    finally:
+        await store.close()
+    async with api.stub(api.pki.alice) as stub:
+        request = create_request("u-new", roles=("viewer",))
+        request.enrolment_grant_seconds = 86_400
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.CreateSession(request)
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "enrolment_grant_seconds must be 1-3600" in (refused.value.details() or "")

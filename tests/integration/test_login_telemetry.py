@@ -1,4 +1,5 @@
-"""Device telemetry of a login (reported through the admin API) is assessed, sealed and remembered."""
+"""Device telemetry of a login (reported through the admin API) is assessed, sealed and remembered
+only once the login is backed by MFA."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from admitd.config import load_config
 from admitd.core.context import RequestContext
 from admitd.risk.model import Signal
 from admitd.runtime import runtime_from_config
-from admitd.sessions.model import Session
+from admitd.sessions.model import MfaMethod, Session
 from admitd.sessions.tokens import new_session_token
 from tests.integration.redis_server import RedisServer, has_redis_server
 from tests.pki_fixtures import PkiSet
@@ -24,11 +25,11 @@ pytestmark = [
 ]
 
 
-async def test_login_telemetry_is_recorded_sealed_and_makes_the_device_known(
+async def test_login_telemetry_is_recorded_sealed_and_known_after_mfa(
     pki: PkiSet, tmp_path: Path
 ) -> None:
     with RedisServer(tmp_path / "redis") as server:
-        (tmp_path / "p.yaml").write_text("routes: []\n")
+        (tmp_path / "p.yaml").write_text("routes: [{name: h, public: true}]\n")
         config = {
             "policies": "p.yaml",
             "redis_url": server.url,
@@ -60,6 +61,11 @@ async def test_login_telemetry_is_recorded_sealed_and_makes_the_device_known(
         assert Signal.NEW_DEVICE in first.signals
 
         stored = await runtime.engine.store.get(ref)
+        # A login without MFA vouches for nothing: the device stays unknown ...
+        assert stored is not None and "d:laptop-7" not in stored.risk_state
+        # ... until that session verifies a second factor.
+        assert await runtime.store.set_mfa(ref, now + 1, MfaMethod.TOTP)
+        stored = await runtime.engine.store.get(ref)
         assert stored is not None and "d:laptop-7" in stored.risk_state  # read with the session
         headers = {
             "x-device-id": "laptop-7",
@@ -74,7 +80,7 @@ async def test_login_telemetry_is_recorded_sealed_and_makes_the_device_known(
             source_address="198.51.100.7",
         )
         again = await risk.assess(ctx, stored, now + 5)
-        assert Signal.NEW_DEVICE not in again.signals
+        assert Signal.NEW_DEVICE not in again.assessment.signals
 
         raw = redis.Redis.from_url(server.url)
         telemetry_keys = [k for k in raw.scan_iter("admitd:*") if b"telemetry" in k]
@@ -82,5 +88,32 @@ async def test_login_telemetry_is_recorded_sealed_and_makes_the_device_known(
         value = raw.get(telemetry_keys[0]) or b""
         assert b"198.51.100.7" not in value and b"laptop-7" not in value  # sealed, not plain
         raw.close()
+        await risk.close()
+        await runtime.store.close()
+
+
+async def test_a_login_that_carried_mfa_makes_the_device_known(pki: PkiSet, tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "redis") as server:
+        (tmp_path / "p.yaml").write_text("routes: [{name: h, public: true}]\n")
+        config = {
+            "policies": "p.yaml",
+            "redis_url": server.url,
+            "dev_mode": True,
+            "tls": {"trust_bundle": str(pki.trust_bundle)},
+        }
+        (tmp_path / "admitd.yaml").write_text(yaml.safe_dump(config))
+        runtime = runtime_from_config(load_config(tmp_path / "admitd.yaml", environ={}))
+        risk = runtime.engine.risk
+        assert risk is not None
+        now = time.time()
+        _, ref = new_session_token("mo")
+        session = Session(
+            ref.session_id, "mo", "acme", frozenset({"viewer"}), "laptop-8", now, now, 600,
+            now + 3600, mfa_verified_at=now - 5, mfa_method=MfaMethod.TOTP,
+        )  # fmt: skip
+        await runtime.engine.store.create(ref, session)
+        await risk.record_login(session, "Mozilla/5.0 Firefox/140.0", "198.51.100.8", now)
+        stored = await runtime.engine.store.get(ref)
+        assert stored is not None and "d:laptop-8" in stored.risk_state
         await risk.close()
         await runtime.store.close()

@@ -138,7 +138,7 @@ async def test_geo_velocity_across_two_assessments(
             telemetry, history, OrgBaseline("acme"), privileged=False, mfa_fresh=True,
             reputation_hit=False, config=config,
         )  # fmt: skip
-        await state.record("u-1", "acme", telemetry, result)
+        await state.record("u-1", "acme", telemetry, result, admitted=True)
         return result
 
     first = await attempt(seen("dev-1", PARIS, NOW))
@@ -155,7 +155,9 @@ async def test_record_writes_state_and_sealed_telemetry_with_retention(
     client: redis.Redis, state: RiskStateStore, sealer: Sealer
 ) -> None:
     assessment = RiskAssessment(20, RiskLevel.MEDIUM, (Signal.NEW_DEVICE,), 0.0)
-    record_id = await state.record("u-2", "acme", seen("dev-1", PARIS, NOW), assessment)
+    record_id = await state.record(
+        "u-2", "acme", seen("dev-1", PARIS, NOW), assessment, admitted=True
+    )
     tag = user_tag("u-2")
     history = await state.history("u-2")
     assert (history.known_devices, history.last_geo, history.last_seen_at, history.last_ip) == (
@@ -171,15 +173,17 @@ async def test_record_writes_state_and_sealed_telemetry_with_retention(
 
 
 async def test_unknown_location_keeps_the_last_known_one(state: RiskStateStore) -> None:
-    await state.record("u-3", "acme", seen("dev-1", PARIS, NOW), LOW)
-    await state.record("u-3", "acme", seen("dev-1", None, NOW + 60, ip="192.0.2.9"), LOW)
+    await state.record("u-3", "acme", seen("dev-1", PARIS, NOW), LOW, admitted=True)
+    await state.record(
+        "u-3", "acme", seen("dev-1", None, NOW + 60, ip="192.0.2.9"), LOW, admitted=True
+    )
     history = await state.history("u-3")
     assert (history.last_geo, history.last_seen_at, history.last_ip) == (PARIS, NOW, "192.0.2.9")
 
 
 async def test_known_devices_are_bounded_most_recent_first(state: RiskStateStore) -> None:
     for n in range(4):
-        await state.record("u-4", "acme", seen(f"dev-{n}", None, NOW + n), LOW)
+        await state.record("u-4", "acme", seen(f"dev-{n}", None, NOW + n), LOW, admitted=True)
     assert (await state.history("u-4")).known_devices == {"dev-2", "dev-3"}
 
 
@@ -189,7 +193,7 @@ async def test_store_down_is_store_unavailable(
     redis_server.stop()
     try:
         with pytest.raises(StoreUnavailable):
-            await state.record("u-5", "acme", seen("dev-1", PARIS, NOW), LOW)
+            await state.record("u-5", "acme", seen("dev-1", PARIS, NOW), LOW, admitted=True)
         with pytest.raises(StoreUnavailable):
             await state.history("u-5")
     finally:
@@ -335,3 +339,31 @@ async def test_list_overrides(baselines: BaselineStore) -> None:
     assert [o.override_id for o in await baselines.list_overrides(pending_only=True)] == [
         a.override_id
     ]
+
+
+async def test_a_refused_attempt_waits_as_a_pending_sighting_until_promoted(
+    client: redis.Redis, state: RiskStateStore
+) -> None:
+    tag = user_tag("u-6")
+    await state.record("u-6", "acme", seen("dev-1", PARIS, NOW), LOW, admitted=True)
+    refused = seen("dev-2", SYDNEY, NOW + 60, ip="198.51.100.1")
+    await state.record("u-6", "acme", refused, LOW, admitted=False, session_id="s1")
+    history = await state.history("u-6")
+    assert (history.known_devices, history.last_geo) == (frozenset({"dev-1"}), PARIS)
+    assert not await state.promote_pending(tag, "s2")  # another session's verification
+    assert await state.promote_pending(tag, "s1")
+    history = await state.history("u-6")
+    assert (history.known_devices, history.last_geo, history.last_ip) == (
+        frozenset({"dev-1", "dev-2"}), SYDNEY, "198.51.100.1",
+    )  # fmt: skip
+    assert not await state.promote_pending(tag, "s1")  # single use
+
+
+async def test_a_promoted_sighting_never_moves_the_place_back(state: RiskStateStore) -> None:
+    tag = user_tag("u-7")
+    refused = seen("dev-2", SYDNEY, NOW, ip="198.51.100.1")
+    await state.record("u-7", "acme", refused, LOW, admitted=False, session_id="s1")
+    await state.record("u-7", "acme", seen("dev-1", PARIS, NOW + 60), LOW, admitted=True)
+    assert await state.promote_pending(tag, "s1")
+    history = await state.history("u-7")
+    assert (history.known_devices, history.last_geo) == (frozenset({"dev-1", "dev-2"}), PARIS)

@@ -120,10 +120,10 @@ def test_no_admin_section_means_no_admin_api(tmp_path: Path) -> None:
     assert admin_config_from_fields(fields_of("listen: x\n", str(tmp_path / "a.yaml"))) is None
 
 
-def test_admin_config_resolves_paths_and_normalises_subjects(tmp_path: Path) -> None:
+def test_admin_config_resolves_paths_and_normalises_subjects(pki: PkiSet, tmp_path: Path) -> None:
     (tmp_path / "tls").mkdir()
-    (tmp_path / "tls" / "admin.pem").write_text("cert")
-    (tmp_path / "tls" / "admin.key").write_text("key")
+    (tmp_path / "tls" / "admin.pem").write_bytes((pki.directory / "server.pem").read_bytes())
+    (tmp_path / "tls" / "admin.key").write_bytes((pki.directory / "server.key").read_bytes())
     text = (
         "admin:\n  server_cert: tls/admin.pem\n  server_key: tls/admin.key\n"
         "  principals: ['spiffe://x/login', 'login.internal', 'CN=ops, O=Example']\n"

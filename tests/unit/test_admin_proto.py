@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from admitd._proto import sessions_pb2 as pb
-from admitd.admin.cli import _set_target, register
+from admitd.admin.cli import _set_target, create_request_from_args, register
 from admitd.admin.convert import (
     mfa_result_from_proto,
     new_session_from_request,
@@ -69,6 +69,27 @@ def test_create_request_conversion() -> None:
         new_session_from_request(request)
     request.mfa_method = pb.MFA_METHOD_PASSKEY
     assert new_session_from_request(request).mfa_method is MfaMethod.PASSKEY
+
+
+def test_create_request_enrolment_grant() -> None:
+    request = pb.CreateSessionRequest(user_id="u", organisation="o", device_id="d")
+    assert new_session_from_request(request).enrolment_grant_seconds is None
+    request.enrolment_grant_seconds = 0  # present, even though zero: refused later
+    assert new_session_from_request(request).enrolment_grant_seconds == 0
+    request.enrolment_grant_seconds = 600
+    assert new_session_from_request(request).enrolment_grant_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [([], None), (["--enrolment-grant"], 600), (["--enrolment-grant", "120"], 120)],
+    ids=["none", "default", "explicit"],
+)
+def test_cli_create_enrolment_grant(flags: list[str], expected: int | None) -> None:
+    argv = ["sessions", "create", *TLS, "--user", "u", "--org", "o", "--device", "d", *flags]
+    request = create_request_from_args(parse(argv))
+    has = request.HasField("enrolment_grant_seconds")
+    assert (request.enrolment_grant_seconds if has else None) == expected
 
 
 def test_session_targets() -> None:

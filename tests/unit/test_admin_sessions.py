@@ -114,9 +114,24 @@ async def test_created_session_has_the_configured_lifetimes_and_a_usable_token()
     assert await r.store.get(ref) is not None
 
 
+async def test_an_enrolment_grant_is_bound_to_the_new_session_and_short() -> None:
+    r = rig()
+    created = await r.admin.create(new(enrolment_grant_seconds=600))
+    assert created.session.enrolment_grant_until == T0 + 600
+    ref = parse_session_token(created.token)
+    assert ref is not None
+    stored = await r.store.get(ref)
+    assert stored is not None and stored.has_enrolment_grant(T0 + 599)
+    assert not stored.has_enrolment_grant(T0 + 600)
+    plain = await r.admin.create(new())
+    assert plain.session.enrolment_grant_until is None
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
+        ({"enrolment_grant_seconds": 0}, "enrolment_grant_seconds must be 1-3600"),
+        ({"enrolment_grant_seconds": 3601}, "enrolment_grant_seconds must be 1-3600"),
         ({"user_id": ""}, "user_id must be"),
         ({"organisation": "a\nb"}, "organisation must be"),
         ({"device_id": "x" * 257}, "device_id must be"),
@@ -124,7 +139,16 @@ async def test_created_session_has_the_configured_lifetimes_and_a_usable_token()
         ({"mfa_verified_at": T0}, "go together"),
         ({"mfa_verified_at": T0 + 3600, "mfa_method": MfaMethod.TOTP}, "past Unix time"),
     ],
-    ids=["no-user", "control-char", "too-long", "comma-role", "mfa-without-method", "future"],
+    ids=[
+        "grant-zero",
+        "grant-too-long",
+        "no-user",
+        "control-char",
+        "too-long",
+        "comma-role",
+        "mfa-without-method",
+        "future",
+    ],
 )
 async def test_invalid_requests_are_refused(changes: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):

@@ -104,7 +104,9 @@ def test_decide_is_pure_given_facts(engine: Engine, pki: PkiSet) -> None:
 
 
 async def test_unmatched_any_certificate(pki: PkiSet, tmp_path: Path) -> None:
-    (tmp_path / "p.yaml").write_text("unmatched: any_certificate\nroutes: []\n")
+    (tmp_path / "p.yaml").write_text(
+        "unmatched: any_certificate\nroutes: [{name: o, match: {path_prefix: /o/}, public: true}]\n"
+    )
     engine, _ = engine_for(pki.trust_bundle, tmp_path)
     assert (await engine.check(request("/x", cert=url_pem(pki.bob))))[0].allowed
     assert (await engine.check(request("/x")))[0].reason is Reason.CERTIFICATE_MISSING

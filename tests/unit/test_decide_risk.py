@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -12,9 +13,13 @@ from admitd.core.decide import decide
 from admitd.core.decision import Reason
 from admitd.core.facts import Facts
 from admitd.engine import Engine
+from admitd.errors import StoreUnavailable
 from admitd.extauthz.response import check_response_from_decision
+from admitd.risk.gatherer import RiskGatherer
 from admitd.risk.model import RiskAssessment, RiskLevel, Signal
+from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.model import MfaMethod, Session, SessionLookup, SessionState
+from admitd.sessions.tokens import new_session_token
 from tests.pki_fixtures import PkiSet, url_pem
 from tests.unit.helpers import engine_for, request
 
@@ -117,3 +122,28 @@ def test_recovery_is_refused_above_medium(
     assert decision.allowed is allowed
     if not allowed:
         assert decision.reason is Reason.RECOVERY_BLOCKED_BY_RISK
+
+
+class BaselineDown:
+    """A risk gatherer whose organisation baseline cannot be read."""
+
+    async def assess(self, ctx: object, session: Session, now: float) -> object:
+        raise StoreUnavailable("redis: ConnectionError")
+
+
+async def test_an_unreadable_baseline_is_risk_unavailable_not_a_session_problem(
+    pki: PkiSet, tmp_path: Path
+) -> None:
+    store = MemorySessionStore()
+    (tmp_path / "p.yaml").write_text(POLICY)
+    engine, _ = engine_for(pki.trust_bundle, tmp_path, clock=NOW, store=store)
+    engine.risk = cast(RiskGatherer, BaselineDown())
+    token, ref = new_session_token("viv")
+    await store.create(ref, session(mfa_ago=60))
+    headers = {"authorization": f"Bearer {token}"}
+    decision, _ = await engine.check(request("/app/x", cert=url_pem(pki.alice), headers=headers))
+    assert (decision.allowed, decision.reason, decision.status) == (
+        False, Reason.RISK_UNAVAILABLE, 503,
+    )  # fmt: skip
+    body = json.loads(check_response_from_decision(decision).denied_response.body)
+    assert body["error"]["code"] == "risk_unavailable"

@@ -284,3 +284,22 @@ async def test_first_registration_marks_the_factor_active_once(rig: Rig) -> None
     await rig.sessions.set_factor("alice", MfaMethod.PASSKEY, active=False, at=NOW)
     await enrol(rig, SoftAuthenticator(credential_id=b"second-credential"))
     assert await rig.sessions.factors("alice") == frozenset()  # only the first one sets it
+
+
+async def test_successful_ceremonies_do_not_use_up_the_limit(rig: Rig) -> None:
+    """Each attempt is reserved as a failure before it is checked; a success gives it back."""
+    for n in range(4):  # more than max_failures (3)
+        assert await enrol(rig, SoftAuthenticator(credential_id=f"cred-{n}".encode())) == "ok"
+    stranger = SoftAuthenticator(credential_id=b"unknown")
+    # The count starts from zero: the third failure, not the first, locks out.
+    assert [await sign_in(rig, stranger) for _ in range(3)] == [
+        MfaResult.INVALID,
+        MfaResult.INVALID,
+        MfaResult.LOCKED_OUT,
+    ]
+
+
+async def test_not_enrolled_is_not_counted(rig: Rig) -> None:
+    for _ in range(5):
+        assert await sign_in(rig, SoftAuthenticator()) is MfaResult.NOT_ENROLLED
+    assert await enrol(rig, SoftAuthenticator()) is MfaResult.OK

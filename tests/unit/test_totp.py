@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
@@ -10,6 +12,7 @@ import pytest
 
 from admitd.envelope import ContextMismatch, Sealer, is_envelope_json
 from admitd.kms import DEFAULT_ALIASES, MemoryKms
+from admitd.mfa import totp as totp_module
 from admitd.mfa.config import MfaConfig
 from admitd.mfa.ports import MfaResult, TotpFactor
 from admitd.mfa.state import MemoryMfaState
@@ -255,3 +258,60 @@ async def test_failures_are_counted_per_user() -> None:
     assert await service.verify(USER, ORG, "000000", T0) is MfaResult.INVALID
     assert await service.verify(USER, ORG, "000000", T0) is MfaResult.LOCKED_OUT
     assert await service.confirm_enrolment("u-7", ORG, code_at(other, T0), T0) is MfaResult.OK
+
+
+class YieldingState(MemoryMfaState):
+    """Gives the event loop a turn before every call, as a Redis round trip would."""
+
+    async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        await asyncio.sleep(0)
+        return await super().set_if_absent(key, value, ttl)
+
+    async def incr(self, key: str, ttl: float) -> int:
+        await asyncio.sleep(0)
+        return await super().incr(key, ttl)
+
+    async def get(self, key: str) -> str | None:
+        await asyncio.sleep(0)
+        return await super().get(key)
+
+    async def put(self, key: str, value: str, ttl: float | None = None) -> None:
+        await asyncio.sleep(0)
+        await super().put(key, value, ttl)
+
+    async def delete(self, *keys: str) -> None:
+        await asyncio.sleep(0)
+        await super().delete(*keys)
+
+    async def reserve_attempt(self, *args: Any, **kwargs: Any) -> float:
+        await asyncio.sleep(0)
+        return await super().reserve_attempt(*args, **kwargs)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("config", "evaluated"),
+    [
+        (MfaConfig(max_failures=3, backoff_base_seconds=0), 3),
+        (MfaConfig(max_failures=3, backoff_base_seconds=1), 1),
+    ],
+    ids=["no-backoff", "backoff"],
+)
+async def test_concurrent_guesses_are_limited_before_they_are_evaluated(
+    monkeypatch: pytest.MonkeyPatch, config: MfaConfig, evaluated: int
+) -> None:
+    state = YieldingState(Clock())
+    sealer = Sealer(MemoryKms.with_aliases(DEFAULT_ALIASES))
+    service = TotpService(state, sealer, MemorySessionStore(), config)
+    secret = await enrolled(service)
+    calls: list[str] = []
+
+    def counting(secret: str, code: str, now: float) -> int | None:
+        calls.append(code)
+        return matching_step(secret, code, now)
+
+    monkeypatch.setattr(totp_module, "matching_step", counting)
+    guesses = [service.verify(USER, ORG, f"{n:06d}", T0) for n in range(40)]
+    results = await asyncio.gather(*guesses)
+    assert len(calls) == evaluated
+    assert results.count(MfaResult.LOCKED_OUT) == 40 - evaluated
+    assert await service.verify(USER, ORG, code_at(secret, T0), T0) is MfaResult.LOCKED_OUT

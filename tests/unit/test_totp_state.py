@@ -6,7 +6,7 @@ import pytest
 
 from admitd.errors import ConfigError
 from admitd.fields import Fields
-from admitd.mfa.attempts import AttemptLimiter
+from admitd.mfa.attempts import AttemptLimiter, waits_after_failures
 from admitd.mfa.config import SECTION_KEYS, MfaConfig, mfa_config_from_fields
 from admitd.mfa.qr import qr_png_from_text
 from admitd.mfa.state import MemoryMfaState
@@ -58,17 +58,58 @@ async def test_put_without_ttl_stays_and_delete_removes() -> None:
 async def test_an_unreadable_backoff_mark_does_not_lock_out() -> None:
     state = MemoryMfaState()
     limiter = AttemptLimiter(state, MfaConfig())
-    await limiter.record_failure("u", 50.0)
+    assert await limiter.reserve("u", 50.0) == 0.0
     key = next(k for k in state.raw_values() if k.endswith("not_before"))
     await state.put(key, "garbage")
-    assert await limiter.retry_after("u", 50.0) == 0.0
+    assert await limiter.reserve("u", 50.0) == 0.0
 
 
-async def test_backoff_then_lockout_waits() -> None:
+async def test_each_reserved_attempt_imposes_the_next_wait() -> None:
     limiter = AttemptLimiter(MemoryMfaState(), MfaConfig(max_failures=4, lockout_seconds=300))
-    waits = [await limiter.record_failure("u", 0.0) for _ in range(5)]
+    now, waits = 0.0, []
+    for _ in range(5):
+        assert await limiter.reserve("u", now) == 0.0  # granted, counted as a failure
+        wait = await limiter.reserve("u", now)  # refused until the back-off ends
+        waits.append(wait)
+        now += wait
     assert waits == [1.0, 2.0, 4.0, 300.0, 300.0]
-    assert await limiter.retry_after("u", 100.0) == 200.0
+    assert await limiter.reserve("u", now - 100) == 100.0
+
+
+async def test_reset_clears_the_series() -> None:
+    limiter = AttemptLimiter(MemoryMfaState(), MfaConfig(max_failures=2, lockout_seconds=300))
+    assert await limiter.reserve("u", 0.0) == 0.0
+    await limiter.reset("u")
+    assert await limiter.reserve("u", 0.0) == 0.0
+    assert await limiter.reserve("u", 0.0) == 1.0  # the series started again at one
+
+
+async def test_the_failure_count_outlives_a_lockout_by_one_lockout() -> None:
+    clock = Clock()
+    limiter = AttemptLimiter(MemoryMfaState(clock), MfaConfig(max_failures=1, lockout_seconds=60))
+    assert await limiter.reserve("u", 0.0) == 0.0
+    clock.now += 119  # the count is still there: the next failure locks out at once
+    assert await limiter.reserve("u", 60.0) == 0.0
+    assert await limiter.reserve("u", 60.0) == 60.0
+    clock.now += 120  # two lockouts without an attempt: forgotten
+    assert await limiter.reserve("u", 300.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("config", "waits"),
+    [
+        (MfaConfig(max_failures=1, lockout_seconds=60), (60.0,)),
+        (MfaConfig(max_failures=3, backoff_base_seconds=0), (0.0, 0.0, 900.0)),
+        (MfaConfig(max_failures=5, lockout_seconds=5), (1.0, 2.0, 4.0, 5.0, 5.0)),
+        (MfaConfig(max_failures=100, lockout_seconds=60), (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)),
+    ],
+    ids=["one-failure", "no-backoff", "capped-by-lockout", "many-failures"],
+)
+def test_waits_after_failures(config: MfaConfig, waits: tuple[float, ...]) -> None:
+    computed = waits_after_failures(config)
+    assert computed[: len(waits)] == waits
+    assert len(computed) == config.max_failures and computed[-1] == config.lockout_seconds
+    assert max(computed) == config.lockout_seconds
 
 
 def fields_of(text: str) -> Fields:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -188,6 +189,45 @@ async def test_security_headers_on_every_response(harness: Harness) -> None:
             assert reply.headers.get(name) == value, (path, name)
     csp = SECURITY_HEADERS["Content-Security-Policy"]
     assert "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp
+
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+async def test_hsts_on_every_response_including_json_and_errors(harness: Harness) -> None:
+    """RFC 6797: once seen over https, the browser never tries plain http for a year."""
+    options = f"{STEP_UP_PATH}/passkey/options"
+    replies = [
+        await harness.client.get(page_url(), headers=harness.headers()),  # 200 page
+        await harness.client.get(page_url(), headers={"Host": HOST}),  # 401 page
+        await harness.client.get(options, headers=json_headers(harness)),  # 200 JSON
+        await harness.client.get(options, headers=json_headers(harness, csrf="x")),  # 403 JSON
+        await harness.client.get(f"{STEP_UP_PATH}/nope", headers={"Host": HOST}),  # 404
+        await harness.client.delete(STEP_UP_PATH, headers={"Host": HOST}),  # 405
+        await harness.client.post(  # 413: larger than the body limit
+            f"{STEP_UP_PATH}/passkey/verify",
+            data=b"x" * 100_000,
+            headers=json_headers(harness) | {"Content-Type": "application/json"},
+        ),
+        await post_totp(harness, GOOD_CODE),  # 303 redirect
+    ]
+    assert [r.status for r in replies] == [200, 401, 200, 403, 404, 405, 413, 303]
+    for reply in replies:
+        assert reply.headers.get("Strict-Transport-Security") == HSTS, reply.status
+
+
+async def test_an_unexpected_error_is_a_plain_500_with_the_security_headers(
+    harness: Harness,
+) -> None:
+    async def broken(*_args: object) -> MfaResult:
+        raise RuntimeError("secret detail")
+
+    harness.totp.verify = broken  # type: ignore[method-assign,assignment]
+    reply = await post_totp(harness, GOOD_CODE)
+    assert reply.status == 500
+    assert "secret detail" not in await reply.text() and "Traceback" not in await reply.text()
+    assert reply.headers.get("Strict-Transport-Security") == HSTS
+    assert reply.headers.get("Cache-Control") == "no-store"
 
 
 async def test_page_has_no_inline_script_or_style(harness: Harness) -> None:
@@ -382,13 +422,81 @@ async def test_enrolment_needs_fresh_mfa_when_a_factor_exists(harness: Harness) 
     assert fresh.status == 200
 
 
-async def test_first_factor_can_be_enrolled_from_any_valid_session(harness: Harness) -> None:
+async def without_factors(harness: Harness) -> None:
     await harness.store.set_factor("alice", MfaMethod.TOTP, active=False, at=NOW)
-    text = await (await harness.client.get(page_url(), headers=harness.headers())).text()
-    assert 'id="passkey-register"' in text and 'id="code"' not in text
-    reply = await harness.client.post(
-        f"{STEP_UP_PATH}/passkey/register",
-        json={"credential": {"id": "abc"}},
-        headers=json_headers(harness),
+
+
+async def other_session(harness: Harness, **changes: Any) -> dict[str, str]:
+    """JSON headers (cookie, CSRF) of a second session of alice."""
+    token, ref = new_session_token("alice")
+    await harness.store.create(ref, make_session(ref.session_id, **changes))
+    csrf = csrf_token(SIGNER.subkey("csrf"), ref.session_id)
+    return harness.headers(session=token, csrf=csrf) | {"X-CSRF-Token": csrf}
+
+
+async def register(harness: Harness, headers: dict[str, str]) -> ClientResponse:
+    return await harness.client.post(
+        f"{STEP_UP_PATH}/passkey/register", json={"credential": {"id": "abc"}}, headers=headers
     )
-    assert reply.status == 200 and harness.passkeys.registered == ['{"id": "abc"}']
+
+
+async def test_a_session_without_a_grant_cannot_enrol_a_first_factor(harness: Harness) -> None:
+    """A stolen cookie of a user with no factor must not be able to mint its own MFA."""
+    await without_factors(harness)
+    text = await (await harness.client.get(page_url(), headers=harness.headers())).text()
+    assert 'id="passkey-register"' not in text and "sign in again" in text
+    url = f"{STEP_UP_PATH}/passkey/register/options"
+    options = await harness.client.get(url, headers=json_headers(harness))
+    assert options.status == 403
+    assert (await options.json())["error"]["code"] == "enrolment_grant_required"
+    reply = await register(harness, json_headers(harness))
+    assert reply.status == 403 and harness.passkeys.registered == []
+
+
+async def test_an_enrolment_grant_allows_one_first_factor_registration(harness: Harness) -> None:
+    await without_factors(harness)
+    headers = await other_session(harness, enrolment_grant_until=NOW + 600)
+    text = await (await harness.client.get(page_url(), headers=headers)).text()
+    assert 'id="passkey-register"' in text and 'id="code"' not in text
+    options = await harness.client.get(f"{STEP_UP_PATH}/passkey/register/options", headers=headers)
+    assert options.status == 200
+    assert (await register(harness, headers)).status == 200
+    assert harness.passkeys.registered == ['{"id": "abc"}']
+    # Used up: the same session cannot add another one without verifying first.
+    again = await register(harness, headers)
+    assert again.status == 403 and (await again.json())["error"]["code"] == (
+        "enrolment_grant_required"
+    )
+    assert len(harness.passkeys.registered) == 1
+
+
+async def test_an_expired_enrolment_grant_is_refused(harness: Harness) -> None:
+    await without_factors(harness)
+    headers = await other_session(harness, enrolment_grant_until=NOW)
+    assert (await register(harness, headers)).status == 403
+    assert harness.passkeys.registered == []
+
+
+async def test_a_failed_registration_uses_up_the_grant(harness: Harness) -> None:
+    await without_factors(harness)
+    headers = await other_session(harness, enrolment_grant_until=NOW + 600)
+    harness.passkeys.result = MfaResult.INVALID
+    assert (await register(harness, headers)).status == 401
+    harness.passkeys.result = MfaResult.OK
+    assert (await register(harness, headers)).status == 403
+    assert len(harness.passkeys.registered) == 1
+
+
+async def test_concurrent_registrations_share_one_grant(harness: Harness) -> None:
+    await without_factors(harness)
+    headers = await other_session(harness, enrolment_grant_until=NOW + 600)
+    replies = await asyncio.gather(*(register(harness, headers) for _ in range(20)))
+    assert sorted(r.status for r in replies) == [200] + [403] * 19
+    assert len(harness.passkeys.registered) == 1
+
+
+async def test_a_grant_does_not_replace_fresh_mfa_once_a_factor_exists(harness: Harness) -> None:
+    headers = await other_session(harness, enrolment_grant_until=NOW + 600)
+    reply = await register(harness, headers)
+    assert reply.status == 403 and (await reply.json())["error"]["code"] == "verify_first"
+    assert harness.passkeys.registered == []

@@ -24,49 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61\x64mitd/v1/sessions.proto\x12\tadmitd.v1\"6\n\x0fSessionSelector\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x95\x02\n\x14\x43reateSessionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0corganisation\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x17\n\nuser_agent\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x02ip\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x10\n\x03geo\x18\x07 \x01(\tH\x02\x88\x01\x01\x12\x1c\n\x0fmfa_verified_at\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12(\n\nmfa_method\x18\t \x01(\x0e\x32\x14.admitd.v1.MfaMethodB\r\n\x0b_user_agentB\x05\n\x03_ipB\x06\n\x04_geoB\x12\n\x10_mfa_verified_at\"l\n\x15\x43reateSessionResponse\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\x12\x14\n\x0cidle_timeout\x18\x04 \x01(\x01\"*\n\x17ListUserSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xb7\x02\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0corganisation\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\x12\x11\n\tdevice_id\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x14\n\x0clast_seen_at\x18\x07 \x01(\x01\x12\x17\n\x0fidle_expires_at\x18\x08 \x01(\x01\x12\x1b\n\x13\x61\x62solute_expires_at\x18\t \x01(\x01\x12\x1c\n\x0fmfa_verified_at\x18\n \x01(\x01H\x00\x88\x01\x01\x12(\n\nmfa_method\x18\x0b \x01(\x0e\x32\x14.admitd.v1.MfaMethod\x12\x0f\n\x07\x65xpired\x18\x0c \x01(\x08\x42\x12\n\x10_mfa_verified_at\"k\n\x18ListUserSessionsResponse\x12(\n\x08sessions\x18\x01 \x03(\x0b\x32\x16.admitd.v1.SessionInfo\x12%\n\x07\x66\x61\x63tors\x18\x02 \x03(\x0e\x32\x14.admitd.v1.MfaMethod\"h\n\x14RevokeSessionRequest\x12\x17\n\rsession_token\x18\x01 \x01(\tH\x00\x12-\n\x07session\x18\x02 \x01(\x0b\x32\x1a.admitd.v1.SessionSelectorH\x00\x42\x08\n\x06target\"(\n\x15RevokeSessionResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\x08\",\n\x19RevokeUserSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"-\n\x1aRevokeUserSessionsResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\r\"B\n\x19\x42\x65ginTotpEnrolmentRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0corganisation\x18\x02 \x01(\t\"M\n\x1a\x42\x65ginTotpEnrolmentResponse\x12\x18\n\x10provisioning_uri\x18\x01 \x01(\t\x12\x15\n\rqr_png_base64\x18\x02 \x01(\t\"R\n\x1b\x43onfirmTotpEnrolmentRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0corganisation\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"D\n\x1c\x43onfirmTotpEnrolmentResponse\x12$\n\x06result\x18\x01 \x01(\x0e\x32\x14.admitd.v1.MfaResult\"r\n\x10VerifyMfaRequest\x12\x17\n\rsession_token\x18\x01 \x01(\tH\x00\x12-\n\x07session\x18\x02 \x01(\x0b\x32\x1a.admitd.v1.SessionSelectorH\x00\x12\x0c\n\x04\x63ode\x18\x03 \x01(\tB\x08\n\x06target\"k\n\x11VerifyMfaResponse\x12$\n\x06result\x18\x01 \x01(\x0e\x32\x14.admitd.v1.MfaResult\x12\x1c\n\x0fmfa_verified_at\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x12\n\x10_mfa_verified_at*T\n\tMfaMethod\x12\x1a\n\x16MFA_METHOD_UNSPECIFIED\x10\x00\x12\x13\n\x0fMFA_METHOD_TOTP\x10\x01\x12\x16\n\x12MFA_METHOD_PASSKEY\x10\x02*\xa3\x01\n\tMfaResult\x12\x1a\n\x16MFA_RESULT_UNSPECIFIED\x10\x00\x12\x11\n\rMFA_RESULT_OK\x10\x01\x12\x16\n\x12MFA_RESULT_INVALID\x10\x02\x12\x17\n\x13MFA_RESULT_REPLAYED\x10\x03\x12\x19\n\x15MFA_RESULT_LOCKED_OUT\x10\x04\x12\x1b\n\x17MFA_RESULT_NOT_ENROLLED\x10\x05\x32\x86\x05\n\x08Sessions\x12R\n\rCreateSession\x12\x1f.admitd.v1.CreateSessionRequest\x1a .admitd.v1.CreateSessionResponse\x12[\n\x10ListUserSessions\x12\".admitd.v1.ListUserSessionsRequest\x1a#.admitd.v1.ListUserSessionsResponse\x12R\n\rRevokeSession\x12\x1f.admitd.v1.RevokeSessionRequest\x1a .admitd.v1.RevokeSessionResponse\x12\x61\n\x12RevokeUserSessions\x12$.admitd.v1.RevokeUserSessionsRequest\x1a%.admitd.v1.RevokeUserSessionsResponse\x12\x61\n\x12\x42\x65ginTotpEnrolment\x12$.admitd.v1.BeginTotpEnrolmentRequest\x1a%.admitd.v1.BeginTotpEnrolmentResponse\x12g\n\x14\x43onfirmTotpEnrolment\x12&.admitd.v1.ConfirmTotpEnrolmentRequest\x1a\'.admitd.v1.ConfirmTotpEnrolmentResponse\x12\x46\n\tVerifyMfa\x12\x1b.admitd.v1.VerifyMfaRequest\x1a\x1c.admitd.v1.VerifyMfaResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61\x64mitd/v1/sessions.proto\x12\tadmitd.v1\"6\n\x0fSessionSelector\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\xd7\x02\n\x14\x43reateSessionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0corganisation\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x17\n\nuser_agent\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x02ip\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x10\n\x03geo\x18\x07 \x01(\tH\x02\x88\x01\x01\x12\x1c\n\x0fmfa_verified_at\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12(\n\nmfa_method\x18\t \x01(\x0e\x32\x14.admitd.v1.MfaMethod\x12$\n\x17\x65nrolment_grant_seconds\x18\n \x01(\rH\x04\x88\x01\x01\x42\r\n\x0b_user_agentB\x05\n\x03_ipB\x06\n\x04_geoB\x12\n\x10_mfa_verified_atB\x1a\n\x18_enrolment_grant_seconds\"l\n\x15\x43reateSessionResponse\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\x12\x14\n\x0cidle_timeout\x18\x04 \x01(\x01\"*\n\x17ListUserSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xb7\x02\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0corganisation\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\x12\x11\n\tdevice_id\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x14\n\x0clast_seen_at\x18\x07 \x01(\x01\x12\x17\n\x0fidle_expires_at\x18\x08 \x01(\x01\x12\x1b\n\x13\x61\x62solute_expires_at\x18\t \x01(\x01\x12\x1c\n\x0fmfa_verified_at\x18\n \x01(\x01H\x00\x88\x01\x01\x12(\n\nmfa_method\x18\x0b \x01(\x0e\x32\x14.admitd.v1.MfaMethod\x12\x0f\n\x07\x65xpired\x18\x0c \x01(\x08\x42\x12\n\x10_mfa_verified_at\"k\n\x18ListUserSessionsResponse\x12(\n\x08sessions\x18\x01 \x03(\x0b\x32\x16.admitd.v1.SessionInfo\x12%\n\x07\x66\x61\x63tors\x18\x02 \x03(\x0e\x32\x14.admitd.v1.MfaMethod\"h\n\x14RevokeSessionRequest\x12\x17\n\rsession_token\x18\x01 \x01(\tH\x00\x12-\n\x07session\x18\x02 \x01(\x0b\x32\x1a.admitd.v1.SessionSelectorH\x00\x42\x08\n\x06target\"(\n\x15RevokeSessionResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\x08\",\n\x19RevokeUserSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"-\n\x1aRevokeUserSessionsResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\r\"B\n\x19\x42\x65ginTotpEnrolmentRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0corganisation\x18\x02 \x01(\t\"M\n\x1a\x42\x65ginTotpEnrolmentResponse\x12\x18\n\x10provisioning_uri\x18\x01 \x01(\t\x12\x15\n\rqr_png_base64\x18\x02 \x01(\t\"R\n\x1b\x43onfirmTotpEnrolmentRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0corganisation\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"D\n\x1c\x43onfirmTotpEnrolmentResponse\x12$\n\x06result\x18\x01 \x01(\x0e\x32\x14.admitd.v1.MfaResult\"r\n\x10VerifyMfaRequest\x12\x17\n\rsession_token\x18\x01 \x01(\tH\x00\x12-\n\x07session\x18\x02 \x01(\x0b\x32\x1a.admitd.v1.SessionSelectorH\x00\x12\x0c\n\x04\x63ode\x18\x03 \x01(\tB\x08\n\x06target\"k\n\x11VerifyMfaResponse\x12$\n\x06result\x18\x01 \x01(\x0e\x32\x14.admitd.v1.MfaResult\x12\x1c\n\x0fmfa_verified_at\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x12\n\x10_mfa_verified_at*T\n\tMfaMethod\x12\x1a\n\x16MFA_METHOD_UNSPECIFIED\x10\x00\x12\x13\n\x0fMFA_METHOD_TOTP\x10\x01\x12\x16\n\x12MFA_METHOD_PASSKEY\x10\x02*\xa3\x01\n\tMfaResult\x12\x1a\n\x16MFA_RESULT_UNSPECIFIED\x10\x00\x12\x11\n\rMFA_RESULT_OK\x10\x01\x12\x16\n\x12MFA_RESULT_INVALID\x10\x02\x12\x17\n\x13MFA_RESULT_REPLAYED\x10\x03\x12\x19\n\x15MFA_RESULT_LOCKED_OUT\x10\x04\x12\x1b\n\x17MFA_RESULT_NOT_ENROLLED\x10\x05\x32\x86\x05\n\x08Sessions\x12R\n\rCreateSession\x12\x1f.admitd.v1.CreateSessionRequest\x1a .admitd.v1.CreateSessionResponse\x12[\n\x10ListUserSessions\x12\".admitd.v1.ListUserSessionsRequest\x1a#.admitd.v1.ListUserSessionsResponse\x12R\n\rRevokeSession\x12\x1f.admitd.v1.RevokeSessionRequest\x1a .admitd.v1.RevokeSessionResponse\x12\x61\n\x12RevokeUserSessions\x12$.admitd.v1.RevokeUserSessionsRequest\x1a%.admitd.v1.RevokeUserSessionsResponse\x12\x61\n\x12\x42\x65ginTotpEnrolment\x12$.admitd.v1.BeginTotpEnrolmentRequest\x1a%.admitd.v1.BeginTotpEnrolmentResponse\x12g\n\x14\x43onfirmTotpEnrolment\x12&.admitd.v1.ConfirmTotpEnrolmentRequest\x1a\'.admitd.v1.ConfirmTotpEnrolmentResponse\x12\x46\n\tVerifyMfa\x12\x1b.admitd.v1.VerifyMfaRequest\x1a\x1c.admitd.v1.VerifyMfaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'admitd.v1.sessions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MFAMETHOD']._serialized_start=1719
-  _globals['_MFAMETHOD']._serialized_end=1803
-  _globals['_MFARESULT']._serialized_start=1806
-  _globals['_MFARESULT']._serialized_end=1969
+  _globals['_MFAMETHOD']._serialized_start=1785
+  _globals['_MFAMETHOD']._serialized_end=1869
+  _globals['_MFARESULT']._serialized_start=1872
+  _globals['_MFARESULT']._serialized_end=2035
   _globals['_SESSIONSELECTOR']._serialized_start=39
   _globals['_SESSIONSELECTOR']._serialized_end=93
   _globals['_CREATESESSIONREQUEST']._serialized_start=96
-  _globals['_CREATESESSIONREQUEST']._serialized_end=373
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=375
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=483
-  _globals['_LISTUSERSESSIONSREQUEST']._serialized_start=485
-  _globals['_LISTUSERSESSIONSREQUEST']._serialized_end=527
-  _globals['_SESSIONINFO']._serialized_start=530
-  _globals['_SESSIONINFO']._serialized_end=841
-  _globals['_LISTUSERSESSIONSRESPONSE']._serialized_start=843
-  _globals['_LISTUSERSESSIONSRESPONSE']._serialized_end=950
-  _globals['_REVOKESESSIONREQUEST']._serialized_start=952
-  _globals['_REVOKESESSIONREQUEST']._serialized_end=1056
-  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1058
-  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1098
-  _globals['_REVOKEUSERSESSIONSREQUEST']._serialized_start=1100
-  _globals['_REVOKEUSERSESSIONSREQUEST']._serialized_end=1144
-  _globals['_REVOKEUSERSESSIONSRESPONSE']._serialized_start=1146
-  _globals['_REVOKEUSERSESSIONSRESPONSE']._serialized_end=1191
-  _globals['_BEGINTOTPENROLMENTREQUEST']._serialized_start=1193
-  _globals['_BEGINTOTPENROLMENTREQUEST']._serialized_end=1259
-  _globals['_BEGINTOTPENROLMENTRESPONSE']._serialized_start=1261
-  _globals['_BEGINTOTPENROLMENTRESPONSE']._serialized_end=1338
-  _globals['_CONFIRMTOTPENROLMENTREQUEST']._serialized_start=1340
-  _globals['_CONFIRMTOTPENROLMENTREQUEST']._serialized_end=1422
-  _globals['_CONFIRMTOTPENROLMENTRESPONSE']._serialized_start=1424
-  _globals['_CONFIRMTOTPENROLMENTRESPONSE']._serialized_end=1492
-  _globals['_VERIFYMFAREQUEST']._serialized_start=1494
-  _globals['_VERIFYMFAREQUEST']._serialized_end=1608
-  _globals['_VERIFYMFARESPONSE']._serialized_start=1610
-  _globals['_VERIFYMFARESPONSE']._serialized_end=1717
-  _globals['_SESSIONS']._serialized_start=1972
-  _globals['_SESSIONS']._serialized_end=2618
+  _globals['_CREATESESSIONREQUEST']._serialized_end=439
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=441
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=549
+  _globals['_LISTUSERSESSIONSREQUEST']._serialized_start=551
+  _globals['_LISTUSERSESSIONSREQUEST']._serialized_end=593
+  _globals['_SESSIONINFO']._serialized_start=596
+  _globals['_SESSIONINFO']._serialized_end=907
+  _globals['_LISTUSERSESSIONSRESPONSE']._serialized_start=909
+  _globals['_LISTUSERSESSIONSRESPONSE']._serialized_end=1016
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=1018
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=1122
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1124
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1164
+  _globals['_REVOKEUSERSESSIONSREQUEST']._serialized_start=1166
+  _globals['_REVOKEUSERSESSIONSREQUEST']._serialized_end=1210
+  _globals['_REVOKEUSERSESSIONSRESPONSE']._serialized_start=1212
+  _globals['_REVOKEUSERSESSIONSRESPONSE']._serialized_end=1257
+  _globals['_BEGINTOTPENROLMENTREQUEST']._serialized_start=1259
+  _globals['_BEGINTOTPENROLMENTREQUEST']._serialized_end=1325
+  _globals['_BEGINTOTPENROLMENTRESPONSE']._serialized_start=1327
+  _globals['_BEGINTOTPENROLMENTRESPONSE']._serialized_end=1404
+  _globals['_CONFIRMTOTPENROLMENTREQUEST']._serialized_start=1406
+  _globals['_CONFIRMTOTPENROLMENTREQUEST']._serialized_end=1488
+  _globals['_CONFIRMTOTPENROLMENTRESPONSE']._serialized_start=1490
+  _globals['_CONFIRMTOTPENROLMENTRESPONSE']._serialized_end=1558
+  _globals['_VERIFYMFAREQUEST']._serialized_start=1560
+  _globals['_VERIFYMFAREQUEST']._serialized_end=1674
+  _globals['_VERIFYMFARESPONSE']._serialized_start=1676
+  _globals['_VERIFYMFARESPONSE']._serialized_end=1783
+  _globals['_SESSIONS']._serialized_start=2038
+  _globals['_SESSIONS']._serialized_end=2684
 # @@protoc_insertion_point(module_scope)

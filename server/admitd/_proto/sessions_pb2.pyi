@@ -40,7 +40,7 @@ class SessionSelector(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class CreateSessionRequest(_message.Message):
-    __slots__ = ("user_id", "organisation", "roles", "device_id", "user_agent", "ip", "geo", "mfa_verified_at", "mfa_method")
+    __slots__ = ("user_id", "organisation", "roles", "device_id", "user_agent", "ip", "geo", "mfa_verified_at", "mfa_method", "enrolment_grant_seconds")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ORGANISATION_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class CreateSessionRequest(_message.Message):
     GEO_FIELD_NUMBER: _ClassVar[int]
     MFA_VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     MFA_METHOD_FIELD_NUMBER: _ClassVar[int]
+    ENROLMENT_GRANT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     organisation: str
     roles: _containers.RepeatedScalarFieldContainer[str]
@@ -59,7 +60,8 @@ class CreateSessionRequest(_message.Message):
     geo: str
     mfa_verified_at: float
     mfa_method: MfaMethod
-    def __init__(self, user_id: _Optional[str] = ..., organisation: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., device_id: _Optional[str] = ..., user_agent: _Optional[str] = ..., ip: _Optional[str] = ..., geo: _Optional[str] = ..., mfa_verified_at: _Optional[float] = ..., mfa_method: _Optional[_Union[MfaMethod, str]] = ...) -> None: ...
+    enrolment_grant_seconds: int
+    def __init__(self, user_id: _Optional[str] = ..., organisation: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., device_id: _Optional[str] = ..., user_agent: _Optional[str] = ..., ip: _Optional[str] = ..., geo: _Optional[str] = ..., mfa_verified_at: _Optional[float] = ..., mfa_method: _Optional[_Union[MfaMethod, str]] = ..., enrolment_grant_seconds: _Optional[int] = ...) -> None: ...
 
 class CreateSessionResponse(_message.Message):
     __slots__ = ("session_token", "session_id", "expires_at", "idle_timeout")

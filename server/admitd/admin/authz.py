@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from cryptography import x509
 
+from admitd.certs.decoding import CERTIFICATE_ERRORS
 from admitd.certs.verify import identity_from_certificate
 
 __all__ = ["authorized_principal", "peer_names"]
@@ -25,10 +26,9 @@ def peer_names(auth_context: Mapping[str, Sequence[bytes]]) -> frozenset[str]:
     if not pems:
         return frozenset()
     try:
-        cert = x509.load_pem_x509_certificate(pems[0])
-    except ValueError:
+        identity = identity_from_certificate(x509.load_pem_x509_certificate(pems[0]))
+    except CERTIFICATE_ERRORS:
         return frozenset()
-    identity = identity_from_certificate(cert)
     return frozenset((*identity.uris, *identity.dns_names, identity.subject))
 
 

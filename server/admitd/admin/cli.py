@@ -20,9 +20,10 @@ from admitd.admin.convert import mfa_result_from_proto
 from admitd.errors import ConfigError
 from admitd.mfa.ports import MfaResult
 
-__all__ = ["register"]
+__all__ = ["create_request_from_args", "register"]
 
 _METHODS = {"totp": pb.MFA_METHOD_TOTP, "passkey": pb.MFA_METHOD_PASSKEY}
+_DEFAULT_ENROLMENT_GRANT = 600
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,6 +49,16 @@ def _add_session_commands(
         create.add_argument(f"--{name}", default=None, help="device telemetry")
     create.add_argument("--mfa-verified-at", type=float, default=None, help="Unix seconds")
     create.add_argument("--mfa-method", choices=sorted(_METHODS), default=None)
+    create.add_argument(
+        "--enrolment-grant",
+        type=int,
+        nargs="?",
+        const=_DEFAULT_ENROLMENT_GRANT,
+        default=None,
+        metavar="SECONDS",
+        help="the user has no second factor yet: let this session add its first passkey"
+        f" on the step-up page within SECONDS (default {_DEFAULT_ENROLMENT_GRANT}; single use)",
+    )
     create.set_defaults(handler=_create)
 
     listing = sub.add_parser(
@@ -111,10 +122,10 @@ def _client(args: argparse.Namespace) -> AdminClient:
     return AdminClient(args.address, ClientTls(args.cert, args.key, args.ca, args.server_name))
 
 
-def _create(args: argparse.Namespace) -> int:
+def create_request_from_args(args: argparse.Namespace) -> pb.CreateSessionRequest:
     if (args.mfa_verified_at is None) != (args.mfa_method is None):
         raise ConfigError("--mfa-verified-at and --mfa-method go together")
-    request = pb.CreateSessionRequest(
+    return pb.CreateSessionRequest(
         user_id=args.user,
         organisation=args.org,
         roles=args.role,
@@ -124,7 +135,12 @@ def _create(args: argparse.Namespace) -> int:
         geo=args.geo,
         mfa_verified_at=args.mfa_verified_at,
         mfa_method=_METHODS.get(args.mfa_method or "", pb.MFA_METHOD_UNSPECIFIED),
+        enrolment_grant_seconds=args.enrolment_grant,
     )
+
+
+def _create(args: argparse.Namespace) -> int:
+    request = create_request_from_args(args)
     with _client(args) as client:
         response = client.call(client.stub.CreateSession, request)
     print(response.session_token)

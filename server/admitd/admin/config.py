@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from admitd.tls_listen import key_pair_problem
+
 if TYPE_CHECKING:
     from admitd.fields import Fields
 
-__all__ = ["SECTION_KEYS", "AdminConfig", "admin_config_from_fields"]
+__all__ = ["SECTION_KEYS", "AdminConfig", "admin_config_from_fields", "principal_from_text"]
 
 SECTION_KEYS = {"listen", "server_cert", "server_key", "principals"}
 _DEFAULT_LISTEN = "127.0.0.1:9443"
@@ -44,12 +46,23 @@ def admin_config_from_fields(fields: Fields) -> AdminConfig | None:
             "the admin API needs at least one allowed caller",
             "list SAN URIs, DNS names or subjects, e.g. spiffe://example.org/sa/login",
         )
-    return AdminConfig(
-        server_cert=_existing_file(fields, "server_cert", base),
-        server_key=_existing_file(fields, "server_key", base),
-        principals=frozenset(_principal(fields, p) for p in principals),
-        listen=_listen(fields),
-    )
+    allowed = frozenset(principal_from_text(fields, "principals", p) for p in principals)
+    listen = _listen(fields)
+    cert, key = _key_pair(fields, base)
+    return AdminConfig(server_cert=cert, server_key=key, principals=allowed, listen=listen)
+
+
+def _key_pair(fields: Fields, base: Path) -> tuple[Path, Path]:
+    cert = _existing_file(fields, "server_cert", base)
+    key = _existing_file(fields, "server_key", base)
+    problem = key_pair_problem(cert, key)  # refused here, naming the file, not deep in gRPC
+    if problem is not None:
+        raise fields.error(
+            "server_key" if "private key" in problem else "server_cert",
+            problem,
+            "give the PEM certificate (then its chain) and the unencrypted PEM key issued with it",
+        )
+    return cert, key
 
 
 def _existing_file(fields: Fields, key: str, base: Path) -> Path:
@@ -69,7 +82,8 @@ def _listen(fields: Fields) -> str:
     return value
 
 
-def _principal(fields: Fields, value: str) -> str:
+def principal_from_text(fields: Fields, key: str, value: str) -> str:
+    """A principal as the guard compares it; `key` names the list in errors."""
     if "://" in value or "=" not in value:
         return value  # a SAN URI or DNS name: compared as written
     # Normalise through cryptography so "CN=a, O=b" and "CN=a,O=b" compare equal.
@@ -78,5 +92,5 @@ def _principal(fields: Fields, value: str) -> str:
         return x509.Name.from_rfc4514_string(compact).rfc4514_string()
     except ValueError:
         raise fields.error(
-            "principals", f"not an RFC 4514 name: {value!r}", "e.g. 'CN=login,O=Example'"
+            key, f"not an RFC 4514 name: {value!r}", "e.g. 'CN=login,O=Example'"
         ) from None

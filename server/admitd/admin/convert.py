@@ -67,6 +67,9 @@ def new_session_from_request(request: pb.CreateSessionRequest) -> NewSession:
         ),
         mfa_verified_at=request.mfa_verified_at if has_mfa else None,
         mfa_method=method if has_mfa else None,
+        enrolment_grant_seconds=(
+            request.enrolment_grant_seconds if request.HasField("enrolment_grant_seconds") else None
+        ),
     )
 
 

@@ -32,6 +32,7 @@ class ApiGuard:
     allowed: frozenset[str]
     statuses: Mapping[type[AdmitdError], grpc.StatusCode]
     unavailable: str  # the client's message when the store cannot answer
+    allowed_key: str = "admin.principals"  # the config key that lists `allowed`
 
     def handler(
         self, service: str, rpcs: Mapping[str, tuple[GuardedRpc, type[Any]]]
@@ -51,12 +52,13 @@ class ApiGuard:
             principal = authorized_principal(context.auth_context(), self.allowed)
             if principal is None:
                 log.warning(
-                    "%s %s refused: %s is not in admin.principals", self.label, name, context.peer()
+                    "%s %s refused: %s is not in %s",
+                    self.label,
+                    name,
+                    context.peer(),
+                    self.allowed_key,
                 )
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    "this client certificate is not allowed to use the admin API",
-                )
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, self._refusal())
                 raise AssertionError("unreachable: abort raises")
             try:
                 response = await rpc(request, principal)
@@ -66,6 +68,11 @@ class ApiGuard:
             return response
 
         return handle
+
+    def _refusal(self) -> str:
+        if not self.allowed:
+            return f"no {self.allowed_key} are configured, so the {self.label} refuses every caller"
+        return f"this client certificate is not in {self.allowed_key} (the {self.label})"
 
     def _status_for(self, name: str, principal: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
         status = next((s for kind, s in self.statuses.items() if isinstance(exc, kind)), None)

@@ -2,7 +2,9 @@
 
 gRPC verifies the client chain against the trust bundle during the handshake
 (`require_client_auth=True`), so a caller without an acceptable certificate
-cannot even connect; the servicer then matches its identity to `admin.principals`.
+cannot even connect. Every call then passes `CallerCertificateCheck` (the Check
+path's verifier: revocation, deny list, EKU, validity), and the guard matches the
+caller's identity to `admin.principals` (`risk.approvers` for `admitd.v1.Risk`).
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import grpc
 
+from admitd.admin.caller import CallerCertificateCheck, PeerVerdict
 from admitd.admin.config import AdminConfig
 from admitd.admin.servicer import AdminApi, admin_handler
 from admitd.admin.sessions import LoginHook, SessionAdmin
+from admitd.admin.tls import server_certificate_validity
 from admitd.errors import ConfigError
 from admitd.mfa.ports import TotpFactor
 from admitd.sessions.store import SessionStore
@@ -58,14 +63,17 @@ async def start_admin_server(
     totp: TotpFactor,
     sessions: SessionLifetimes,
     *,
+    callers: PeerVerdict,
     clock: Callable[[], float] = time.time,
     extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
     on_login: LoginHook | None = None,
 ) -> grpc.aio.Server:
     """Started and listening; stop it with `await server.stop(grace)`.
 
+    `callers` verifies the caller's certificate on every call; pass the Check path's
+    `ClientCertificates.verdict_for_pem`, so one revocation reload applies to both.
     `extra_handlers` serve further admin services (e.g. `admitd.v1.Risk`) on the same
-    mTLS port, each checking the caller against the same principals.
+    mTLS port, behind the same certificate check (each with its own principals).
 
     Raises ConfigError when the TLS files cannot be read or the port cannot be bound.
     """
@@ -79,7 +87,7 @@ async def start_admin_server(
         clock=clock,
         on_login=on_login,
     )
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[CallerCertificateCheck(callers, clock)])
     server.add_generic_rpc_handlers(
         (admin_handler(AdminApi(admin, clock), config.principals), *extra_handlers)
     )
@@ -93,4 +101,15 @@ async def start_admin_server(
         config.listen,
         len(config.principals),
     )
+    _log_certificate_validity(config, clock())
     return server
+
+
+def _log_certificate_validity(config: AdminConfig, now: float) -> None:
+    # Logged, not fatal: an expired admin certificate must not take the Check path down
+    # with it at a restart (`admitd check-config` refuses it).
+    validity = server_certificate_validity(config.server_cert, datetime.fromtimestamp(now, UTC))
+    if validity.error:
+        log.error("admin.server_cert: %s; admin API clients cannot connect", validity.error)
+    elif validity.warning:
+        log.warning("admin.server_cert: %s; renew it", validity.warning)

@@ -4,6 +4,11 @@ Rule: a user asking for a privileged role (admin, finance, analyst, auditor by
 default) must already have an active second factor, else no session is created:
 such a session could never pass a step-up check, and creating it anyway would
 leave a privileged session that only a later MFA would constrain.
+
+A user's first factor is enrolled either by the login service itself (TOTP via
+BeginTotpEnrolment/ConfirmTotpEnrolment, authorised by its mTLS certificate) or, for
+a passkey on the step-up page, by a session the login service created with an
+enrolment grant (`enrolment_grant_seconds`): short, single use.
 """
 
 from __future__ import annotations
@@ -19,12 +24,21 @@ from admitd.sessions.model import MfaMethod, Session
 from admitd.sessions.store import SessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token, parse_session_token, user_tag
 
-__all__ = ["CreatedSession", "DeviceTelemetry", "NewSession", "SessionAdmin", "ref_for_session"]
+__all__ = [
+    "MAX_ENROLMENT_GRANT_SECONDS",
+    "CreatedSession",
+    "DeviceTelemetry",
+    "NewSession",
+    "SessionAdmin",
+    "ref_for_session",
+]
 
 # (session, user agent, source IP, now): records the login attempt's device telemetry.
 LoginHook = Callable[[Session, str, str, float], Awaitable[object]]
 
 _MAX_TEXT = 256
+# A first-factor enrolment grant is for "right after this login", not for the session's life.
+MAX_ENROLMENT_GRANT_SECONDS = 3600
 _FUTURE_SKEW = 60.0  # seconds an mfa_verified_at may run ahead of our clock
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -47,6 +61,8 @@ class NewSession:
     telemetry: DeviceTelemetry = field(default_factory=DeviceTelemetry)
     mfa_verified_at: float | None = None
     mfa_method: MfaMethod | None = None
+    # The session may enrol the user's first factor this long (single use); None: it may not.
+    enrolment_grant_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +127,7 @@ class SessionAdmin:
             absolute_expires_at=now + self._absolute,
             mfa_verified_at=request.mfa_verified_at,
             mfa_method=request.mfa_method,
+            enrolment_grant_until=_grant_until(request, now),
         )
         await self._store.create(ref, session)
         if self._on_login is not None:
@@ -173,6 +190,16 @@ def _check_new_session(request: NewSession, now: float) -> None:
         raise InvalidRequest("mfa_verified_at and mfa_method go together")
     if at is not None and not 0 < at <= now + _FUTURE_SKEW:
         raise InvalidRequest("mfa_verified_at must be a past Unix time")
+    grant = request.enrolment_grant_seconds
+    if grant is not None and not 1 <= grant <= MAX_ENROLMENT_GRANT_SECONDS:
+        raise InvalidRequest(
+            f"enrolment_grant_seconds must be 1-{MAX_ENROLMENT_GRANT_SECONDS} (600 is typical)"
+        )
+
+
+def _grant_until(request: NewSession, now: float) -> float | None:
+    seconds = request.enrolment_grant_seconds
+    return None if seconds is None else now + seconds
 
 
 def _text(name: str, value: str) -> None:

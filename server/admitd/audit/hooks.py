@@ -8,12 +8,12 @@ revocation and every verification success and failure, whoever calls them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from admitd.audit.entry import AuditEntry, AuditEvent
 from admitd.mfa.ports import MfaResult, PasskeyFactor, TotpEnrolment, TotpFactor
-from admitd.sessions.model import MfaMethod, Session
-from admitd.sessions.store import SessionStore
+from admitd.sessions.model import Session
+from admitd.sessions.store import DelegatingSessionStore, SessionStore
 from admitd.sessions.tokens import SessionRef
 
 __all__ = ["AuditedPasskeys", "AuditedSessionStore", "AuditedTotp"]
@@ -36,9 +36,10 @@ def _mfa_entry(
     )
 
 
-class AuditedSessionStore:
+class AuditedSessionStore(DelegatingSessionStore):
     def __init__(self, inner: SessionStore, append: Append, instance: str) -> None:
-        self._inner, self._append, self._instance = inner, append, instance
+        super().__init__(inner)
+        self._append, self._instance = append, instance
 
     def _record(
         self,
@@ -60,9 +61,6 @@ class AuditedSessionStore:
             )
         )
 
-    async def get(self, ref: SessionRef) -> Session | None:
-        return await self._inner.get(ref)
-
     async def create(self, ref: SessionRef, session: Session) -> None:
         await self._inner.create(ref, session)
         self._record(
@@ -74,12 +72,6 @@ class AuditedSessionStore:
             device_id=session.device_id,
         )
 
-    async def set_mfa(self, ref: SessionRef, verified_at: float, method: MfaMethod) -> bool:
-        return await self._inner.set_mfa(ref, verified_at, method)
-
-    async def touch(self, seen: Mapping[SessionRef, float]) -> None:
-        await self._inner.touch(seen)
-
     async def revoke(self, ref: SessionRef) -> bool:
         revoked = await self._inner.revoke(ref)
         if revoked:
@@ -90,18 +82,6 @@ class AuditedSessionStore:
         count = await self._inner.revoke_user(user_id)
         self._record(AuditEvent.SESSION_REVOKED, user_id, scope="user", sessions=str(count))
         return count
-
-    async def list_user(self, user_id: str) -> list[Session]:
-        return await self._inner.list_user(user_id)
-
-    async def factors(self, user_id: str) -> frozenset[MfaMethod]:
-        return await self._inner.factors(user_id)
-
-    async def set_factor(self, user_id: str, method: MfaMethod, *, active: bool, at: float) -> None:
-        await self._inner.set_factor(user_id, method, active=active, at=at)
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 class AuditedTotp:

@@ -14,8 +14,9 @@ class VerdictCache:
 
     Keying by the raw text (not the parsed certificate) is what lets a cache hit
     skip URL-decoding, PEM parsing and hashing entirely. Each verdict carries
-    the window in which it holds (never past the chain's expiry); `clear()` is
-    called whenever revocation data changes.
+    the window in which it holds (never past the chain's expiry, nor past the
+    nextUpdate of a CRL it was checked against); `clear()` is called whenever
+    revocation data changes.
     """
 
     def __init__(self, max_entries: int) -> None:

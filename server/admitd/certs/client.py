@@ -59,6 +59,12 @@ class ClientCertificates:
             return _facts(peer, "peer", "")
         return self._forwarded_facts(ctx, proxy, peer, now)
 
+    def verdict_for_pem(self, leaf: bytes, chain: Sequence[bytes], now: datetime) -> Verdict:
+        """The verdict for a TLS peer's PEM leaf and further PEM certificates (the admin
+        API's mTLS caller): the same verifier, revocation data and cache as a Check."""
+        key = ("tls-peer", leaf, tuple(chain))
+        return self._cached(key, now, lambda: self._parse_pem_blocks(leaf, chain))
+
     def _peer_verdict(self, raw: str, now: datetime) -> Verdict:
         return self._cached(("peer", raw), now, lambda: self._parse_pem(raw))
 
@@ -100,6 +106,15 @@ class ClientCertificates:
     def _parse_pem(self, raw: str) -> list[x509.Certificate] | Verdict:
         try:
             return certificates_from_pem(raw, max_count=self._max_chain)
+        except CertificateParseError as exc:
+            return _parse_failure(str(exc), too_long=exc.too_long)
+
+    def _parse_pem_blocks(
+        self, leaf: bytes, chain: Sequence[bytes]
+    ) -> list[x509.Certificate] | Verdict:
+        text = b"\n".join((leaf, *chain)).decode("ascii", errors="replace")
+        try:
+            return certificates_from_pem(text, max_count=self._max_chain, url_encoded=False)
         except CertificateParseError as exc:
             return _parse_failure(str(exc), too_long=exc.too_long)
 

@@ -87,7 +87,9 @@ def chain_from_forwarded(
         return certificates_from_der(ders, max_count=max_count)
     except CertificateParseError as exc:
         raise ForwardedCertificateError(str(exc), too_long=exc.too_long) from None
-    except (XfccError, Rfc9440Error) as exc:
+    except Rfc9440Error as exc:
+        raise ForwardedCertificateError(f"{header.value}: {exc}", too_long=exc.too_long) from None
+    except XfccError as exc:
         raise ForwardedCertificateError(f"{header.value}: {exc}") from None
 
 

@@ -61,3 +61,8 @@ class CertificateFacts:
     @classmethod
     def missing(cls, source: str = "peer", proxy: str = "") -> CertificateFacts:
         return cls(None, CertificateProblem.MISSING, "no client certificate", source, proxy)
+
+    @classmethod
+    def not_examined(cls) -> CertificateFacts:
+        """For a public route: it admits everyone, so the certificate is never parsed."""
+        return cls(None, CertificateProblem.MISSING, "not examined (public route)", "not_examined")

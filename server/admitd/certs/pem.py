@@ -6,6 +6,8 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
+from admitd.certs.decoding import CERTIFICATE_ERRORS, strict_decoding
+
 __all__ = ["CertificateParseError", "certificates_from_der", "certificates_from_pem"]
 
 _BEGIN = "-----BEGIN CERTIFICATE-----"
@@ -36,8 +38,9 @@ def certificates_from_pem(
             f"{count} certificates, at most {max_count} allowed", too_long=True
         )
     try:
-        return x509.load_pem_x509_certificates(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+        with strict_decoding():
+            return x509.load_pem_x509_certificates(pem.encode("ascii"))
+    except CERTIFICATE_ERRORS as exc:  # UnicodeEncodeError is a ValueError
         raise CertificateParseError(f"unparseable PEM certificate: {exc}") from None
 
 
@@ -48,6 +51,7 @@ def certificates_from_der(blobs: list[bytes], *, max_count: int) -> list[x509.Ce
             f"{len(blobs)} certificates, at most {max_count} allowed", too_long=True
         )
     try:
-        return [x509.load_der_x509_certificate(blob) for blob in blobs]
-    except ValueError as exc:
+        with strict_decoding():
+            return [x509.load_der_x509_certificate(blob) for blob in blobs]
+    except CERTIFICATE_ERRORS as exc:
         raise CertificateParseError(f"unparseable DER certificate: {exc}") from None

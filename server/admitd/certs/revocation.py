@@ -26,6 +26,7 @@ __all__ = [
     "RevocationData",
     "RevocationError",
     "RevocationSource",
+    "RevocationStatus",
     "append_deny_entry",
     "deny_list_from_text",
 ]
@@ -50,26 +51,43 @@ class _Crl:
 
 
 @dataclass(frozen=True, slots=True)
+class RevocationStatus:
+    """`problem`: "" (not revoked), "revoked" or "unknown: ...". `fresh_until` (epoch
+    seconds): when the earliest CRL consulted reaches its nextUpdate, after which
+    the same chain's status is unknown (RFC 5280 5.1.2.5)."""
+
+    problem: str
+    fresh_until: float = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
 class RevocationData:
     """An immutable snapshot; a reload builds a new one and swaps the reference."""
 
     crls: dict[bytes, _Crl] = field(default_factory=dict)
     deny: DenyList = field(default_factory=DenyList)
 
-    def problem(self, chain: Sequence[x509.Certificate], fingerprint: str, now: datetime) -> str:
-        """ "" when no certificate of the chain is revoked, else "revoked" or "unknown: ..."."""
+    def status(
+        self, chain: Sequence[x509.Certificate], fingerprint: str, now: datetime
+    ) -> RevocationStatus:
+        """The revocation status of a verified chain (leaf first) at `now`."""
         leaf = chain[0]
         if fingerprint in self.deny.fingerprints or leaf.serial_number in self.deny.serials:
-            return "revoked"
+            return RevocationStatus("revoked")
+        fresh_until = float("inf")
         for cert in chain[:-1]:  # the root vouches for itself; nothing can revoke it here
             crl = self.crls.get(cert.issuer.public_bytes())
             if crl is None:
                 continue
             if cert.serial_number in crl.revoked_serials:
-                return "revoked"
-            if crl.next_update is not None and now > crl.next_update:
-                return f"unknown: CRL of {cert.issuer.rfc4514_string()} expired"
-        return ""
+                return RevocationStatus("revoked")
+            if crl.next_update is not None:
+                if now >= crl.next_update:
+                    return RevocationStatus(
+                        f"unknown: CRL of {cert.issuer.rfc4514_string()} expired"
+                    )
+                fresh_until = min(fresh_until, crl.next_update.timestamp())
+        return RevocationStatus("", fresh_until)
 
 
 def deny_list_from_text(text: str, *, source: str) -> DenyList:

@@ -13,7 +13,11 @@ __all__ = ["Rfc9440Error", "der_from_client_cert", "ders_from_client_cert_chain"
 
 
 class Rfc9440Error(ValueError):
-    """The header is not a structured-field byte sequence (list)."""
+    """The header is not a structured-field byte sequence (list), or lists too many."""
+
+    def __init__(self, message: str, *, too_long: bool = False) -> None:
+        super().__init__(message)
+        self.too_long = too_long
 
 
 def der_from_client_cert(header: str) -> bytes:
@@ -25,7 +29,9 @@ def ders_from_client_cert_chain(header: str, *, max_count: int) -> list[bytes]:
     """The DER bytes of each certificate in a `Client-Cert-Chain` header value."""
     members = [member.strip() for member in header.split(",")]
     if len(members) > max_count:
-        raise Rfc9440Error(f"{len(members)} certificates, at most {max_count} allowed")
+        raise Rfc9440Error(
+            f"{len(members)} certificates, at most {max_count} allowed", too_long=True
+        )
     return [_byte_sequence(member) for member in members if member]
 
 

@@ -18,6 +18,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from admitd.certs.decoding import CERTIFICATE_ERRORS, decoding_detail, strict_decoding
 from admitd.certs.identity import CertificateProblem, ClientIdentity
 from admitd.certs.revocation import RevocationData
 from admitd.certs.truststore import TrustStore
@@ -72,6 +73,14 @@ class CertificateVerifier:
         )
 
     def verify(self, chain: Sequence[x509.Certificate], now: datetime) -> Verdict:
+        """Never raises for a hostile chain: what `cryptography` cannot decode is `malformed`."""
+        try:
+            with strict_decoding():
+                return self._verify(chain, now)
+        except CERTIFICATE_ERRORS as exc:
+            return failed_verdict(CertificateProblem.MALFORMED, decoding_detail(exc))
+
+    def _verify(self, chain: Sequence[x509.Certificate], now: datetime) -> Verdict:
         leaf = chain[0]
         early = _validity_problem(leaf, now) or _eku_problem(leaf)
         if early is not None:
@@ -91,19 +100,22 @@ class CertificateVerifier:
         except VerificationError as exc:
             return failed_verdict(CertificateProblem.UNTRUSTED, f"chain does not verify: {exc}")
         identity = identity_from_certificate(leaf)
-        revoked = self._revocation().problem(verified.chain, identity.fingerprint_sha256, now)
-        if revoked == "revoked":
+        status = self._revocation().status(verified.chain, identity.fingerprint_sha256, now)
+        if status.problem == "revoked":
             return failed_verdict(CertificateProblem.REVOKED, "certificate is revoked")
-        if revoked:
+        if status.problem:
             return failed_verdict(
-                CertificateProblem.REVOCATION_UNKNOWN, revoked.removeprefix("unknown: ")
+                CertificateProblem.REVOCATION_UNKNOWN, status.problem.removeprefix("unknown: ")
             )
+        # A cached admission must end when any part of it would no longer hold:
+        # a certificate's notAfter, or the nextUpdate of a CRL it was checked against.
+        expiry = min(c.not_valid_after_utc.timestamp() for c in verified.chain)
         return Verdict(
             identity,
             None,
             "",
             valid_from=max(c.not_valid_before_utc.timestamp() for c in verified.chain),
-            valid_until=min(c.not_valid_after_utc.timestamp() for c in verified.chain),
+            valid_until=min(expiry, status.fresh_until),
         )
 
 
@@ -125,8 +137,6 @@ def _eku_problem(leaf: x509.Certificate) -> Verdict | None:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         usages = None
-    except ValueError as exc:  # duplicate or undecodable extensions
-        return failed_verdict(CertificateProblem.MALFORMED, f"bad extensions: {exc}")
     if usages is None or ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
         return failed_verdict(
             CertificateProblem.MISSING_CLIENT_AUTH_EKU, "no clientAuth extended key usage"

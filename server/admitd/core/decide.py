@@ -7,8 +7,15 @@ from dataclasses import replace
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason, reason_from_certificate_problem
 from admitd.core.facts import Facts
-from admitd.core.outcomes import allow, deny, step_up, with_risk, with_step_up_url
-from admitd.core.policy_phase import policy_denial
+from admitd.core.outcomes import (
+    allow,
+    deny,
+    step_up,
+    with_risk,
+    with_step_up_url,
+    without_session_credentials,
+)
+from admitd.core.policy_phase import Refusal, policy_denial
 from admitd.core.risk_phase import risk_denial, risk_step_up_max_age
 from admitd.core.session_phase import session_verdict
 from admitd.policy.model import PolicySet, Route
@@ -17,6 +24,9 @@ from admitd.sessions.config import SessionsConfig
 __all__ = ["decide", "with_step_up_url"]
 
 DEFAULT_RULES = SessionsConfig()
+# Servlet containers cut `;params` off path segments, so the upstream could resolve
+# another path than the one matched; a route opts in with `allow_path_parameters`.
+_PARAMETERS = "';' path parameters are not accepted on this route"
 
 
 def decide(
@@ -28,10 +38,12 @@ def decide(
 ) -> Decision:
     """Allow or deny one request, given the policy and the facts gathered about it.
 
-    Phases, in order: request sanity, HTTPS, route, then the route's own phases
-    (certificate, session and MFA, device risk, roles and conditions). A shadow
-    route runs them all but only records what it would have denied. `route`, when
-    given, is the route already chosen (e.g. by Envoy's context_extensions).
+    Phases, in order: request sanity, HTTPS, route (and whether it admits `;` in the
+    path), then the route's own phases (certificate, session and MFA, device risk,
+    roles and conditions). A shadow route runs them all but only records what it
+    would have denied. `route`, when given, is the route already chosen (e.g. by
+    Envoy's context_extensions). An admitted request loses admitd's own session
+    cookie and bearer token on its way to the upstream.
     """
     if ctx.malformed:
         return deny(ctx, policy, Reason.REQUEST_MALFORMED, detail="; ".join(ctx.malformed))
@@ -40,23 +52,31 @@ def decide(
     route = route or policy.route_for(ctx)
     if route is None and policy.unmatched == "deny":
         return deny(ctx, policy, Reason.NO_MATCHING_ROUTE)
+    if ctx.path_has_parameters and not (route is not None and route.allow_path_parameters):
+        return deny(ctx, policy, Reason.REQUEST_MALFORMED, detail=_PARAMETERS, route=route)
+    live = facts.session.session
+    if route is not None and live is not None:
+        # The session's organisation variant, chosen before `shadow` is read (it may set it).
+        route = route.for_organisation(live.organisation)
     decision = _route_decision(ctx, policy, route, facts, rules)
     if route is None or not route.shadow or decision.allowed:
-        return decision
+        return without_session_credentials(decision, ctx, rules.cookie_name)
     # Shadow: admit, but keep what would have happened for the log and the metrics.
     admitted = allow(
         ctx, policy, route, decision.identity, Reason.ALLOWED, session=decision.session
     )
-    return replace(with_risk(admitted, decision.risk), shadow_reason=decision.reason)
+    admitted = without_session_credentials(admitted, ctx, rules.cookie_name)
+    return replace(
+        with_risk(admitted, decision.risk),
+        shadow_reason=decision.reason,
+        log_detail=decision.log_detail,
+    )
 
 
 def _route_decision(
     ctx: RequestContext, policy: PolicySet, route: Route | None, facts: Facts, rules: SessionsConfig
 ) -> Decision:
     certificate = facts.certificate
-    live = facts.session.session
-    if route is not None and live is not None:
-        route = route.for_organisation(live.organisation)  # per-organisation overrides
     if route is not None and route.public:
         return allow(ctx, policy, route, certificate.identity, Reason.PUBLIC_ROUTE)
     identity = certificate.identity
@@ -72,12 +92,19 @@ def _route_decision(
         denial = deny(ctx, policy, verdict.reason, route=route, identity=identity)
         return replace(denial, session=verdict.session, mfa_checked=verdict.mfa_checked)
     risk = facts.risk if verdict.session is not None else None
-    refused = risk_denial(route, risk) or policy_denial(
-        route, ctx, identity=identity, session=verdict.session, risk=risk, now=facts.now
+    unavailable = facts.risk_unavailable and verdict.session is not None
+    refused = risk_denial(route, risk, unavailable=unavailable)
+    refusal = (
+        Refusal(refused)
+        if refused is not None
+        else policy_denial(
+            route, ctx, identity=identity, session=verdict.session, risk=risk, now=facts.now
+        )
     )
-    if refused is not None:
-        denial = deny(ctx, policy, refused, route=route, identity=identity)
-        return with_risk(replace(denial, session=verdict.session), risk)
+    if refusal is not None:
+        denial = deny(ctx, policy, refusal.reason, route=route, identity=identity)
+        denial = replace(denial, session=verdict.session, log_detail=refusal.detail)
+        return with_risk(denial, risk)
     risk_age = risk_step_up_max_age(route, risk, verdict.session, facts.now, rules)
     if needs_step_up or risk_age is not None:
         ages = [a for a in (verdict.max_age if needs_step_up else None, risk_age) if a is not None]

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
     MFA_STEP_UP_REQUIRED = "mfa_step_up_required"
     RISK_CRITICAL = "device_risk_critical"
+    RISK_UNAVAILABLE = "risk_unavailable"
     RECOVERY_BLOCKED_BY_RISK = "recovery_blocked_by_risk"
     ROLE_REQUIRED = "role_required"
     CONDITION_FAILED = "condition_failed"
@@ -82,6 +83,7 @@ _STATUSES: dict[Reason, int] = {
     Reason.MFA_ENROLLMENT_REQUIRED: 403,
     Reason.MFA_STEP_UP_REQUIRED: 428,  # RFC 6585; browsers get a 302 instead (redirect_to)
     Reason.RISK_CRITICAL: 403,
+    Reason.RISK_UNAVAILABLE: 503,
     Reason.RECOVERY_BLOCKED_BY_RISK: 403,
     Reason.ROLE_REQUIRED: 403,
     Reason.CONDITION_FAILED: 403,
@@ -128,6 +130,8 @@ class Decision:
     risk: RiskAssessment | None = None
     client_ok_headers: Headers = ()  # response headers for the client on an allowed request
     shadow_reason: Reason | None = None  # a shadow route admitted what it would have denied
+    # For the decision log only, never the response (e.g. a CEL evaluation error).
+    log_detail: str = ""
 
     @property
     def status(self) -> int:

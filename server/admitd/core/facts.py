@@ -25,3 +25,5 @@ class Facts:
     session: SessionLookup = _NO_SESSION
     now: float = 0.0
     risk: RiskAssessment | None = None  # only for a live session
+    # The live session's risk could not be assessed (its baseline could not be read).
+    risk_unavailable: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from admitd.certs.forwarding import FORWARDED_CERT_HEADERS
@@ -12,6 +13,7 @@ from admitd.core.session_phase import SessionVerdict
 from admitd.policy.model import PolicySet, Route
 from admitd.risk.model import RiskAssessment
 from admitd.sessions.model import Session
+from admitd.sessions.tokens import parse_session_token
 
 __all__ = [
     "ADMITD_HEADER_PREFIX",
@@ -20,6 +22,7 @@ __all__ = [
     "step_up",
     "with_risk",
     "with_step_up_url",
+    "without_session_credentials",
 ]
 
 ADMITD_HEADER_PREFIX = "x-admitd-"
@@ -28,6 +31,7 @@ FINGERPRINT_HEADER = "x-admitd-cert-sha256"
 ROUTE_HEADER = "x-admitd-route"
 # Every forwarded-certificate header name is its own prefix; one startswith() per header.
 _POLICED_PREFIXES = (ADMITD_HEADER_PREFIX, *FORWARDED_CERT_HEADERS)
+_COOKIE_SEPARATORS = re.compile("[;,]")
 
 _DENIAL_MESSAGES: dict[Reason, str] = {
     Reason.CERTIFICATE_MISSING: "This route requires a client certificate.",
@@ -44,6 +48,10 @@ _DENIAL_MESSAGES: dict[Reason, str] = {
         "Your role requires a second factor; enrol TOTP or a passkey first."
     ),
     Reason.RISK_CRITICAL: "This sign-in looks too risky to admit; contact your administrator.",
+    Reason.RISK_UNAVAILABLE: (
+        "Device risk cannot be assessed right now, so the request is not admitted."
+        " Try again shortly."
+    ),
     Reason.ROLE_REQUIRED: "Your roles do not include one this route requires.",
     Reason.CONDITION_FAILED: "The request does not meet this route's conditions.",
     Reason.RECOVERY_BLOCKED_BY_RISK: (
@@ -144,6 +152,61 @@ def allow(
         session=session,
         mfa_checked=mfa_checked,
     )
+
+
+def without_session_credentials(decision: Decision, ctx: RequestContext, cookie: str) -> Decision:
+    """An admitted request without admitd's session cookie `cookie` or an admitd bearer token.
+
+    The upstream gets `x-admitd-session` (an id) instead: a token it logged or leaked
+    would be a live session for anyone. Other cookies and other bearer tokens stay.
+    A header the route sets itself is overwritten anyway, so it is left to that.
+    """
+    if not decision.allowed:
+        return decision
+    setting = {name for name, _ in decision.upstream_headers}
+    removing: list[str] = []
+    adding: list[tuple[str, str]] = []
+    if "authorization" not in setting and _is_session_bearer(ctx.header("authorization")):
+        removing.append("authorization")
+    others = None if "cookie" in setting else _cookies_without(ctx.header("cookie"), cookie)
+    if others:  # rewritten, not removed and re-added: Envoy's order of the two is not ours
+        adding.append(("cookie", others))
+    elif others is not None:
+        removing.append("cookie")
+    if not removing and not adding:
+        return decision
+    return replace(
+        decision,
+        upstream_headers=(*decision.upstream_headers, *adding),
+        headers_to_remove=(*decision.headers_to_remove, *removing),
+    )
+
+
+def _is_session_bearer(authorization: str) -> bool:
+    # Each of repeated fields (Envoy joins them with ","), and any whitespace after the
+    # scheme: an upstream may be laxer than admitd's own carrier.
+    for field in authorization.split(",") if authorization else ():
+        scheme, _, credentials = field.strip().replace("\t", " ").partition(" ")
+        if scheme.lower() == "bearer" and parse_session_token(credentials.strip()) is not None:
+            return True
+    return False
+
+
+def _cookies_without(header: str, name: str) -> str | None:
+    """The Cookie header without every `name` cookie; None when it has none (RFC 6265 §5.4)."""
+    if name not in header:  # the usual case, decided without splitting
+        return None
+    kept: list[str] = []
+    found = False
+    # "," too: Envoy joins repeated Cookie fields (RFC 6265 allows one) with ",", and no
+    # cookie-octet is a comma, so no well-formed cookie is split by it.
+    for raw in _COOKIE_SEPARATORS.split(header):
+        pair = raw.strip()
+        if pair.partition("=")[0].strip() == name:  # upstream parsers often trim names
+            found = True
+        elif pair:
+            kept.append(pair)
+    return "; ".join(kept) if found else None
 
 
 def _session_headers(session: Session) -> list[tuple[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
 from admitd.core.decision import Reason
@@ -9,7 +11,15 @@ from admitd.policy.model import Route
 from admitd.risk.model import RiskAssessment
 from admitd.sessions.model import Session
 
-__all__ = ["condition_activation", "policy_denial"]
+__all__ = ["Refusal", "condition_activation", "policy_denial"]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a route's own rules refuse; `detail` goes to the decision log, never the client."""
+
+    reason: Reason
+    detail: str = ""
 
 
 def policy_denial(
@@ -20,17 +30,19 @@ def policy_denial(
     session: Session | None,
     risk: RiskAssessment | None,
     now: float,
-) -> Reason | None:
+) -> Refusal | None:
     if route is None:
         return None
     if route.roles and (session is None or not route.roles & session.roles):
-        return Reason.ROLE_REQUIRED
+        return Refusal(Reason.ROLE_REQUIRED)
     if route.conditions:
         activation = condition_activation(
             ctx, identity=identity, session=session, risk=risk, now=now
         )
-        if not all(condition.holds(activation) for condition in route.conditions):
-            return Reason.CONDITION_FAILED
+        for number, condition in enumerate(route.conditions, 1):
+            failure = condition.failure(activation)
+            if failure is not None:  # the first that fails decides; the rest need not run
+                return Refusal(Reason.CONDITION_FAILED, f"condition {number}: {failure}")
     return None
 
 
@@ -46,7 +58,7 @@ def condition_activation(
     return {
         "request": {
             "method": ctx.method,
-            "host": ctx.host,
+            "host": ctx.host_name,  # normalised, as routes match it: no port, no trailing dot
             "path": ctx.path_only,
             "headers": dict(ctx.headers),
             "source_address": ctx.source_address,

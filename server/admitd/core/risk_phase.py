@@ -15,7 +15,11 @@ from admitd.sessions.model import Session
 __all__ = ["risk_denial", "risk_step_up_max_age"]
 
 
-def risk_denial(route: Route | None, risk: RiskAssessment | None) -> Reason | None:
+def risk_denial(
+    route: Route | None, risk: RiskAssessment | None, *, unavailable: bool = False
+) -> Reason | None:
+    if unavailable:
+        return Reason.RISK_UNAVAILABLE  # fail closed: the live session's risk is unknown
     if risk is None:
         return None
     if risk.level.at_least(route.risk_deny_at if route else RiskLevel.CRITICAL):

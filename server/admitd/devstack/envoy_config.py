@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["EdgeSettings", "render_edge_config"]
+__all__ = ["AuthzTls", "EdgeSettings", "render_edge_config"]
 
 _TYPE = "type.googleapis.com/envoy."
 _HCM = "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -28,6 +28,17 @@ class EdgeSettings:
     ext_authz: bool = True  # False renders the benchmark ceiling: the same edge, no ext_authz
     authz_max_streams: int = 0  # >0 caps streams per connection so Envoy opens more connections
     web_port: int = 0  # admitd's step-up pages; 0 leaves out the /.admitd/ route
+    authz_tls: AuthzTls | None = None  # mutual TLS to admitd's `tls_listen`
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzTls:
+    """Envoy's client certificate for admitd's Check listener, and the CA of admitd's."""
+
+    cert_chain: Path
+    private_key: Path
+    server_ca: Path
+    server_name: str = "localhost"
 
 
 def render_edge_config(settings: EdgeSettings) -> str:
@@ -36,6 +47,9 @@ def render_edge_config(settings: EdgeSettings) -> str:
         "# Envoy edge for admitd: terminates TLS, asks for (but does not require) a client\n"
         "# certificate, and asks admitd over gRPC before admitting any request.\n"
         '# Rendered by `admitd dev`; see README "Envoy integration".\n'
+        "# Paths and hosts are normalised as strictly as Envoy can (normalize_path,\n"
+        "# merge_slashes, REJECT_REQUEST for %2F/%5C, strip_trailing_host_dot, no\n"
+        "# underscore headers): why is in admitd/devstack/envoy_config.py.\n"
     )
     return header + yaml.safe_dump(_bootstrap(settings), sort_keys=False)
 
@@ -103,9 +117,21 @@ def _http_manager(s: EdgeSettings) -> dict[str, Any]:
             "stat_prefix": "edge",
             # Edge proxy: trust no client-supplied x-forwarded-* and set x-forwarded-proto itself.
             "use_remote_address": True,
+            # Normalise as strictly as Envoy can, so routes, admitd and the upstream see
+            # one path: RFC 3986 §6 (dot segments, %-decoding of unreserved characters),
+            # `//` merged, and %2F/%5C refused (an upstream that decodes them after
+            # routing would resolve another path; admitd refuses them too). Envoy turns
+            # `%2e%2e;` into `..;` and keeps it (a servlet container then resolves it
+            # as `..`): admitd refuses that, and `;` where a route does not allow it.
             "normalize_path": True,
             "merge_slashes": True,
-            "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
+            "path_with_escaped_slashes_action": "REJECT_REQUEST",
+            # `secure.example.com.` is the same name; without this, Envoy's virtual hosts
+            # (and the upstream's) would not match it. admitd normalises hosts as well.
+            "strip_trailing_host_dot": True,
+            # CGI/WSGI upstreams read `x_admitd_principal` as `x-admitd-principal`; drop
+            # such headers as nginx does, since admitd only polices the dashed names.
+            "common_http_protocol_options": {"headers_with_underscores_action": "DROP_HEADER"},
             # Drop any client-sent XFCC and set one describing the real peer.
             "forward_client_cert_details": "SANITIZE_SET",
             "set_current_client_cert_details": {
@@ -178,7 +204,36 @@ def _authz_cluster(s: EdgeSettings) -> dict[str, Any]:
             "explicit_http_config": {"http2_protocol_options": http2},
         }
     }
+    if s.authz_tls is not None:
+        cluster["transport_socket"] = _authz_tls(s.authz_tls)
     return cluster
+
+
+def _authz_tls(tls: AuthzTls) -> dict[str, Any]:
+    # Each Check carries every header, cookie and client certificate of a request:
+    # off the host, it goes over mutual TLS, and admitd's server name is verified.
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": _TYPE + "extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": tls.server_name,
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": str(tls.cert_chain)},
+                        "private_key": {"filename": str(tls.private_key)},
+                    }
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": str(tls.server_ca)},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "DNS", "matcher": {"exact": tls.server_name}}
+                    ],
+                },
+            },
+        },
+    }
 
 
 def _cluster(name: str, host: str, port: int) -> dict[str, Any]:

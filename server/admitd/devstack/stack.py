@@ -74,6 +74,8 @@ def write_dev_config(
         "server_key": f"pki/{DEV_FILES['server_key']}",
         "principals": ["spiffe://admitd.dev/admin/ops"],
     }
+    # The dev PKI has one admin: it may request overrides; approving needs a second one.
+    config["risk"] = {"approvers": ["spiffe://admitd.dev/admin/ops"]}
     admitd_yaml = home / "admitd.yaml"
     admitd_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
     envoy_yaml = home / "envoy.yaml"

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
-from admitd.core.context import RequestContext
+from admitd.core.context import RequestContext, host_from_authority
 
 __all__ = ["MAX_HEADER_BYTES", "context_from_check_request"]
 
@@ -17,7 +17,9 @@ MAX_HEADERS = 200
 # Field values may hold VCHAR, SP and HTAB only (RFC 9110 §5.5); Envoy rejects
 # CR/LF/NUL itself, but admitd is also reachable by other gRPC callers.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)|%2e|%2f|%5c|\\", re.IGNORECASE)
+# A segment that is `.` or `..` once `;params` are cut off: Tomcat, Jetty and Spring
+# resolve `/public/..;/admin` to `/admin` (and some decode %3B first).
+_DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|;|%3b|$)|%2e|%2f|%5c|\\", re.IGNORECASE)
 
 
 def context_from_check_request(request: CheckRequest) -> RequestContext:
@@ -39,7 +41,7 @@ def context_from_check_request(request: CheckRequest) -> RequestContext:
         envoy_principal=source.principal,
         request_id=headers.get("x-request-id") or http.id,
         context_extensions=MappingProxyType(dict(extensions) if len(extensions) else {}),
-        malformed=_problems(method, path, headers),
+        malformed=_problems(method, path, headers) + _host_problems(http.host),
     )
 
 
@@ -49,8 +51,19 @@ def _headers(http: AttributeContext.HttpRequest) -> dict[str, str]:
         # `encode_raw_headers: true` sends header_map instead of the string map.
         for entry in http.header_map.headers:
             value = entry.raw_value.decode("utf-8", "replace") or entry.value
-            headers[entry.key] = f"{headers[entry.key]},{value}" if entry.key in headers else value
+            if entry.key in headers:
+                # RFC 9113 §8.2.3: split cookie fields are rejoined with "; ", others with ",".
+                value = headers[entry.key] + ("; " if entry.key == "cookie" else ",") + value
+            headers[entry.key] = value
     return headers
+
+
+def _host_problems(authority: str) -> tuple[str, ...]:
+    # Routes compare the normalised host (RequestContext.host_name): an authority that
+    # names no host could otherwise skip every host-restricted route.
+    if host_from_authority(authority):  # cached: RequestContext asks again, for free
+        return ()
+    return ("Host is not a host name (RFC 1123 name, IPv4 or [IPv6], optional :port)",)
 
 
 def _problems(method: str, path: str, headers: dict[str, str]) -> tuple[str, ...]:

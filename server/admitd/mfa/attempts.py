@@ -1,9 +1,13 @@
 """Per-user rate limit of second-factor attempts: growing back-off, then a lockout.
 
-Failures are counted in the shared state store, so an attacker spreading guesses
-over replicas meets one limit. The count is forgotten only after twice the
-lockout period without a failure: once a lockout ends, the next failure locks
-the user out again at once instead of granting another full series of guesses.
+An attempt is reserved in the shared state store, in one atomic step, before the
+code is even looked at, and counts as a failure until a success resets the series.
+So guesses sent all at once, to any number of replicas, meet one limit: the first
+takes the slot and sets the back-off, the others are refused unevaluated.
+
+The count is forgotten only after twice the lockout period without an attempt: once
+a lockout ends, the next failure locks the user out again at once instead of
+granting another full series of guesses.
 """
 
 from __future__ import annotations
@@ -13,13 +17,25 @@ from admitd.mfa.state import MfaStateStore
 from admitd.sessions.keys import user_key
 from admitd.sessions.tokens import user_tag
 
-__all__ = ["AttemptLimiter"]
+__all__ = ["AttemptLimiter", "waits_after_failures"]
+
+
+def waits_after_failures(config: MfaConfig) -> tuple[float, ...]:
+    """The wait after the 1st, 2nd ... failure; the last (the lockout) repeats from then on.
+
+    A back-off never exceeds the lockout: past that point doubling would only
+    postpone the lockout's own, shorter, verdict.
+    """
+    lockout = float(config.lockout_seconds)
+    base = config.backoff_base_seconds
+    backoffs = (min(lockout, base * 2.0 ** (n - 1)) for n in range(1, config.max_failures))
+    return (*backoffs, lockout)
 
 
 class AttemptLimiter:
     def __init__(self, state: MfaStateStore, config: MfaConfig, *, factor: str = "totp") -> None:
         self._state = state
-        self._config = config
+        self._waits = waits_after_failures(config)
         self._factor = factor
 
     def _keys(self, user_id: str) -> tuple[str, str]:
@@ -29,27 +45,16 @@ class AttemptLimiter:
             user_key(tag, f"{self._factor}:not_before"),
         )
 
-    async def retry_after(self, user_id: str, now: float) -> float:
-        """Seconds until the user may try again; 0 when an attempt is allowed now."""
-        raw = await self._state.get(self._keys(user_id)[1])
-        try:
-            not_before = float(raw) if raw is not None else 0.0
-        except ValueError:
-            return 0.0  # an unreadable mark must not lock anyone out forever
-        return max(0.0, not_before - now)
+    async def reserve(self, user_id: str, now: float) -> float:
+        """Take one attempt before evaluating it: 0.0 when granted, else seconds to wait.
 
-    async def record_failure(self, user_id: str, now: float) -> float:
-        """Count one failure; returns the wait it imposes before the next attempt."""
+        A granted attempt already counts as a failure, with the back-off it imposes;
+        only `reset` (after a success) takes that back.
+        """
         failures_key, not_before_key = self._keys(user_id)
-        config = self._config
-        count = await self._state.incr(failures_key, 2 * config.lockout_seconds)
-        if count >= config.max_failures:
-            wait = float(config.lockout_seconds)
-        else:
-            wait = config.backoff_base_seconds * 2 ** (count - 1)
-        if wait > 0:
-            await self._state.put(not_before_key, repr(now + wait), ttl=wait + 1)
-        return wait
+        return await self._state.reserve_attempt(
+            failures_key, not_before_key, now=now, waits=self._waits
+        )
 
     async def reset(self, user_id: str) -> None:
         """A success clears the failure series."""

@@ -22,8 +22,9 @@ SECTION_KEYS = {
 @dataclass(frozen=True, slots=True)
 class MfaConfig:
     """After the n-th consecutive failure (n < `max_failures`) the next attempt waits
-    `backoff_base_seconds * 2**(n-1)`; the `max_failures`-th locks the user out for
-    `lockout_seconds`. A pending TOTP secret lives `enrolment_ttl_seconds`."""
+    `backoff_base_seconds * 2**(n-1)` (at most `lockout_seconds`); the `max_failures`-th
+    locks the user out for `lockout_seconds`. A pending TOTP secret lives
+    `enrolment_ttl_seconds`."""
 
     totp_issuer: str = "admitd"
     max_failures: int = 5

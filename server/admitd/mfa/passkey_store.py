@@ -40,10 +40,15 @@ class PasskeyStore(Protocol):
     ) -> bool:
         """Compare-and-set: write only if the stored value is still `expected` (None: absent)."""
 
-    async def count_failure(self, user_id: str, *, window: float, now: float) -> int:
-        """Add one failure; returns the count within the window that began at the first."""
+    async def reserve_attempt(
+        self, user_id: str, *, max_failures: int, window: float, now: float
+    ) -> int | None:
+        """Atomically count one attempt, before it is evaluated; None when the count already
+        reached `max_failures` within the window (which begins at the first attempt).
 
-    async def failures(self, user_id: str, *, now: float) -> int: ...
+        Returns the attempt's number in the window (1 = the first). It counts as a failure
+        until `clear_failures`, which a success calls.
+        """
 
     async def clear_failures(self, user_id: str) -> None: ...
 
@@ -80,15 +85,17 @@ class MemoryPasskeyStore:
         records[credential_id] = sealed
         return True
 
-    async def count_failure(self, user_id: str, *, window: float, now: float) -> int:
+    async def reserve_attempt(
+        self, user_id: str, *, max_failures: int, window: float, now: float
+    ) -> int | None:
+        # No await in here: on one event loop this runs as one step, like the Lua script.
         count, until = self._failures.get(user_id, (0, 0.0))
-        count, until = (count + 1, until) if now < until else (1, now + window)
-        self._failures[user_id] = (count, until)
-        return count
-
-    async def failures(self, user_id: str, *, now: float) -> int:
-        count, until = self._failures.get(user_id, (0, 0.0))
-        return count if now < until else 0
+        if now >= until:
+            count, until = 0, now + window
+        if count >= max_failures:
+            return None
+        self._failures[user_id] = (count + 1, until)
+        return count + 1
 
     async def clear_failures(self, user_id: str) -> None:
         self._failures.pop(user_id, None)
@@ -131,17 +138,16 @@ class RedisPasskeyStore:
             )
         return bool(done)
 
-    async def count_failure(self, user_id: str, *, window: float, now: float) -> int:
-        with store_errors("passkey failure count"):
+    async def reserve_attempt(
+        self, user_id: str, *, max_failures: int, window: float, now: float
+    ) -> int | None:
+        # Check and increment in one script: concurrent ceremonies on any replica meet
+        # one count (two checks before two increments would let both through).
+        with store_errors("passkey attempt reservation"):
             count = await self._redis.eval(
-                _INCR_WINDOW, 1, _failures_key(user_id), int(window * 1000)
+                _RESERVE_IN_WINDOW, 1, _failures_key(user_id), max_failures, int(window * 1000)
             )
-        return int(count)
-
-    async def failures(self, user_id: str, *, now: float) -> int:
-        with store_errors("passkey failure lookup"):
-            value = await self._redis.get(_failures_key(user_id))
-        return int(value or 0)
+        return int(count) or None
 
     async def clear_failures(self, user_id: str) -> None:
         with store_errors("passkey failure reset"):
@@ -157,10 +163,14 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
-# The window starts at the first failure and is not extended by later ones.
-_INCR_WINDOW = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+# ARGV: max attempts, window (ms). The window starts at the first attempt and is not
+# extended by later ones. Returns the attempt's number, or 0 when none is left.
+_RESERVE_IN_WINDOW = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if n >= tonumber(ARGV[1]) then return 0 end
+n = redis.call('INCR', KEYS[1])
+-- Also a count that somehow lost its TTL: it must not lock the factor out for good.
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n
 """
 

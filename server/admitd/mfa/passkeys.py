@@ -3,8 +3,9 @@
 Both ceremonies require user verification (the authenticator checked a PIN or
 biometric, not just presence), so a passkey is a whole second factor on its own.
 Challenges are single use and live `challenge_ttl` seconds; credentials (public
-key, sign count, transports) are sealed per user under RecordType.PASSKEY_CREDENTIAL;
-failures are counted per user and lock the factor out for a while.
+key, sign count, transports) are sealed per user under RecordType.PASSKEY_CREDENTIAL.
+Each answered challenge reserves an attempt (atomically, before it is checked) that
+counts as a failure until it succeeds; `max_failures` lock the factor out for a while.
 """
 
 from __future__ import annotations
@@ -121,11 +122,12 @@ class PasskeyService:
     async def register(
         self, user_id: str, organisation: str, credential_json: str, now: float
     ) -> MfaResult:
-        if await self._is_locked_out(user_id, now):
-            return MfaResult.LOCKED_OUT
         challenge = await self._store.take_challenge(user_id, _REGISTER, now=now)
         if challenge is None:
             return MfaResult.INVALID  # expired or already used: not counted as a guess
+        attempt = await self._reserve(user_id, now)
+        if attempt is None:
+            return MfaResult.LOCKED_OUT
         try:
             parsed = parse_registration_credential_json(credential_json)
             verified = verify_registration_response(
@@ -136,16 +138,17 @@ class PasskeyService:
                 require_user_verification=True,
             )
         except _BAD_INPUT:
-            return await self._failed(user_id, now)
+            return self._failed(attempt)
         had_any = bool(await self._store.credential_ids(user_id))
         transports = tuple(t.value for t in parsed.response.transports or ())
         record = _Credential(verified.credential_public_key, verified.sign_count, transports, now)
         credential_id = bytes_to_base64url(verified.credential_id)
         sealed = self._seal(user_id, organisation, credential_id, record)
         if not await self._store.save_credential(user_id, credential_id, sealed, expected=None):
-            return MfaResult.INVALID  # this credential is already enrolled
+            return self._failed(attempt)  # this credential is already enrolled
         if not had_any:
             await self._sessions.set_factor(user_id, MfaMethod.PASSKEY, active=True, at=now)
+        await self._store.clear_failures(user_id)  # the reservation counted it as a failure
         return MfaResult.OK
 
     async def authentication_options(self, user_id: str, now: float) -> str:
@@ -163,22 +166,25 @@ class PasskeyService:
     async def authenticate(
         self, user_id: str, organisation: str, credential_json: str, now: float
     ) -> MfaResult:
-        if await self._is_locked_out(user_id, now):
-            return MfaResult.LOCKED_OUT
         challenge = await self._store.take_challenge(user_id, _AUTHENTICATE, now=now)
         if challenge is None:
             return MfaResult.INVALID
+        if not await self._store.credential_ids(user_id):
+            return MfaResult.NOT_ENROLLED  # nothing to guess: not counted
+        # Reserved before anything is checked, atomically: concurrent ceremonies on any
+        # replica cannot all pass one look at the count.
+        attempt = await self._reserve(user_id, now)
+        if attempt is None:
+            return MfaResult.LOCKED_OUT
         try:
             parsed = parse_authentication_credential_json(credential_json)
         except _BAD_INPUT:
-            return await self._failed(user_id, now)
+            return self._failed(attempt)
         sealed = await self._store.credential(user_id, parsed.id)
         if sealed is None:
-            if not await self._store.credential_ids(user_id):
-                return MfaResult.NOT_ENROLLED
-            return await self._failed(user_id, now)  # another user's or an unknown credential
+            return self._failed(attempt)  # another user's or an unknown credential
         if parsed.response.user_handle not in (None, webauthn_user_handle(user_id)):
-            return await self._failed(user_id, now)
+            return self._failed(attempt)
         record = self._open(user_id, organisation, parsed.id, sealed)
         try:
             verified = verify_authentication_response(
@@ -193,14 +199,14 @@ class PasskeyService:
                 require_user_verification=True,
             )
         except _BAD_INPUT:
-            return await self._failed(user_id, now)
+            return self._failed(attempt)
         updated = _Credential(
             record.public_key, verified.new_sign_count, record.transports, record.created_at
         )
         new_sealed = self._seal(user_id, organisation, parsed.id, updated)
         # Compare-and-set: two assertions racing with the same count cannot both win.
         if not await self._store.save_credential(user_id, parsed.id, new_sealed, expected=sealed):
-            return await self._failed(user_id, now)
+            return self._failed(attempt)
         await self._store.clear_failures(user_id)
         return MfaResult.OK
 
@@ -210,13 +216,16 @@ class PasskeyService:
         ttl = self._policy.challenge_ttl
         await self._store.put_challenge(user_id, ceremony, challenge, ttl=ttl, now=now)
 
-    async def _is_locked_out(self, user_id: str, now: float) -> bool:
-        return await self._store.failures(user_id, now=now) >= self._policy.max_failures
+    async def _reserve(self, user_id: str, now: float) -> int | None:
+        """The attempt's number in the failure window, or None when the factor is locked out."""
+        policy = self._policy
+        return await self._store.reserve_attempt(
+            user_id, max_failures=policy.max_failures, window=policy.failure_window, now=now
+        )
 
-    async def _failed(self, user_id: str, now: float) -> MfaResult:
-        window = self._policy.failure_window
-        count = await self._store.count_failure(user_id, window=window, now=now)
-        return MfaResult.LOCKED_OUT if count >= self._policy.max_failures else MfaResult.INVALID
+    def _failed(self, attempt: int) -> MfaResult:
+        # The reservation already counted this attempt; the last one allowed locks out.
+        return MfaResult.LOCKED_OUT if attempt >= self._policy.max_failures else MfaResult.INVALID
 
     def _seal(self, user_id: str, organisation: str, credential_id: str, rec: _Credential) -> str:
         envelope = self._sealer.seal(rec.to_json(), _context(user_id, organisation, credential_id))

@@ -97,17 +97,16 @@ class TotpService:
     async def _check(
         self, user_id: str, organisation: str, sealed: str, code: str, now: float
     ) -> MfaResult:
-        # The limit comes first, so a locked-out user's guesses are not even tried.
-        if await self._limiter.retry_after(user_id, now) > 0:
+        # The attempt is reserved (and counted as a failure) before the code is tried,
+        # atomically: a burst of guesses cannot all slip past one check of the count.
+        if await self._limiter.reserve(user_id, now) > 0:
             return MfaResult.LOCKED_OUT
         secret = self._open(sealed, user_id, organisation)
         step = matching_step(secret, code, now)
         if step is None:
-            await self._limiter.record_failure(user_id, now)
             return MfaResult.INVALID
         if not await self._state.set_if_absent(_key(user_id, f"used:{step}"), "1", _USED_TTL):
             # Someone already used this code: possibly an observer replaying it.
-            await self._limiter.record_failure(user_id, now)
             return MfaResult.REPLAYED
         await self._limiter.reset(user_id)
         return MfaResult.OK

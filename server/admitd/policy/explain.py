@@ -20,9 +20,22 @@ def explain(case: PolicyCase, policy: PolicySet, rules: SessionsConfig) -> list[
     if route is None:
         lines.append(f"route: none matched (unmatched requests: {policy.unmatched.value})")
     else:
-        lines += [f"route: {route.name} ({route.source})", *_requirements(route, case, rules)]
+        lines.append(f"route: {route.name} ({route.source})")
+        route = _variant(route, case, lines)
+        lines += _requirements(route, case, rules)
     decision = run_case(case, policy, rules).decision
     return [*lines, *_outcome(decision)]
+
+
+def _variant(route: Route, case: PolicyCase, lines: list[str]) -> Route:
+    """The route as the case's session sees it: its organisation's override, as decide()."""
+    live = case.facts.session.session
+    if live is None or not route.per_organisation:
+        return route
+    variant = route.for_organisation(live.organisation)
+    applied = "applies" if variant is not route else "none for this organisation"
+    lines.append(f"  organisation override: {live.organisation} ({applied})")
+    return variant
 
 
 def _requirements(route: Route, case: PolicyCase, rules: SessionsConfig) -> list[str]:
@@ -53,7 +66,9 @@ def _requirements(route: Route, case: PolicyCase, rules: SessionsConfig) -> list
         if route.conditions
         else {}
     )
-    lines += [f"  condition {c.source!r}: {c.holds(activation)}" for c in route.conditions]
+    lines += [
+        f"  condition {c.source!r}: {c.failure(activation) or 'true'}" for c in route.conditions
+    ]
     if route.shadow:
         lines.append("  shadow: yes (denials are logged, not enforced)")
     return lines

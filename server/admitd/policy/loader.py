@@ -2,8 +2,8 @@
 
 A policy file:
 
-    unmatched: deny            # or any_certificate (only one file may set it)
-    require_https: true
+    unmatched: deny            # or any_certificate; these two globals may be
+    require_https: true        # set by one file only (a load error otherwise)
     routes:
       - name: payments-api
         match:
@@ -25,6 +25,7 @@ A policy file:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,6 +34,7 @@ from types import MappingProxyType
 
 from cryptography import x509
 
+from admitd.core.context import host_from_authority, host_name
 from admitd.errors import ConfigError
 from admitd.fields import Fields
 from admitd.policy import route_parts
@@ -49,7 +51,10 @@ from admitd.yamlsource import KeyPath, YamlDocument, load_yaml
 
 __all__ = ["load_policies", "policy_set_from_documents"]
 
-FILE_KEYS = {"unmatched", "require_https", "defaults", "routes"}
+log = logging.getLogger(__name__)
+
+GLOBAL_KEYS = {"unmatched", "require_https"}  # one file only: they apply to every route
+FILE_KEYS = GLOBAL_KEYS | {"defaults", "routes"}
 ROUTE_KEYS = {
     "name",
     "match",
@@ -64,10 +69,12 @@ ROUTE_KEYS = {
     "shadow",
     "risk",
     "organisations",
+    "allow_path_parameters",
 }
 DEFAULTABLE_KEYS = ROUTE_KEYS - {"name", "match", "organisations"}
-# What an organisation may change on a route (its identity and match stay the route's).
-ORG_OVERRIDE_KEYS = DEFAULTABLE_KEYS - {"public", "identities"}
+# What an organisation may change on a route (its identity and match stay the route's;
+# whether `;` is safe depends on the upstream's path parser, not on who is asking).
+ORG_OVERRIDE_KEYS = DEFAULTABLE_KEYS - {"public", "identities", "allow_path_parameters"}
 MATCH_KEYS = {"hosts", "path_exact", "path_prefix", "path_regex", "methods", "headers"}
 
 IDENTITY_KEYS = {"spiffe", "uris", "dns", "subjects", "cert_sha256", "spki_sha256"}
@@ -87,22 +94,49 @@ def load_policies(path: Path) -> PolicySet:
 
 
 def policy_set_from_documents(docs: list[YamlDocument]) -> PolicySet:
+    """Every document's routes, in order; the globals from the one document that sets them."""
     routes: list[Route] = []
-    unmatched, require_https = Unmatched.DENY, True
     digest = hashlib.sha256()
     for doc in docs:
         fields = Fields(doc, (), doc.data, FILE_KEYS)
         defaults = fields.sub("defaults", DEFAULTABLE_KEYS).raw
-        if fields.has("unmatched"):
-            unmatched = Unmatched(fields.choice("unmatched", "deny", tuple(Unmatched)))
-        require_https = fields.flag("require_https", require_https)
         routes += [
             _route(doc, path, _with_defaults(raw, defaults))
             for path, raw in fields.mapping_list("routes")
         ]
         digest.update(repr(doc.data).encode())
+    unmatched, require_https = _globals(docs)
+    if not routes:
+        # Nothing would match, so everything is denied or (any_certificate) admitted:
+        # almost surely a truncated deploy, not an intent. Refuse it (and keep the old set).
+        raise ConfigError(
+            "the policy set has no routes",
+            file=", ".join(doc.file for doc in docs) or None,
+            fix="add at least one route under `routes:`",
+        )
     _refuse_duplicate_names(routes, docs)
     return PolicySet(tuple(routes), unmatched, require_https, digest.hexdigest()[:12])
+
+
+def _globals(docs: list[YamlDocument]) -> tuple[Unmatched, bool]:
+    """`unmatched` and `require_https` apply to every route of every file, so one file
+    owns them: otherwise a later file could silently loosen them for all routes."""
+    owners = [doc for doc in docs if isinstance(doc.data, Mapping) and GLOBAL_KEYS & set(doc.data)]
+    if not owners:
+        return Unmatched.DENY, True
+    if len(owners) > 1:
+        first, second = owners[0], owners[1]
+        assert isinstance(second.data, Mapping)
+        key = min(GLOBAL_KEYS & set(second.data))
+        raise second.error(
+            (key,),
+            f"only one policy file may set {' or '.join(sorted(GLOBAL_KEYS))};"
+            f" {first.file} already does",
+            f"set the globals in {first.file} only and remove them here",
+        )
+    fields = Fields(owners[0], (), owners[0].data, FILE_KEYS)
+    unmatched = Unmatched(fields.choice("unmatched", "deny", tuple(Unmatched)))
+    return unmatched, fields.flag("require_https", True)
 
 
 def _route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
@@ -118,7 +152,28 @@ def _route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
         )
         merged = {k: v for k, v in fields.raw.items() if k != "organisations"} | dict(changes.raw)
         variants[organisation] = _single_route(doc, path, merged)
-    return replace(route, per_organisation=MappingProxyType(variants)) if variants else route
+    if not variants:
+        return route
+    _check_override_scope(route, overrides)
+    return replace(route, per_organisation=MappingProxyType(variants))
+
+
+def _check_override_scope(route: Route, overrides: Fields) -> None:
+    """The organisation comes from the session, so a caller without a live one gets the
+    route itself: on a route that admits such callers, an override binds only those who
+    present their session. Allowed (the variant is enforced on every session of that
+    organisation), but said at load so nobody mistakes it for a gate on everyone."""
+    if "" in overrides.raw:
+        raise overrides.doc.error(overrides.path, "an organisation name is empty")
+    if route.session is not SessionRequirement.REQUIRED:
+        log.warning(
+            "%s: route %r is `session: %s`, so its organisation overrides apply to callers"
+            " who present a session of that organisation; a caller without one gets the"
+            " route itself (set `session: required` to judge everyone by a variant)",
+            overrides.doc.file,
+            route.name,
+            route.session.value,
+        )
 
 
 def _single_route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
@@ -159,6 +214,7 @@ def _single_route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
         conditions=tuple(route_parts.condition(fields, c) for c in fields.texts("conditions")),
         upstream_headers=route_parts.upstream_headers(fields),
         shadow=fields.flag("shadow", False),
+        allow_path_parameters=fields.flag("allow_path_parameters", False),
         risk_step_up_at=step_up_at,
         risk_deny_at=deny_at,
     )
@@ -198,7 +254,7 @@ def _match(fields: Fields) -> RouteMatch:
     for key in ("path_exact", "path_prefix"):
         if fields.has(key) and not fields.text(key).startswith("/"):
             raise fields.error(key, "a path must start with '/'")
-    hosts = [h.lower() for h in fields.texts("hosts")]
+    hosts = [_host(fields, h) for h in fields.texts("hosts")]
     methods = [m.upper() for m in fields.texts("methods")]
     for method in methods:
         if method not in _METHODS:
@@ -207,13 +263,27 @@ def _match(fields: Fields) -> RouteMatch:
             )
     return RouteMatch(
         headers=route_parts.header_matches(fields),
-        hosts=frozenset(h for h in hosts if not h.startswith("*.")),
-        host_suffixes=tuple(h[1:] for h in hosts if h.startswith("*.")),
+        hosts=frozenset(h for h in hosts if not h.startswith(".")),
+        host_suffixes=tuple(h for h in hosts if h.startswith(".")),
         path_exact=fields.optional_text("path_exact"),
         path_prefix=fields.optional_text("path_prefix"),
         path_regex=route_parts.regex(fields, "path_regex") if fields.has("path_regex") else None,
         methods=frozenset(methods),
     )
+
+
+def _host(fields: Fields, written: str) -> str:
+    """Normalised as request hosts are (RequestContext.host_name); `*.x` becomes `.x`."""
+    wildcard = written.startswith("*.")
+    name = host_name(written[2:] if wildcard else written)
+    if name:
+        return "." + name if wildcard else name
+    fix = (
+        "remove the port: a request's port is ignored"
+        if host_from_authority(written)
+        else "an RFC 1123 host name, IPv4 or [IPv6], or `*.` and a name; no `hosts` = any host"
+    )
+    raise fields.error("hosts", f"not a host name: {written!r}", fix)
 
 
 def _identities(route: Fields) -> IdentityRule:

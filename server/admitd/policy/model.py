@@ -67,7 +67,11 @@ class IdentityRule:
 
 @dataclass(frozen=True, slots=True)
 class RouteMatch:
-    """Host (exact or `*.` wildcard), path (exact, prefix or regex) and methods; empty = any."""
+    """Host (exact or `*.` wildcard), path (exact, prefix or regex) and methods; empty = any.
+
+    `hosts` and `host_suffixes` (".example.com" for "*.example.com") are normalised like
+    `RequestContext.host_name`, which is what `matches` gets as `host`.
+    """
 
     hosts: frozenset[str] = frozenset()
     host_suffixes: tuple[str, ...] = ()
@@ -128,6 +132,9 @@ class Route:
     conditions: tuple[Condition, ...] = ()  # CEL; all must hold
     upstream_headers: tuple[tuple[str, str], ...] = ()
     shadow: bool = False  # evaluate and log, never enforce (roll a rule out safely)
+    # `;` in the path (RFC 3986 §3.3 parameters, e.g. `;jsessionid=`); refused unless set,
+    # because servlet containers cut them off and may resolve another path than we matched.
+    allow_path_parameters: bool = False
     risk_step_up_at: RiskLevel = RiskLevel.HIGH
     risk_deny_at: RiskLevel = RiskLevel.CRITICAL
     # The same route as seen by one organisation's sessions (`organisations:` overrides).
@@ -135,6 +142,12 @@ class Route:
 
     def for_organisation(self, organisation: str) -> Route:
         return self.per_organisation.get(organisation, self)
+
+    @property
+    def consults_session(self) -> bool:
+        """Whether a Check must look the session up: the route needs one, or the
+        session's organisation picks one of its variants."""
+        return self.session is not SessionRequirement.NONE or bool(self.per_organisation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,16 +171,11 @@ class PolicySet:
         return self._names.get(name)
 
     def route_for(self, ctx: RequestContext) -> Route | None:
-        host = _host_without_port(ctx.host)
+        # Normalised once per request (lower case, no port, no trailing dot, IDNA); policy
+        # hosts are normalised the same way at load, so every spelling meets one route.
+        host = ctx.host_name
         path = ctx.path_only
         for route in self._index.candidates(path):
             if route.match.matches(ctx, host, path):
                 return route
         return None
-
-
-def _host_without_port(authority: str) -> str:
-    host = authority.lower()
-    if host.startswith("["):  # [::1]:8443
-        return host[: host.find("]") + 1]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

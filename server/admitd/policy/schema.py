@@ -50,6 +50,11 @@ def _route_properties() -> dict[str, Any]:
         },
         "upstream_headers": {"type": "object", "additionalProperties": {"type": "string"}},
         "shadow": {"type": "boolean", "default": False},
+        "allow_path_parameters": {
+            "type": "boolean",
+            "default": False,
+            "description": "admit ';' in the path (servlet containers cut `;params` off)",
+        },
         "risk": _object(
             {key: {"enum": [level.value for level in RiskLevel]} for key in RISK_KEYS}, RISK_KEYS
         ),
@@ -70,7 +75,10 @@ def _match() -> dict[str, Any]:
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"]
     return _object(
         {
-            "hosts": {**_STRINGS, "description": "exact, or *.suffix; the port is ignored"},
+            "hosts": {
+                **_STRINGS,
+                "description": "exact, or *.suffix; case, a trailing dot and the port are ignored",
+            },
             "path_exact": {"type": "string", "pattern": "^/"},
             "path_prefix": {"type": "string", "pattern": "^/"},
             "path_regex": {"type": "string", "description": "full match, query excluded"},
@@ -87,7 +95,7 @@ def policy_schema() -> dict[str, Any]:
     organisations = {
         "type": "object",
         "additionalProperties": override,
-        "description": "per-organisation changes, applied to sessions of that organisation",
+        "description": "changes for sessions of that organisation (route: session required)",
     }
     route = _object(
         {
@@ -102,8 +110,16 @@ def policy_schema() -> dict[str, Any]:
     defaults = _object({key: properties[key] for key in DEFAULTABLE_KEYS}, DEFAULTABLE_KEYS)
     document = _object(
         {
-            "unmatched": {"enum": [u.value for u in Unmatched], "default": "deny"},
-            "require_https": {"type": "boolean", "default": True},
+            "unmatched": {
+                "enum": [u.value for u in Unmatched],
+                "default": "deny",
+                "description": "global: one policy file only",
+            },
+            "require_https": {
+                "type": "boolean",
+                "default": True,
+                "description": "global: one policy file only",
+            },
             "defaults": defaults,
             "routes": {"type": "array", "items": route},
         },

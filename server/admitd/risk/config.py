@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from admitd.admin.config import principal_from_text
 from admitd.risk.model import RiskLevel, Signal
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 SECTION_KEYS = {
+    "approvers",
     "signals",
     "levels",
     "organisations",
@@ -92,6 +94,11 @@ class RiskConfig:
     max_known_devices: int = 20
     baseline_cache_seconds: float = 30.0
     override_ttl_seconds: int = 86_400
+    # Who may call `admitd.v1.Risk` (request, approve, list, read baselines): SAN URIs,
+    # DNS names or RFC 4514 subjects of admin-port client certificates. Empty: nobody,
+    # so an unconfigured deployment has no override path rather than one that counts
+    # every admin-API caller (the login service too) as an approver.
+    approvers: frozenset[str] = frozenset()
 
     def levels_for(self, organisation: str) -> LevelThresholds:
         return self.org_levels.get(organisation, self.levels)
@@ -123,6 +130,9 @@ def risk_config_from_fields(fields: Fields) -> RiskConfig:
         baseline_cache_seconds=fields.number("baseline_cache_seconds", 30.0),
         override_ttl_seconds=fields.integer(
             "override_ttl_seconds", 86_400, minimum=60, maximum=30 * 86_400
+        ),
+        approvers=frozenset(
+            principal_from_text(fields, "approvers", p) for p in fields.texts("approvers")
         ),
     )
 

@@ -3,7 +3,10 @@
 A Check whose device, IP and location are unchanged costs no Redis round trip:
 the history came in the session pipeline and the baseline is cached per
 organisation (a miss is one read per organisation per `baseline_cache_seconds`).
-Recording a changed device or place happens in the background.
+
+Assessing only reads. What the attempt changes is recorded after the decision,
+in the background, by `record_outcome`: only an admitted attempt moves the
+history, so a refused one is judged the same way when it is repeated.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from admitd.core.context import RequestContext
 from admitd.errors import AdmitdError
@@ -27,12 +31,24 @@ from admitd.sessions.config import SessionsConfig
 from admitd.sessions.model import Session
 from admitd.sessions.tokens import user_tag
 
-__all__ = ["RiskGatherer"]
+__all__ = ["RiskGatherer", "RiskSighting"]
 
 log = logging.getLogger(__name__)
 
 # Re-record an unchanged sighting this often, so travel speed is measured from a recent point.
 _REFRESH_SECONDS = 900.0
+# Refused sightings recorded recently, per replica: a client repeating a refused
+# request must not turn each retry into a sealed write.
+_RECENT_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSighting:
+    """One attempt as the risk engine saw it: what it read, and what it concluded."""
+
+    telemetry: Telemetry
+    history: RiskHistory
+    assessment: RiskAssessment
 
 
 class RiskGatherer:
@@ -51,7 +67,7 @@ class RiskGatherer:
         self._config, self._sessions = config, sessions
         self._reputation, self._geo, self._baselines = reputation, geo, baselines
         self._state, self._metrics, self._invalidate_user = state, metrics, invalidate_user
-        self._recording: set[tuple[str, str, str]] = set()
+        self._recent: dict[tuple[str, ...], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def record_login(
@@ -69,15 +85,46 @@ class RiskGatherer:
             source_address=ip,
         )
         history = await self._state.history(session.user_id)
-        assessment = await self._assess(ctx, session, history, now, login=True)
-        telemetry = self._telemetry(ctx, now)
-        self._metrics.observe(assessment)
-        await self._state.record(session.user_id, session.organisation, telemetry, assessment)
-        return assessment
+        sighting = await self._assess(ctx, session, history, now)
+        self._metrics.observe(sighting.assessment)
+        # Only a login that carried MFA vouches for its device and place; any other
+        # waits, as a refused Check does, for the session's first MFA verification.
+        await self._state.record(
+            session.user_id,
+            session.organisation,
+            sighting.telemetry,
+            sighting.assessment,
+            admitted=session.mfa_verified_at is not None,
+            session_id=session.session_id,
+        )
+        return sighting.assessment
 
-    async def assess(self, ctx: RequestContext, session: Session, now: float) -> RiskAssessment:
-        """Raises StoreUnavailable only when the organisation's baseline must be read and cannot."""
+    async def assess(self, ctx: RequestContext, session: Session, now: float) -> RiskSighting:
+        """Reads only. Raises StoreUnavailable only when the organisation's baseline must
+        be read and cannot."""
         return await self._assess(ctx, session, risk_history_from_fields(session.risk_state), now)
+
+    def record_outcome(self, session: Session, sighting: RiskSighting, *, admitted: bool) -> None:
+        """After the decision: record the attempt in the background when it changed
+        anything. `admitted` is True only for a Check allowed without a step-up."""
+        telemetry, history = sighting.telemetry, sighting.history
+        if not needs_record(telemetry, history, refresh_seconds=_REFRESH_SECONDS):
+            return
+        key = _sighting_key(session, telemetry, admitted)
+        last = self._recent.get(key)
+        if last is not None and telemetry.at - last < _REFRESH_SECONDS:
+            return  # the same attempt again (a retry, or one still being written)
+        self._remember(key, telemetry.at)
+        # One authentication attempt from a new device or place: count it and record it.
+        self._metrics.observe(sighting.assessment)
+        task = asyncio.create_task(self._record(key, session, sighting, admitted))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def promote_pending(self, tag: str, session_id: str) -> None:
+        """The session verified MFA: what its refused attempt saw becomes known."""
+        if await self._state.promote_pending(tag, session_id):
+            await self._invalidate_user(tag)
 
     def _telemetry(self, ctx: RequestContext, now: float) -> Telemetry:
         return telemetry_from_request(
@@ -91,14 +138,8 @@ class RiskGatherer:
         )
 
     async def _assess(
-        self,
-        ctx: RequestContext,
-        session: Session,
-        history: RiskHistory,
-        now: float,
-        *,
-        login: bool = False,
-    ) -> RiskAssessment:
+        self, ctx: RequestContext, session: Session, history: RiskHistory, now: float
+    ) -> RiskSighting:
         telemetry = self._telemetry(ctx, now)
         baseline = self._baselines.cached(session.organisation) or await self._baselines.get(
             session.organisation
@@ -116,42 +157,41 @@ class RiskGatherer:
             reputation_hit=self._reputation.contains(telemetry.ip),
             config=self._config,
         )
-        if not login and needs_record(telemetry, history, refresh_seconds=_REFRESH_SECONDS):
-            # One authentication attempt from a new device or place: count it and remember it.
-            self._metrics.observe(assessment)
-            self._record_later(session, telemetry, assessment)
-        return assessment
+        return RiskSighting(telemetry, history, assessment)
 
-    def _record_later(
-        self, session: Session, telemetry: Telemetry, assessment: RiskAssessment
-    ) -> None:
-        key = (session.session_id, telemetry.device_id, telemetry.ip)
-        if key in self._recording:
-            return
-        self._recording.add(key)
-        task = asyncio.create_task(self._record(key, session, telemetry, assessment))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _remember(self, key: tuple[str, ...], at: float) -> None:
+        if len(self._recent) >= _RECENT_MAX:
+            del self._recent[next(iter(self._recent))]
+        self._recent[key] = at
 
     async def _record(
-        self,
-        key: tuple[str, str, str],
-        session: Session,
-        telemetry: Telemetry,
-        assessment: RiskAssessment,
+        self, key: tuple[str, ...], session: Session, sighting: RiskSighting, admitted: bool
     ) -> None:
         try:
-            await self._state.record(session.user_id, session.organisation, telemetry, assessment)
-            # The history rides in every replica's cached session: drop those copies.
-            await self._invalidate_user(user_tag(session.user_id))
+            await self._state.record(
+                session.user_id,
+                session.organisation,
+                sighting.telemetry,
+                sighting.assessment,
+                admitted=admitted,
+                session_id=session.session_id,
+            )
+            if admitted:
+                # The history rides in every replica's cached session: drop those copies.
+                await self._invalidate_user(user_tag(session.user_id))
         except AdmitdError as exc:
+            self._recent.pop(key, None)  # retried on the next request
             log.warning(
                 "device telemetry not recorded (%s); it will be retried on the next request", exc
             )
-        finally:
-            self._recording.discard(key)
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         self._geo.close()
+
+
+def _sighting_key(session: Session, telemetry: Telemetry, admitted: bool) -> tuple[str, ...]:
+    geo = telemetry.geo
+    place = "" if geo is None else f"{geo.lat:.4f},{geo.lon:.4f}"
+    return (session.session_id, telemetry.device_id, telemetry.ip, place, str(admitted))

@@ -7,7 +7,8 @@ asks and who approves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import grpc
@@ -25,6 +26,8 @@ from admitd.risk.errors import InvalidRequest, OverrideNotFound, PreconditionFai
 from admitd.risk.overrides import check_organisation
 
 __all__ = ["RISK_SERVICE_NAME", "RiskApi", "risk_handler"]
+
+log = logging.getLogger(__name__)
 
 
 RISK_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Risk"].full_name
@@ -82,10 +85,17 @@ class RiskApi:
         }
 
 
-def risk_handler(baselines: BaselineStore, principals: Iterable[str]) -> grpc.GenericRpcHandler:
-    """The generic handler of `admitd.v1.Risk`; add it with
+def risk_handler(baselines: BaselineStore, approvers: Collection[str]) -> grpc.GenericRpcHandler:
+    """The generic handler of `admitd.v1.Risk`, every RPC open to `risk.approvers` only
+    (none configured: every call is refused); add it with
     `server.add_generic_rpc_handlers((admin_handler(...), risk_handler(...)))`."""
+    if not approvers:
+        log.warning("no risk.approvers configured: the risk API refuses every call")
     guard = ApiGuard(
-        "risk API", frozenset(principals), _STATUS, unavailable="risk store unavailable"
+        "risk API",
+        frozenset(approvers),
+        _STATUS,
+        unavailable="risk store unavailable",
+        allowed_key="risk.approvers",
     )
     return guard.handler(RISK_SERVICE_NAME, RiskApi(baselines).rpcs())

@@ -8,6 +8,14 @@
         ip             -> last source address
     admitd:{tag}:telemetry:<id>       STRING, sealed telemetry record (JSON envelope),
                                       expires telemetry_retention_seconds after it was written
+    admitd:{tag}:risk:pending:<sid>   STRING, the changes a refused or stepped-up attempt of
+                                      session <sid> would make (JSON), for PENDING_SECONDS
+
+The history (known devices, last place) only moves after an attempt admitted at a
+sufficient assurance: a Check allowed without a step-up, or a successful MFA
+verification of the session that made the attempt (which promotes its pending
+sighting). A refused attempt is kept as sealed telemetry only, so repeating it is
+judged against the same history and refused again.
 
 All keys carry the user's hash tag, so one pipeline or transaction stays on one slot.
 """
@@ -29,6 +37,7 @@ from admitd.sessions.redis_client import store_errors
 from admitd.sessions.tokens import user_tag
 
 __all__ = [
+    "PENDING_SECONDS",
     "RiskStateStore",
     "needs_record",
     "risk_history_from_fields",
@@ -38,6 +47,10 @@ __all__ = [
 ]
 
 _DEVICE, _TRUSTED = "d:", "t:"
+# How long a refused attempt's sighting waits for the session's MFA verification:
+# long enough to finish a step-up page, short enough that an old sighting cannot be
+# promoted by an unrelated verification much later.
+PENDING_SECONDS = 900
 
 
 def risk_state_key(tag: str) -> str:
@@ -46,6 +59,10 @@ def risk_state_key(tag: str) -> str:
 
 def telemetry_key(tag: str, record_id: str) -> str:
     return user_key(tag, f"telemetry:{record_id}")
+
+
+def pending_key(tag: str, session_id: str) -> str:
+    return user_key(tag, f"{RISK_STATE}:pending:{session_id}")
 
 
 def trusted_device_field(device_id: str) -> str:
@@ -108,10 +125,20 @@ class RiskStateStore:
         return risk_history_from_fields(fields)
 
     async def record(
-        self, user_id: str, organisation: str, telemetry: Telemetry, assessment: RiskAssessment
+        self,
+        user_id: str,
+        organisation: str,
+        telemetry: Telemetry,
+        assessment: RiskAssessment,
+        *,
+        admitted: bool,
+        session_id: str = "",
     ) -> str:
-        """Remember the device, IP and location, and store the sealed telemetry record.
+        """Store the sealed telemetry record of one attempt and, when it was `admitted`
+        at a sufficient assurance, remember its device, IP and location.
 
+        A refused attempt changes no history: its changes wait as the pending sighting
+        of `session_id` until that session verifies MFA (`promote_pending`).
         Returns the telemetry record ID. Raises StoreUnavailable (Redis) or
         KmsError/EnvelopeError (sealing); nothing is written if sealing fails.
         """
@@ -124,15 +151,45 @@ class RiskStateStore:
         key = risk_state_key(tag)
         with store_errors("risk state write"):
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=cast(Any, _changes(telemetry)))
-                pipe.expire(key, self._retention)
                 pipe.set(
                     telemetry_key(tag, record_id), json_from_envelope(sealed), ex=self._retention
                 )
+                if admitted:
+                    pipe.hset(key, mapping=cast(Any, _changes(telemetry)))
+                    pipe.expire(key, self._retention)
+                    pipe.hgetall(key)
+                elif session_id:
+                    changes = json.dumps(_changes(telemetry), separators=(",", ":"))
+                    pipe.set(pending_key(tag, session_id), changes, ex=PENDING_SECONDS)
+                replies = await pipe.execute()
+            if admitted:
+                await self._evict(key, replies[-1])
+        return record_id
+
+    async def promote_pending(self, tag: str, session_id: str) -> bool:
+        """The session verified MFA: its pending sighting (if any) joins the history.
+
+        GETDEL makes the promotion single-use: one verification, one sighting.
+        """
+        key = risk_state_key(tag)
+        with store_errors("risk state write"):
+            raw = await cast(Any, self._redis.getdel(pending_key(tag, session_id)))
+            changes = _pending_changes(raw)
+            if not changes:
+                return False
+            current = _number(await cast(Any, self._redis.hget(key, "seen_at")))
+            if current is not None and (_number(changes.get("seen_at")) or 0.0) < current:
+                # An admitted attempt has been seen since: keep its newer place.
+                changes = {k: v for k, v in changes.items() if k.startswith(_DEVICE)}
+            if not changes:
+                return True
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=cast(Any, changes))
+                pipe.expire(key, self._retention)
                 pipe.hgetall(key)
                 *_, fields = await pipe.execute()
             await self._evict(key, fields)
-        return record_id
+        return True
 
     async def trust_device(self, user_id: str, device_id: str, at: float) -> None:
         """Apply an approved trust-device override (idempotent)."""
@@ -163,6 +220,22 @@ def _changes(telemetry: Telemetry) -> dict[str, str]:
         changes["geo"] = text_from_geo(telemetry.geo)
         changes["seen_at"] = repr(telemetry.at)
     return changes
+
+
+def _pending_changes(raw: str | bytes | None) -> dict[str, str]:
+    """The stored changes of a pending sighting; anything unreadable is no sighting."""
+    try:
+        document = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    allowed = ("ip", "geo", "seen_at")
+    return {
+        k: v
+        for k, v in document.items()
+        if isinstance(v, str) and (k in allowed or k.startswith(_DEVICE))
+    }
 
 
 def _payload(telemetry: Telemetry, assessment: RiskAssessment) -> bytes:

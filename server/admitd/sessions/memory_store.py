@@ -67,5 +67,12 @@ class MemorySessionStore:
         else:
             factors.pop(method, None)
 
+    async def take_enrolment_grant(self, ref: SessionRef, now: float) -> bool:
+        session = self._sessions.get(ref)
+        if session is None or session.enrolment_grant_until is None:
+            return False
+        self._sessions[ref] = dataclasses.replace(session, enrolment_grant_until=None)
+        return session.has_enrolment_grant(now)
+
     async def close(self) -> None:
         return None

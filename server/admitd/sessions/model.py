@@ -39,6 +39,10 @@ class Session:
     mfa_verified_at: float | None = None
     mfa_method: MfaMethod | None = None
     factors: frozenset[MfaMethod] = frozenset()
+    # Until when this session may enrol the user's first second factor: set only by the
+    # login service right after primary authentication (CreateSession), used up by the
+    # first registration attempt (SessionStore.take_enrolment_grant).
+    enrolment_grant_until: float | None = None
     # The user's device-risk state (known devices, last location), read in the same
     # pipeline as the session so risk evaluation costs no extra round trip.
     risk_state: Mapping[str, str] = field(default_factory=_no_state, compare=False)
@@ -49,6 +53,9 @@ class Session:
     def mfa_age(self, now: float) -> float | None:
         """Seconds since the last MFA verification, or None if never verified."""
         return None if self.mfa_verified_at is None else max(0.0, now - self.mfa_verified_at)
+
+    def has_enrolment_grant(self, now: float) -> bool:
+        return self.enrolment_grant_until is not None and now < self.enrolment_grant_until
 
     def with_mfa(self, verified_at: float, method: MfaMethod) -> Session:
         return replace(self, mfa_verified_at=verified_at, mfa_method=method)

@@ -28,7 +28,12 @@ from admitd.sessions.keys import (
 )
 from admitd.sessions.model import MfaMethod, Session
 from admitd.sessions.redis_client import store_errors
-from admitd.sessions.store import factors_from_names, fields_from_session, session_from_fields
+from admitd.sessions.store import (
+    ENROLMENT_GRANT_FIELD,
+    factors_from_names,
+    fields_from_session,
+    session_from_fields,
+)
 from admitd.sessions.tokens import SessionRef, user_tag
 
 __all__ = ["RedisSessionStore"]
@@ -171,6 +176,16 @@ class RedisSessionStore:
                 await self._redis.hdel(user_factors_key(tag), method.value)
             await self._invalidate(tag)
 
+    async def take_enrolment_grant(self, ref: SessionRef, now: float) -> bool:
+        key = session_key(ref.tag, ref.session_id)
+        with store_errors("session enrolment grant"):
+            # HGET + HDEL in one script: of two requests racing, only one gets the grant.
+            taken = await self._redis.eval(
+                _TAKE_FIELD_BEFORE, 1, key, ENROLMENT_GRANT_FIELD, repr(now)
+            )
+            await self._invalidate(ref.tag)
+        return bool(taken)
+
     async def invalidate_user(self, tag: str) -> None:
         """Drop every replica's cached sessions of this user (e.g. their risk state changed)."""
         with store_errors("session invalidation"):
@@ -230,6 +245,16 @@ _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
+"""
+
+
+# Deletes field ARGV[1]; 1 when it held a time after ARGV[2] (still valid), else 0.
+_TAKE_FIELD_BEFORE = """
+local until_time = redis.call('HGET', KEYS[1], ARGV[1])
+if not until_time then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if (tonumber(until_time) or 0) > tonumber(ARGV[2]) then return 1 end
+return 0
 """
 
 

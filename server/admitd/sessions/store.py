@@ -9,7 +9,16 @@ from typing import Protocol
 from admitd.sessions.model import MfaMethod, Session
 from admitd.sessions.tokens import SessionRef
 
-__all__ = ["SessionStore", "fields_from_session", "session_from_fields"]
+__all__ = [
+    "ENROLMENT_GRANT_FIELD",
+    "DelegatingSessionStore",
+    "SessionStore",
+    "fields_from_session",
+    "session_from_fields",
+]
+
+# The session hash field holding `Session.enrolment_grant_until`.
+ENROLMENT_GRANT_FIELD = "enrolment_grant_until"
 
 
 class SessionStore(Protocol):
@@ -39,7 +48,51 @@ class SessionStore(Protocol):
         self, user_id: str, method: MfaMethod, *, active: bool, at: float
     ) -> None: ...
 
+    async def take_enrolment_grant(self, ref: SessionRef, now: float) -> bool:
+        """Remove the session's first-factor enrolment grant, atomically; True only when
+        there was one and it had not expired at `now` (so it can be used once)."""
+
     async def close(self) -> None: ...
+
+
+class DelegatingSessionStore:
+    """Forwards every call to `inner`: a wrapper overrides only the calls it adds to."""
+
+    def __init__(self, inner: SessionStore) -> None:
+        self._inner = inner
+
+    async def get(self, ref: SessionRef) -> Session | None:
+        return await self._inner.get(ref)
+
+    async def create(self, ref: SessionRef, session: Session) -> None:
+        await self._inner.create(ref, session)
+
+    async def set_mfa(self, ref: SessionRef, verified_at: float, method: MfaMethod) -> bool:
+        return await self._inner.set_mfa(ref, verified_at, method)
+
+    async def touch(self, seen: Mapping[SessionRef, float]) -> None:
+        await self._inner.touch(seen)
+
+    async def revoke(self, ref: SessionRef) -> bool:
+        return await self._inner.revoke(ref)
+
+    async def revoke_user(self, user_id: str) -> int:
+        return await self._inner.revoke_user(user_id)
+
+    async def list_user(self, user_id: str) -> list[Session]:
+        return await self._inner.list_user(user_id)
+
+    async def factors(self, user_id: str) -> frozenset[MfaMethod]:
+        return await self._inner.factors(user_id)
+
+    async def set_factor(self, user_id: str, method: MfaMethod, *, active: bool, at: float) -> None:
+        await self._inner.set_factor(user_id, method, active=active, at=at)
+
+    async def take_enrolment_grant(self, ref: SessionRef, now: float) -> bool:
+        return await self._inner.take_enrolment_grant(ref, now)
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def fields_from_session(session: Session) -> dict[str, str]:
@@ -56,6 +109,8 @@ def fields_from_session(session: Session) -> dict[str, str]:
     if session.mfa_verified_at is not None and session.mfa_method is not None:
         fields["mfa_verified_at"] = repr(session.mfa_verified_at)
         fields["mfa_method"] = session.mfa_method.value
+    if session.enrolment_grant_until is not None:
+        fields[ENROLMENT_GRANT_FIELD] = repr(session.enrolment_grant_until)
     return fields
 
 
@@ -69,6 +124,7 @@ def session_from_fields(
     try:
         mfa_at = fields.get("mfa_verified_at")
         method = fields.get("mfa_method")
+        grant = fields.get(ENROLMENT_GRANT_FIELD)
         return Session(
             session_id=session_id,
             user_id=fields["user_id"],
@@ -82,6 +138,7 @@ def session_from_fields(
             mfa_verified_at=float(mfa_at) if mfa_at else None,
             mfa_method=MfaMethod(method) if method else None,
             factors=factors,
+            enrolment_grant_until=float(grant) if grant else None,
             risk_state=MappingProxyType(dict(risk_state or {})),
         )
     except (KeyError, ValueError):

@@ -37,6 +37,12 @@ SECURITY_HEADERS = {
     # The URL holds the return_to token; do not hand it to anyone else.
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
+    # RFC 6797: after one https visit the browser refuses plain http to this host (and its
+    # subdomains) for a year, so no one on the network can strip TLS from the step-up
+    # page or the session cookie. One year is what browsers' preload lists ask for; we
+    # do not add `preload`, a commitment for the whole registrable domain that only its
+    # owner can make. admitd only answers behind Envoy's TLS listener anyway.
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
 _ASSETS = {"passkey.js": "text/javascript", "step-up.css": "text/css"}
 
@@ -108,10 +114,25 @@ async def _security_headers(request: web.Request, handler: _Handler) -> web.Stre
 
 @web.middleware
 async def _fail_closed(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """A store or KMS failure is a 503 that says nothing about why (the log does)."""
+    """A store or KMS failure is a 503 that says nothing about why (the log does); a bug is
+    our own 500 page, so it still carries the security headers and never a traceback."""
     try:
         return await handler(request)
+    except web.HTTPException:
+        raise
     except AdmitdError as exc:
         log.error("step-up request failed: %s", type(exc).__name__)
         text = message_page("Temporarily unavailable", "Please try again in a moment.")
         return web.Response(text=text, status=503, content_type="text/html")
+    except Exception as exc:
+        # The type and where, not the message: it may quote what the request carried.
+        log.error("step-up request failed unexpectedly: %s at %s", type(exc).__name__, _where(exc))
+        text = message_page("Something went wrong", "Please try again in a moment.")
+        return web.Response(text=text, status=500, content_type="text/html")
+
+
+def _where(exc: BaseException) -> str:
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return "?" if frame is None else f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}"

@@ -108,6 +108,10 @@ class StepUp:
         if document is None:
             return _json_error(400, "bad_request", "Expected a JSON object with a credential.")
         s, credential = caller.session, json.dumps(document.get("credential"))
+        # Single use, taken before the ceremony is checked: of concurrent attempts only one
+        # gets it, and a failed attempt uses it up too (sign in again for a new one).
+        if not s.factors and not await self.store.take_enrolment_grant(caller.ref, self.clock()):
+            return _no_enrolment_grant()
         result = await self.passkeys.register(s.user_id, s.organisation, credential, self.clock())
         if result is not MfaResult.OK:
             return _json_error(_status(result), result.value, _MESSAGES[result])
@@ -131,15 +135,21 @@ class StepUp:
 
     async def _enrolling_caller(self, request: web.Request) -> Caller | web.Response:
         caller = await self._json_caller(request)
-        if isinstance(caller, Caller) and not self._may_enrol(caller.session):
+        if isinstance(caller, web.Response) or self._may_enrol(caller.session):
+            return caller
+        if caller.session.factors:
             return _json_error(403, "verify_first", "Verify with an existing factor first.")
-        return caller
+        return _no_enrolment_grant()
 
     def _may_enrol(self, session: Session) -> bool:
-        # Adding a factor needs a fresh verification, except for the very first factor
-        # (nothing to verify with yet): otherwise a stolen session could mint its own MFA.
-        age = session.mfa_age(self.clock())
-        return not session.factors or (age is not None and age <= self.enrol_max_age)
+        # A stolen session cookie must not mint its own MFA: adding a factor needs a fresh
+        # verification; the very first one (nothing to verify with yet) needs the grant
+        # the login service gave this session right after primary authentication.
+        now = self.clock()
+        if not session.factors:
+            return session.has_enrolment_grant(now)
+        age = session.mfa_age(now)
+        return age is not None and age <= self.enrol_max_age
 
     def _csrf_ok(self, request: web.Request, caller: Caller, submitted: str) -> bool:
         # Fetch metadata, when the browser sends it, must say the request came from this page.
@@ -194,6 +204,11 @@ def _no_session() -> web.Response:
 def _refused() -> web.Response:
     text = message_page("Request refused", "This form expired. Go back, reload and try again.")
     return web.Response(text=text, status=403, content_type="text/html")
+
+
+def _no_enrolment_grant() -> web.Response:
+    message = "Sign in again to add your first passkey, or ask your administrator."
+    return _json_error(403, "enrolment_grant_required", message)
 
 
 def _json_error(status: int, code: str, message: str) -> web.Response:

@@ -28,10 +28,7 @@ def step_up_page(view: StepUpView) -> str:
     if view.has_passkey:
         sections.append(_passkey_section())
     if not view.has_totp and not view.has_passkey:
-        sections.append(
-            "<p>You have no second factor yet. Add a passkey below, or ask your "
-            "administrator to enrol an authenticator app.</p>"
-        )
+        sections.append(_no_factor(view.can_enrol_passkey))
     if view.can_enrol_passkey:
         sections.append(_enrol_section())
     meta = (
@@ -79,6 +76,19 @@ def _totp_form(view: StepUpView) -> str:
 
 def _invalid(view: StepUpView) -> str:
     return ' aria-invalid="true" autofocus' if view.error else " autofocus"
+
+
+def _no_factor(can_enrol: bool) -> str:
+    if can_enrol:
+        return (
+            "<p>You have no second factor yet. Add a passkey below, or ask your "
+            "administrator to enrol an authenticator app.</p>"
+        )
+    # Only a session the login service has just authenticated may add the first factor.
+    return (
+        "<p>You have no second factor yet. To add a passkey, sign in again and choose to "
+        "set one up, or ask your administrator to enrol an authenticator app.</p>"
+    )
 
 
 def _passkey_section() -> str:

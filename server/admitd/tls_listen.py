@@ -1,0 +1,102 @@
+"""The `tls_listen:` config section: the Check service over TLS, optionally mutual.
+
+Envoy's ext_authz gRPC stream carries every request's headers, cookies and client
+certificate. On loopback or a pod-local socket, plaintext is fine; anywhere else
+(a separate Deployment, another host) it must be TLS, and mutual TLS with a CA that
+issues only Envoy's certificate keeps anyone else from asking admitd questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from admitd.certs.decoding import CERTIFICATE_ERRORS
+from admitd.errors import ConfigError
+from admitd.fields import Fields
+
+__all__ = [
+    "SECTION_KEYS",
+    "TlsListenConfig",
+    "check_server_credentials",
+    "key_pair_problem",
+    "tls_listen_config_from_fields",
+]
+
+SECTION_KEYS = {"address", "server_cert", "server_key", "client_ca"}
+_READ_ERRORS: tuple[type[Exception], ...] = (OSError, *CERTIFICATE_ERRORS)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsListenConfig:
+    """`client_ca` set: callers must present a certificate that chains to it (mTLS)."""
+
+    address: str
+    server_cert: Path
+    server_key: Path
+    client_ca: Path | None = None
+
+
+def tls_listen_config_from_fields(fields: Fields) -> TlsListenConfig | None:
+    """None when the section is absent. Relative paths are relative to the config file."""
+    if not fields.raw:
+        return None
+    base = Path(fields.doc.file).resolve().parent
+    cert, key = _file(fields, "server_cert", base), _file(fields, "server_key", base)
+    problem = key_pair_problem(cert, key)
+    if problem is not None:
+        raise fields.error("server_key", problem, "give the key that belongs to server_cert")
+    ca = _file(fields, "client_ca", base) if fields.has("client_ca") else None
+    return TlsListenConfig(_address(fields), cert, key, ca)
+
+
+def check_server_credentials(config: TlsListenConfig) -> grpc.ServerCredentials:
+    """TLS credentials for the Check listener; client certificates required with a CA."""
+    try:
+        pair = (config.server_key.read_bytes(), config.server_cert.read_bytes())
+        roots = config.client_ca.read_bytes() if config.client_ca is not None else None
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS files: {exc}", key="tls_listen") from None
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=roots, require_client_auth=roots is not None
+    )
+
+
+def key_pair_problem(cert_file: Path, key_file: Path) -> str | None:
+    """What is wrong with a PEM certificate and private key pair, or None if they match."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        cert_public = cert.public_key()
+    except _READ_ERRORS as exc:
+        return f"{cert_file} is not a readable PEM certificate ({_why(exc)})"
+    try:
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    except _READ_ERRORS as exc:
+        return f"{key_file} is not a readable, unencrypted PEM private key ({_why(exc)})"
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*raw) != cert_public.public_bytes(*raw):
+        return f"{key_file} is not the private key of {cert_file}"
+    return None
+
+
+def _why(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+
+
+def _file(fields: Fields, key: str, base: Path) -> Path:
+    path = base / fields.text(key)
+    if not path.is_file():
+        raise fields.error(key, f"{path} does not exist", "a PEM file")
+    return path
+
+
+def _address(fields: Fields) -> str:
+    value = fields.text("address")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fields.error("address", f"expected HOST:PORT, got {value!r}", "e.g. 0.0.0.0:9443")
+    return value

@@ -20,6 +20,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check server tests bench
 	$(VENV)/bin/ruff format --check server tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: system-deps $(VENV)/.installed lint
 	$(PY) -m pytest

@@ -16,6 +16,7 @@ import resource
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import redis
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from admitd.audit import AuditConfig, AuditEntry, AuditLog, ChainHead
 from admitd.audit.chain import links_after
-from admitd.audit.sealed import open_entry, seal_entry
+from admitd.audit.sealed import entry_opener, seal_entry
 from admitd.audit.sources import records_from_stream
 from admitd.audit.stream import stream_fields
 from admitd.audit.verify import verify_chain
@@ -84,11 +85,12 @@ async def append_rate(url: str, sealer: Sealer, replicas: int, total: int, spool
     return total / (time.perf_counter() - began)
 
 
-def fill(client: redis.Redis, sealer: Sealer, count: int) -> float:
+async def fill(client: redis.Redis, sealer: Sealer, count: int) -> float:
     """Write `count` chained entries straight into the stream (pipelined XADD)."""
     began, head, done = time.perf_counter(), ChainHead.genesis(), 0
     while done < count:
-        sealed = [seal_entry(sealer, entry(done + i)) for i in range(min(5000, count - done))]
+        batch = range(done, min(done + 5000, count))
+        sealed = [await seal_entry(sealer, entry(n)) for n in batch]
         pipe = client.pipeline(transaction=False)
         for link, item in zip(links_after(head, (s.digest for s in sealed)), sealed, strict=True):
             pipe.xadd(STREAM, stream_fields(link, item.envelope))  # type: ignore[arg-type]
@@ -99,14 +101,15 @@ def fill(client: redis.Redis, sealer: Sealer, count: int) -> float:
 
 
 def verify_rate(client: redis.Redis, sealer: Sealer | None) -> tuple[int, float]:
-    opener = (lambda env: open_entry(sealer, env)) if sealer is not None else None
-    report = verify_chain(
-        records_from_stream(client, STREAM),
-        opener=opener,
-        checkpoints={},
-        start=ChainHead.genesis(),
-        check_tail=True,
-    )
+    # As `admitd audit verify` does it: a synchronous walk, entries opened on a private loop.
+    with entry_opener(sealer) if sealer is not None else nullcontext() as opener:
+        report = verify_chain(
+            records_from_stream(client, STREAM),
+            opener=opener,
+            checkpoints={},
+            start=ChainHead.genesis(),
+            check_tail=True,
+        )
     assert report.problem is None, str(report.problem)
     return report.entries, report.entries / report.seconds
 
@@ -129,7 +132,7 @@ def main() -> None:
             )
             print(f"append, {replicas} replica(s) sharing one chain: {rate:,.0f} entries/s")
         client = redis.Redis.from_url(server.url, decode_responses=True)
-        seconds = fill(client, sealer, args.entries)
+        seconds = asyncio.run(fill(client, sealer, args.entries))
         print(
             f"filled {args.entries:,} entries in {seconds:.1f} s; RSS peak {max_rss_mib():.0f} MiB"
         )

@@ -1,17 +1,47 @@
-"""Shared fixtures: one test PKI per session."""
+"""Shared fixtures: one test PKI per session; redis-servers of a module's or a test's own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.redis_server import RedisServer, RedisServers, has_redis_server
 from tests.pki_fixtures import PkiSet, build_test_pki
 
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiSet:
     return build_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _redis_servers(root: Path) -> RedisServers:
+    if not has_redis_server():
+        pytest.skip("redis-server not installed")
+    return RedisServers(root)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """This module's own redis-server on a free port. Per module, not per session: a test
+    that stops it (to see admitd fail closed) cannot break another module's tests."""
+    with _redis_servers(tmp_path_factory.mktemp("redis")) as servers:
+        yield servers.start()
+
+
+@pytest.fixture
+def redis_servers(tmp_path: Path) -> Iterator[RedisServers]:
+    """A factory of redis-servers of this test's own, e.g. `start(durable=True)` for one
+    whose data survives a restart; all are stopped when the test ends."""
+    with _redis_servers(tmp_path / "redis") as servers:
+        yield servers
+
+
+@pytest.fixture
+def fresh_redis_server(redis_servers: RedisServers) -> RedisServer:
+    """An empty redis-server for this test alone (for tests that stop it or need it empty)."""
+    return redis_servers.start()
 
 
 @pytest.fixture

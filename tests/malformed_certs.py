@@ -17,7 +17,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from admitd.pki import Issued, issue_leaf
 
-__all__ = ["MALFORMED_KINDS", "malformed_leaf_der", "malformed_leaf_pem", "resigned_with_edit"]
+__all__ = [
+    "MALFORMED_KINDS",
+    "malformed_leaf_der",
+    "malformed_leaf_pem",
+    "resigned_with_edit",
+    "signature_twin",
+]
 
 _OID_A = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
 _OID_B = x509.ObjectIdentifier("1.3.6.1.4.1.55555.2")
@@ -75,6 +81,16 @@ def resigned_with_edit(leaf: Issued, issuer: Issued, position: int, replacement:
     tbs, algorithm, _ = _children(leaf.cert.public_bytes(Encoding.DER))
     edited = tbs[:position] + replacement + tbs[position + len(replacement) :]
     return _pem(_signed(edited, algorithm, issuer))
+
+
+def signature_twin(leaf: Issued, issuer: Issued) -> x509.Certificate:
+    """The same certificate (identical tbsCertificate) with another valid signature.
+
+    ECDSA signatures are not unique: anyone holding the certificate can turn (r, s)
+    into (r, n - s) without the CA's key. Re-signing gets the same result here.
+    """
+    tbs, algorithm, _ = _children(leaf.cert.public_bytes(Encoding.DER))
+    return x509.load_der_x509_certificate(_signed(tbs, algorithm, issuer))
 
 
 def _pem(der: bytes) -> str:

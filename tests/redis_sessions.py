@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.model import MfaMethod
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.tokens import new_session_token
+from tests.sessions import make_session
 
 
 def create_session(
@@ -28,18 +29,8 @@ def create_session(
         token, ref = new_session_token(user)
         if with_totp:
             await store.set_factor(user, MfaMethod.TOTP, active=True, at=now)
-        session = Session(
-            session_id=ref.session_id,
-            user_id=user,
-            organisation="acme",
-            roles=frozenset(roles),
-            device_id=device_id,
-            created_at=now,
-            last_seen_at=now,
-            idle_timeout=600,
-            absolute_expires_at=now + 3600,
-            mfa_verified_at=None if mfa_ago is None else now - mfa_ago,
-            mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
+        session = make_session(
+            ref.session_id, user_id=user, roles=roles, device_id=device_id, now=now, mfa_ago=mfa_ago
         )
         await store.create(ref, session)
         await store.close()

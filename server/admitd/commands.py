@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from admitd.cli_setup import add_config_option, required_config
 from admitd.errors import ConfigError
 
 __all__ = ["registrars"]
@@ -41,24 +41,9 @@ def registrars() -> list[Callable[[Commands], None]]:
     ]
 
 
-def _config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=os.environ.get("ADMITD_CONFIG"),
-        help="admitd YAML config (default: $ADMITD_CONFIG)",
-    )
-
-
-def _require_config(args: argparse.Namespace) -> Path:
-    if args.config is None:
-        raise ConfigError("no config file given", fix="pass --config FILE or set ADMITD_CONFIG")
-    return Path(args.config)
-
-
 def _add_serve(commands: Commands) -> None:
     parser = commands.add_parser("serve", help="run the ext_authz gRPC server")
-    _config_argument(parser)
+    add_config_option(parser, "admitd YAML config (default: $ADMITD_CONFIG)")
     parser.set_defaults(handler=_serve)
 
 
@@ -67,7 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
     from admitd.logs import configure_logging
     from admitd.server import run
 
-    config = load_config(_require_config(args))
+    config = load_config(required_config(args, fix="pass --config FILE or set ADMITD_CONFIG"))
     configure_logging(config.log_level)
     run(config)
     return 0
@@ -178,7 +163,10 @@ def _add_revoke(commands: Commands) -> None:
     )
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--serial", help="certificate serial number, hex")
-    group.add_argument("--sha256", help="SHA-256 fingerprint of the DER certificate, hex")
+    group.add_argument(
+        "--sha256",
+        help="SHA-256 fingerprint of one exact DER encoding, hex (prefer --cert or --serial)",
+    )
     group.add_argument("--cert", type=Path, help="a PEM certificate file to deny by fingerprint")
     parser.add_argument("--comment", default="", help="why (kept in the file)")
     parser.set_defaults(handler=_revoke)

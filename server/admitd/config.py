@@ -19,15 +19,21 @@ from admitd.admin.config import AdminConfig, admin_config_from_fields
 from admitd.audit.config import SECTION_KEYS as AUDIT_KEYS
 from admitd.audit.config import AuditConfig, audit_config_from_fields
 from admitd.certs.forwarding import ForwardHeader, TrustedProxy
+from admitd.core.mfa_rules import MfaRules
 from admitd.errors import ConfigError
 from admitd.fields import Fields
-from admitd.kms.config import KmsConfig, kms_config_from_mapping
+from admitd.kms.config import SECTION_KEYS as KMS_KEYS
+from admitd.kms.config import KmsConfig, kms_config_from_fields
 from admitd.mfa.config import SECTION_KEYS as MFA_KEYS
 from admitd.mfa.config import MfaConfig, mfa_config_from_fields
 from admitd.risk.config import SECTION_KEYS as RISK_KEYS
 from admitd.risk.config import RiskConfig, risk_config_from_fields
 from admitd.sessions.config import SECTION_KEYS as SESSION_KEYS
-from admitd.sessions.config import SessionsConfig, sessions_config_from_fields
+from admitd.sessions.config import (
+    SessionsConfig,
+    mfa_rules_from_fields,
+    sessions_config_from_fields,
+)
 from admitd.tls_listen import SECTION_KEYS as TLS_LISTEN_KEYS
 from admitd.tls_listen import TlsListenConfig, tls_listen_config_from_fields
 from admitd.web.config import SECTION_KEYS as WEB_KEYS
@@ -100,12 +106,18 @@ class Config:
     policy_reload_seconds: float = 2.0
     kms: KmsConfig | None = None
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    mfa_rules: MfaRules = field(default_factory=MfaRules)  # also read from `sessions:`
     mfa: MfaConfig = field(default_factory=MfaConfig)
     web: WebConfig | None = None
     admin: AdminConfig | None = None
     risk: RiskConfig = field(default_factory=RiskConfig)
     audit: AuditConfig | None = None  # None: no `audit:` section, no hash-chained log
     tls_listen: TlsListenConfig | None = None  # the Check service over (m)TLS as well
+
+
+# The parsers read defaults from here, so each is written once, in the dataclasses above;
+# the required fields are placeholders that nothing reads.
+_DEFAULTS = Config(file="", policies=Path(), tls=TlsConfig(trust_bundles=()))
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -123,25 +135,30 @@ def config_from_text(text: str, file: str, environ: Mapping[str, str] | None = N
 def config_from_document(doc: YamlDocument) -> Config:
     fields = Fields(doc, (), doc.data, _TOP_KEYS)
     base = Path(doc.file).resolve().parent
-    log_level = fields.choice("log_level", "info", ("debug", "info", "warning", "error"))
-    dev_mode = fields.flag("dev_mode", False)
+    log_level = fields.choice(
+        "log_level", _DEFAULTS.log_level, ("debug", "info", "warning", "error")
+    )
+    dev_mode = fields.flag("dev_mode", _DEFAULTS.dev_mode)
     tls_listen = tls_listen_config_from_fields(fields.sub("tls_listen", TLS_LISTEN_KEYS))
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
         tls=_tls(fields.sub("tls", _TLS_KEYS), base),
         listen=_check_listen(fields, tls_listen),
-        metrics_listen=_address(fields, "metrics_listen", "127.0.0.1:9464", optional=True),
+        metrics_listen=_address(fields, "metrics_listen", _DEFAULTS.metrics_listen, optional=True),
         trusted_proxies=tuple(
             _proxy(doc, path, raw) for path, raw in fields.mapping_list("trusted_proxies")
         ),
         redis_url=_redis_url(fields),
         log_level=log_level,
         dev_mode=dev_mode,
-        grace_seconds=fields.number("grace_seconds", 5.0),
-        policy_reload_seconds=fields.number("policy_reload_seconds", 2.0, minimum=0.1),
+        grace_seconds=fields.number("grace_seconds", _DEFAULTS.grace_seconds),
+        policy_reload_seconds=fields.number(
+            "policy_reload_seconds", _DEFAULTS.policy_reload_seconds, minimum=0.1
+        ),
         kms=_kms(fields, dev_mode),
         sessions=sessions_config_from_fields(fields.sub("sessions", SESSION_KEYS)),
+        mfa_rules=mfa_rules_from_fields(fields.sub("sessions", SESSION_KEYS)),
         mfa=mfa_config_from_fields(fields.sub("mfa", MFA_KEYS)),
         web=web_config_from_fields(fields.sub("web", WEB_KEYS)) if fields.has("web") else None,
         admin=admin_config_from_fields(fields.sub("admin", ADMIN_KEYS)),
@@ -155,7 +172,7 @@ def config_from_document(doc: YamlDocument) -> Config:
 
 def _check_listen(fields: Fields, tls_listen: TlsListenConfig | None) -> str:
     """The plaintext Check address; `""` turns it off, once `tls_listen` serves Check."""
-    listen = _address(fields, "listen", "127.0.0.1:9001", optional=True)
+    listen = _address(fields, "listen", _DEFAULTS.listen, optional=True)
     if not listen and tls_listen is None:
         raise fields.error(
             "listen", "nothing would serve Check", "set listen: HOST:PORT or configure tls_listen"
@@ -170,7 +187,7 @@ def _kms(fields: Fields, dev_mode: bool) -> KmsConfig | None:
         return None
     if raw is not None and not isinstance(raw, Mapping):
         raise fields.error("kms", "expected a mapping", "see docs/envelope.md")
-    return kms_config_from_mapping(raw or {}, file=fields.doc.file, dev_mode=dev_mode)
+    return kms_config_from_fields(fields.sub("kms", KMS_KEYS), dev_mode=dev_mode)
 
 
 def _tls(fields: Fields, base: Path) -> TlsConfig:
@@ -182,13 +199,20 @@ def _tls(fields: Fields, base: Path) -> TlsConfig:
             "a PEM file (or list of files) of the CAs that issue client certificates",
         )
     deny = fields.optional_text("deny_list")
+    defaults = _DEFAULTS.tls
     return TlsConfig(
         trust_bundles=tuple(base / b for b in bundles),
         crl_files=tuple(base / c for c in fields.texts("crl_files")),
         deny_list=base / deny if deny else None,
-        max_chain_length=fields.integer("max_chain_length", 8, minimum=1, maximum=16),
-        revocation_poll_seconds=fields.number("revocation_poll_seconds", 2.0, minimum=0.1),
-        verify_cache_size=fields.integer("verify_cache_size", 10_000, maximum=10_000_000),
+        max_chain_length=fields.integer(
+            "max_chain_length", defaults.max_chain_length, minimum=1, maximum=16
+        ),
+        revocation_poll_seconds=fields.number(
+            "revocation_poll_seconds", defaults.revocation_poll_seconds, minimum=0.1
+        ),
+        verify_cache_size=fields.integer(
+            "verify_cache_size", defaults.verify_cache_size, maximum=10_000_000
+        ),
     )
 
 

@@ -7,22 +7,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from admitd.certs.client import ClientCertificates
-from admitd.certs.identity import CertificateFacts
 from admitd.core.context import RequestContext
 from admitd.core.decide import decide
 from admitd.core.decision import Decision, Reason
 from admitd.core.facts import Facts
+from admitd.core.identity import CertificateFacts
+from admitd.core.mfa_rules import MfaRules
 from admitd.core.outcomes import deny, with_step_up_url
+from admitd.core.risk_phase import moves_risk_history
+from admitd.core.route import PolicySet, Route
 from admitd.core.session_phase import is_browser_navigation
 from admitd.errors import StoreUnavailable
-from admitd.policy.model import PolicySet
-from admitd.risk.gatherer import RiskGatherer
-from admitd.sessions.carrier import session_token_from_request
+from admitd.risk.gatherer import RiskGatherer, RiskSighting
 from admitd.sessions.config import SessionsConfig
+from admitd.sessions.identity import NO_SESSION, SessionIdentity, SessionLookup
 from admitd.sessions.memory_store import MemorySessionStore
-from admitd.sessions.model import SessionLookup, SessionState
 from admitd.sessions.store import SessionStore
-from admitd.sessions.tokens import SessionRef, parse_session_token
 from admitd.web.return_to import STEP_UP_PATH
 
 __all__ = ["Engine", "StepUpUrl"]
@@ -30,7 +30,6 @@ __all__ = ["Engine", "StepUpUrl"]
 StepUpUrl = Callable[[RequestContext, float], str]
 # Envoy per-route `typed_per_filter_config` ext_authz `check_settings.context_extensions`.
 ROUTE_EXTENSION = "admitd_route"
-_NOT_PRESENTED = SessionLookup(SessionState.NOT_PRESENTED)
 
 
 def _plain_step_up_url(ctx: RequestContext, now: float) -> str:
@@ -49,6 +48,7 @@ class Engine:
         *,
         store: SessionStore | None = None,
         sessions: SessionsConfig | None = None,
+        rules: MfaRules | None = None,
         step_up_url: StepUpUrl | None = None,
         risk: RiskGatherer | None = None,
         clock: Callable[[], float] = time.time,
@@ -56,11 +56,15 @@ class Engine:
         self.risk = risk
         self._policy = policy
         self.certificates = certificates
-        self.store: SessionStore = store or MemorySessionStore()
         self.sessions = sessions or SessionsConfig()
+        self.rules = rules or MfaRules()
+        self.identity = SessionIdentity(store or MemorySessionStore(), self.sessions.cookie_name)
         self._step_up_url = step_up_url or _plain_step_up_url
         self._clock = clock
-        self._seen: dict[SessionRef, float] = {}
+
+    @property
+    def store(self) -> SessionStore:
+        return self.identity.store
 
     @property
     def policy(self) -> PolicySet:
@@ -70,64 +74,63 @@ class Engine:
         self._policy = policy
 
     async def check(self, ctx: RequestContext) -> tuple[Decision, Facts]:
+        """Facts (reads only), then the pure decision, then what it causes."""
         now = self._clock()
         policy = self._policy
         selected = ctx.context_extensions.get(ROUTE_EXTENSION)
         route = policy.route_named(selected) if selected else policy.route_for(ctx)
-        # A public route admits everyone, so it never parses what any client may send.
-        certificate = (
-            CertificateFacts.not_examined()
-            if route is not None and route.public
-            else self.certificates.facts_for(ctx, datetime.fromtimestamp(now, UTC))
-        )
+        certificate = self._certificate(ctx, route, now)
         if selected and route is None:
             # Envoy names a route this policy does not have: a config mismatch, so deny.
             return deny(ctx, policy, Reason.NO_MATCHING_ROUTE), Facts(certificate, now=now)
-        session = _NOT_PRESENTED
+        found = NO_SESSION
         if route is not None and route.consults_session:  # organisation variants too
-            session = await self._lookup(ctx, now)
-        sighting, risk_unavailable = None, False
-        if self.risk is not None and session.session is not None:
-            try:
-                sighting = await self.risk.assess(ctx, session.session, now)
-            except StoreUnavailable:
-                risk_unavailable = True
-        risk = sighting.assessment if sighting is not None else None
-        facts = Facts(certificate, session, now, risk, risk_unavailable=risk_unavailable)
-        decision = decide(ctx, policy, facts, self.sessions, route)
-        if self.risk is not None and sighting is not None and session.session is not None:
-            # After the decision: only an admission without a step-up moves the history.
-            admitted = decision.allowed and decision.shadow_reason is None
-            self.risk.record_outcome(session.session, sighting, admitted=admitted)
+            found = await self.identity.lookup(ctx, now)
+        sighting, risk_unavailable = await self._risk(ctx, found, now)
+        facts = Facts(
+            certificate,
+            found.user,
+            now,
+            sighting.assessment if sighting is not None else None,
+            risk_unavailable=risk_unavailable,
+            credential_cookie=self.identity.cookie_name,
+            credential_bearer=self.identity.carries_own_bearer(ctx),
+        )
+        decision = decide(ctx, policy, facts, self.rules, route)
+        self._record_risk(found, sighting, decision, now)
         if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
             browser = is_browser_navigation(ctx)
             decision = with_step_up_url(decision, self._step_up_url(ctx, now), browser=browser)
         return decision, facts
 
-    async def _lookup(self, ctx: RequestContext, now: float) -> SessionLookup:
-        token, carrier = session_token_from_request(ctx, self.sessions.cookie_name)
-        if not token:
-            return _NOT_PRESENTED
-        ref = parse_session_token(token)
-        if ref is None:
-            return SessionLookup.of(SessionState.MALFORMED, carrier)
+    def _certificate(
+        self, ctx: RequestContext, route: Route | None, now: float
+    ) -> CertificateFacts:
+        if route is not None and route.public:
+            # A public route admits everyone, so it never parses what any client may send.
+            return CertificateFacts.not_examined()
+        return self.certificates.facts_for(ctx, datetime.fromtimestamp(now, UTC))
+
+    async def _risk(
+        self, ctx: RequestContext, found: SessionLookup, now: float
+    ) -> tuple[RiskSighting | None, bool]:
+        """The live session's risk sighting; (None, True) when it cannot be assessed."""
+        if self.risk is None or found.session is None:
+            return None, False
         try:
-            session = await self.store.get(ref)
+            return await self.risk.assess(ctx, found.session, now), False
         except StoreUnavailable:
-            return SessionLookup.of(SessionState.UNAVAILABLE, carrier)
-        if session is None:
-            return SessionLookup.of(SessionState.UNKNOWN, carrier)
-        if session.is_expired(now):
-            return SessionLookup.of(SessionState.EXPIRED, carrier)
-        self._seen[ref] = now
-        return SessionLookup(SessionState.ACTIVE, session, carrier)
+            return None, True
+
+    def _record_risk(
+        self, found: SessionLookup, sighting: RiskSighting | None, decision: Decision, now: float
+    ) -> None:
+        if self.risk is None or sighting is None or found.session is None:
+            return
+        # After the decision: only an admission at a sufficient assurance moves the history.
+        admitted = moves_risk_history(decision, found.user.user, now, self.rules)
+        self.risk.record_outcome(found.session, sighting, admitted=admitted)
 
     async def flush_last_seen(self) -> None:
         """Write batched last-seen times (off the hot path); kept for the next try on failure."""
-        if not self._seen:
-            return
-        seen, self._seen = self._seen, {}
-        try:
-            await self.store.touch(seen)
-        except StoreUnavailable:
-            self._seen = {**seen, **self._seen}
+        await self.identity.flush_last_seen()

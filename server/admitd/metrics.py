@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
 from admitd.core.decision import Decision, Reason
-from admitd.sessions.config import SessionsConfig
+from admitd.core.mfa_rules import DEFAULT_PRIVILEGED_ROLES
 
 __all__ = ["Metrics", "serve_metrics"]
 
@@ -31,7 +31,7 @@ class Metrics:
         self,
         registry: CollectorRegistry = REGISTRY,
         *,
-        privileged_roles: frozenset[str] = SessionsConfig().privileged_roles,
+        privileged_roles: frozenset[str] = DEFAULT_PRIVILEGED_ROLES,
     ) -> None:
         # mfa_policy_enforcement_total role labels: the configured privileged roles, sorted.
         self._privileged = tuple(sorted(privileged_roles))
@@ -99,7 +99,7 @@ class Metrics:
 
     def _role_label(self, decision: Decision) -> str:
         """One role per event keeps the label set small: the first privileged role, else `other`."""
-        roles = decision.session.roles if decision.session else frozenset()
+        roles = decision.user.roles if decision.user else frozenset()
         return next((role for role in self._privileged if role in roles), "other")
 
     def _children_for(self, decision: Decision) -> tuple[Counter, Histogram, Counter | None]:

@@ -37,7 +37,6 @@ from admitd.risk.baseline import BaselineStore
 from admitd.risk.gatherer import RiskGatherer
 from admitd.risk.geo import GeoLocator
 from admitd.risk.metrics import MeteredAudit, RiskMetrics
-from admitd.risk.promotion import PromotingSessionStore
 from admitd.risk.reputation import ReputationList
 from admitd.risk.state import RiskStateStore
 from admitd.sessions.memory_store import MemorySessionStore
@@ -94,7 +93,7 @@ class Runtime:
 def runtime_from_config(config: Config) -> Runtime:
     watcher = PolicyWatcher(config.policies)  # before the first load: no change is missed
     registry = CollectorRegistry()
-    metrics = Metrics(registry, privileged_roles=config.sessions.privileged_roles)
+    metrics = Metrics(registry, privileged_roles=config.mfa_rules.privileged_roles)
     client = client_from_url(config.redis_url) if config.redis_url else None
     sealer = sealer_from_config(config)
     audit = _audit_log(config, client, sealer, registry)
@@ -116,14 +115,12 @@ def runtime_from_config(config: Config) -> Runtime:
         events=MeteredAudit(events, risk_metrics),
         metrics=risk_metrics,
     )
-    if risk is not None:
-        # Every MFA verification (step-up pages, admin API) goes through this store.
-        audited = PromotingSessionStore(audited, risk.promote_pending)
     engine = Engine(
         load_policies(config.policies),
         _certificates(config, revocation := _revocation(config)),
         store=store,
         sessions=config.sessions,
+        rules=config.mfa_rules,
         step_up_url=_step_up_url(factors.signer if factors else None),
         risk=risk,
     )
@@ -233,7 +230,7 @@ def _risk(
     reputation = ReputationList(cfg.reputation_files)
     gatherer = RiskGatherer(
         cfg,
-        config.sessions,
+        config.mfa_rules,
         reputation=reputation,
         geo=GeoLocator(cfg.mmdb_file, trusted_headers=cfg.trusted_geo_headers),
         baselines=baselines,

@@ -18,15 +18,17 @@ from grpc_reflection.v1alpha import reflection
 from admitd.admin.server import start_admin_server
 from admitd.audit.entry import AuditEntry, AuditEvent
 from admitd.config import Config
-from admitd.errors import ConfigError
+from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import serve_metrics
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.redis_store import RedisSessionStore
+from admitd.sessions.tokens import SessionRef
 from admitd.tls_listen import check_server_credentials
 from admitd.web.app import build_web_app, start_web_server
+from admitd.web.handlers import VerifiedHook
 
 __all__ = ["run", "serve"]
 
@@ -177,10 +179,29 @@ async def _start_web(runtime: Runtime) -> web.AppRunner | None:
         signer=factors.signer,
         cookie_name=config.sessions.cookie_name,
         clock=time.time,
+        on_verified=_promote_sighting(runtime),
+        device_header=config.risk.device_id_header,
     )
     runner = await start_web_server(app, config.web.listen)
     log.info("step-up pages on %s", config.web.listen)
     return runner
+
+
+def _promote_sighting(runtime: Runtime) -> VerifiedHook | None:
+    """A verified step-up vouches for the device it came from (device risk only)."""
+    risk = runtime.engine.risk
+    if risk is None:
+        return None
+
+    async def promote(ref: SessionRef, device_id: str) -> None:
+        try:
+            await risk.promote_pending(ref.tag, ref.session_id, device_id)
+        except AdmitdError as exc:
+            # The verification stands; the device stays unknown, so the next Check may
+            # step up again (fail closed), never the other way round.
+            log.warning("device sighting not promoted after MFA (%s)", type(exc).__name__)
+
+    return promote
 
 
 async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
@@ -198,6 +219,7 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
         config.sessions,
         # The Check path's verifier and cache: one revocation reload applies to both.
         callers=runtime.engine.certificates.verdict_for_pem,
+        privileged_roles=config.mfa_rules.privileged_roles,
         extra_handlers=extra,
         on_login=runtime.engine.risk.record_login if runtime.engine.risk else None,
     )

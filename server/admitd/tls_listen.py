@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from admitd.certs.decoding import CERTIFICATE_ERRORS
+from admitd.certs.keypair import key_pair_problem
 from admitd.errors import ConfigError
 from admitd.fields import Fields
 
@@ -23,12 +21,10 @@ __all__ = [
     "SECTION_KEYS",
     "TlsListenConfig",
     "check_server_credentials",
-    "key_pair_problem",
     "tls_listen_config_from_fields",
 ]
 
 SECTION_KEYS = {"address", "server_cert", "server_key", "client_ca"}
-_READ_ERRORS: tuple[type[Exception], ...] = (OSError, *CERTIFICATE_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +60,6 @@ def check_server_credentials(config: TlsListenConfig) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials(
         [pair], root_certificates=roots, require_client_auth=roots is not None
     )
-
-
-def key_pair_problem(cert_file: Path, key_file: Path) -> str | None:
-    """What is wrong with a PEM certificate and private key pair, or None if they match."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        cert_public = cert.public_key()
-    except _READ_ERRORS as exc:
-        return f"{cert_file} is not a readable PEM certificate ({_why(exc)})"
-    try:
-        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    except _READ_ERRORS as exc:
-        return f"{key_file} is not a readable, unencrypted PEM private key ({_why(exc)})"
-    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(*raw) != cert_public.public_bytes(*raw):
-        return f"{key_file} is not the private key of {cert_file}"
-    return None
-
-
-def _why(exc: Exception) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
 
 
 def _file(fields: Fields, key: str, base: Path) -> Path:

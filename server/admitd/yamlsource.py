@@ -149,4 +149,22 @@ def _plain(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: str)
             lines[(*path, index)] = item.start_mark.line + 1
             items.append(_plain(item, (*path, index), lines, file))
         return items
-    return yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+    return _scalar(node, path, file)
+
+
+def _scalar(node: yaml.Node, path: KeyPath, file: str) -> object:
+    """A scalar's value as SafeLoader types it (`10`, `true`, `null`, strings).
+
+    Built from the node itself, so an empty value or a tag on nothing (`!!int`) is a
+    ConfigError naming the line, never a parser traceback.
+    """
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError, IndexError) as exc:
+        where = ".".join(str(part) for part in path) or None
+        raise ConfigError(
+            f"cannot read this value ({type(exc).__name__})",
+            file=file,
+            key=where,
+            line=node.start_mark.line + 1,
+        ) from None

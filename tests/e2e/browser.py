@@ -27,11 +27,12 @@ from admitd.mfa.passkey_store import RedisPasskeyStore
 from admitd.mfa.passkeys import PasskeyPolicy, PasskeyService
 from admitd.mfa.state import RedisMfaState
 from admitd.mfa.totp import TotpService
-from admitd.sessions import MfaMethod, Session, new_session_token
+from admitd.sessions import Session, new_session_token
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.web import ReturnToSigner, build_web_app, start_web_server
 from tests.pki_fixtures import PkiSet
+from tests.sessions import make_session
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
@@ -108,20 +109,15 @@ class WebApp:
         `enrolment_grant`: seconds the session may enrol the user's first factor, as the
         login service grants right after primary authentication."""
         token, ref = new_session_token(user_id)
-        now = time.time()
-        session = Session(
-            session_id=ref.session_id,
+        session = make_session(
+            ref.session_id,
             user_id=user_id,
-            organisation="acme",
-            roles=frozenset({"admin"}),
+            roles={"admin"},
             device_id="browser-1",
-            created_at=now - 7200,
-            last_seen_at=now,
+            created_ago=7200,
             idle_timeout=1800,
-            absolute_expires_at=now + 3600,
-            mfa_verified_at=now - 7200,
-            mfa_method=MfaMethod.TOTP,
-            enrolment_grant_until=None if enrolment_grant is None else now + enrolment_grant,
+            mfa_ago=7200,
+            enrolment_grant_for=enrolment_grant,
         )
         self.run(self.sessions.create(ref, session))
         return token

@@ -45,11 +45,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(pki: PkiSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    pki: PkiSet, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("browser")
     https_port, web_port = free_port(), free_port()
-    with ProcessGroup(work / "logs") as group, RedisServer(work / "redis") as redis_server:
-        redis_url = redis_server.url
+    redis_url = redis_server.url
+    with ProcessGroup(work / "logs") as group:
         web = WebApp(redis_url, web_port, origin=f"https://localhost:{https_port}")
         web.start()
         try:

@@ -62,12 +62,6 @@ def login(url: str, user: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def edge(
     pki: PkiSet, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EdgeStack]:

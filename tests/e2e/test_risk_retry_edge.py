@@ -39,12 +39,6 @@ SYDNEY = {"x-geo-latitude": "-33.8688", "x-geo-longitude": "151.2093", "x-geo-co
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def edge(
     pki: PkiSet, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EdgeStack]:

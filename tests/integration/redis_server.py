@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "free_port", "has_redis_server"]
+__all__ = ["RedisServer", "RedisServers", "free_port", "has_redis_server"]
 
 
 def has_redis_server() -> bool:
@@ -54,6 +55,7 @@ class RedisServer:
     def stop(self) -> None:
         if self._process is None:
             return
+        self.thaw()  # a stopped process would hold SIGTERM until continued
         self._process.terminate()
         try:
             self._process.wait(timeout=10)
@@ -61,6 +63,15 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still accepts connections, but nothing ever answers."""
+        assert self._process is not None, "start the server first"
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -88,3 +99,28 @@ class RedisServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class RedisServers:
+    """Starts throwaway redis-servers, each in its own directory under `root`; leaving the
+    `with` block (or `stop_all()`) stops every one it started."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._started: list[RedisServer] = []
+
+    def start(self, *, durable: bool = False) -> RedisServer:
+        server = RedisServer(self.root / f"redis-{len(self._started)}", durable=durable)
+        self._started.append(server)
+        server.start()
+        return server
+
+    def stop_all(self) -> None:
+        for server in self._started:
+            server.stop()
+
+    def __enter__(self) -> RedisServers:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop_all()

@@ -8,7 +8,7 @@ import contextlib
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +44,6 @@ pytestmark = [
 
 ALICE = "spiffe://test.example/user/alice"  # the only admin principal
 ORG = "acme"
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,10 +24,10 @@ from admitd._proto import risk_pb2, risk_pb2_grpc, sessions_pb2, sessions_pb2_gr
 from admitd.admin.caller import peer_verdict
 from admitd.admin.config import AdminConfig
 from admitd.admin.server import start_admin_server
-from admitd.certs.identity import CertificateProblem
 from admitd.certs.verify import Verdict
 from admitd.cli import main as admitd_main
 from admitd.config import load_config
+from admitd.core.identity import CertificateProblem
 from admitd.pki import Issued, issue_crl
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.server import _start_admin
@@ -50,12 +50,6 @@ BASELINE = risk_pb2.GetBaselineRequest(organisation="acme")
 CREATE = sessions_pb2.CreateSessionRequest(
     user_id="u-1", organisation="acme", roles=["viewer"], device_id="d1", user_agent="curl/8"
 )
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 def crl_due_in(issuer: Issued, seconds: float, revoked: tuple[x509.Certificate, ...] = ()) -> bytes:

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from admitd.audit import AuditConfig, AuditEntry, AuditLog, AuditLogEvents, ChainHead
 from admitd.audit.cli import register
-from admitd.audit.export import export_stream
-from admitd.audit.sealed import open_entry
+from admitd.audit.export import ExportReport, export_stream
+from admitd.audit.sealed import entry_opener, open_entry
 from admitd.audit.sources import (
     checkpoints_from_file,
     checkpoints_from_stream,
@@ -29,7 +29,7 @@ from admitd.envelope import Sealer
 from admitd.kms import ALIAS_AUDIT_LOG, MemoryKms
 from admitd.kms.rotation import rotate_alias
 from admitd.sessions.redis_client import client_from_url
-from tests.integration.redis_server import RedisServer, has_redis_server
+from tests.integration.redis_server import RedisServer, RedisServers, has_redis_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -41,9 +41,9 @@ Entries = list[tuple[str, dict[str, str]]]
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path / "redis", durable=True) as s:
-        yield s
+def server(redis_servers: RedisServers) -> RedisServer:
+    """Durable: a test restarts it mid-write, and the chain must survive the restart."""
+    return redis_servers.start(durable=True)
 
 
 @pytest.fixture
@@ -92,19 +92,27 @@ async def shut(log: AuditLog) -> None:
     await log.client.aclose()
 
 
-def verify(server: RedisServer, sealer: Sealer, key: Ed25519PrivateKey | None = None) -> Report:
+async def verify(
+    server: RedisServer, sealer: Sealer, key: Ed25519PrivateKey | None = None
+) -> Report:
+    """The offline verifier as `admitd audit verify` runs it: synchronous, off this loop."""
+    return await asyncio.to_thread(verify_blocking, server, sealer, key)
+
+
+def verify_blocking(server: RedisServer, sealer: Sealer, key: Ed25519PrivateKey | None) -> Report:
     client = sync_client(server)
     checkpoints = checkpoints_from_stream(
         client, f"{STREAM}:checkpoints", key.public_key() if key else None
     )
     assert checkpoints.problem is None
-    return verify_chain(
-        records_from_stream(client, STREAM),
-        opener=lambda env: open_entry(sealer, env),
-        checkpoints=checkpoints.by_seq,
-        start=ChainHead.genesis(),
-        check_tail=True,
-    )
+    with entry_opener(sealer) as opener:
+        return verify_chain(
+            records_from_stream(client, STREAM),
+            opener=opener,
+            checkpoints=checkpoints.by_seq,
+            start=ChainHead.genesis(),
+            check_tail=True,
+        )
 
 
 async def write_concurrently(
@@ -129,9 +137,9 @@ async def write_concurrently(
         await shut(log)
 
 
-def users(server: RedisServer, sealer: Sealer) -> list[str]:
+async def users(server: RedisServer, sealer: Sealer) -> list[str]:
     return [
-        json.loads(open_entry(sealer, f["env"]))["user"]
+        json.loads(await open_entry(sealer, f["env"]))["user"]
         for _i, f in sync_client(server).xrange(STREAM)
     ]
 
@@ -140,9 +148,9 @@ async def test_concurrent_writers_share_one_verifiable_chain(
     server: RedisServer, sealer: Sealer, tmp_path: Path, signing_key: Ed25519PrivateKey
 ) -> None:
     await write_concurrently(server, sealer, tmp_path, signing_key)
-    report = verify(server, sealer, signing_key)
+    report = await verify(server, sealer, signing_key)
     assert report.problem is None and report.entries == 900
-    seen = users(server, sealer)
+    seen = await users(server, sealer)
     for name in ("replica-0", "replica-1", "replica-2"):
         assert [u for u in seen if u.startswith(name + "-")] == [f"{name}-{n}" for n in range(300)]
     assert sync_client(server).xlen(f"{STREAM}:checkpoints") >= 1
@@ -227,9 +235,9 @@ async def test_verify_pinpoints_each_tampering(
     why: str,
 ) -> None:
     await write_concurrently(server, sealer, tmp_path, signing_key)
-    assert verify(server, sealer, signing_key).problem is None
+    assert (await verify(server, sealer, signing_key)).problem is None
     tamper(sync_client(server))
-    problem = verify(server, sealer, signing_key).problem
+    problem = (await verify(server, sealer, signing_key)).problem
     assert problem is not None
     assert (problem.kind, problem.position) == (kind, position), str(problem)
     assert why in problem.why
@@ -245,7 +253,7 @@ async def test_missing_key_version_is_reported_precisely(
     log.append(AuditEntry(time=1.0, event_type="x"))
     await shut(log)
     stale = Sealer(MemoryKms.with_aliases([ALIAS_AUDIT_LOG]))  # knows only v1
-    problem = verify(server, stale).problem
+    problem = (await verify(server, stale)).problem
     assert problem is not None and (problem.kind, problem.position) == ("undecryptable", 1)
     assert "cannot recompute the digest" in problem.why and "2" in problem.why
 
@@ -267,11 +275,28 @@ async def test_redis_outage_mid_stream_loses_nothing(
         await asyncio.sleep(0.002)
     await shut(log)
     assert not log.spool.pending
-    seen = users(server, sealer)
+    seen = await users(server, sealer)
     first_seen = list(dict.fromkeys(seen))  # at-least-once: a batch cut mid-reply may repeat
     assert first_seen == [f"u{n}" for n in range(600)]
-    report = verify(server, sealer)
+    report = await verify(server, sealer)
     assert report.problem is None and report.entries == len(seen)
+
+
+async def test_a_full_queue_goes_through_the_spool_in_arrival_order(
+    server: RedisServer, sealer: Sealer, tmp_path: Path
+) -> None:
+    config = AuditConfig(spool_file=tmp_path / "a.spool", instance="a", queue_max_entries=10)
+    registry = CollectorRegistry()
+    log = AuditLog(client_from_url(server.url), sealer, config, registry=registry)
+    await log.start()
+    for n in range(35):  # no await in between: the writer cannot drain the queue meanwhile
+        log.append(AuditEntry(time=float(n), event_type="x", user=f"u{n}"))
+    assert log.queued == 35  # three overflows waiting for the writer, two entries queued
+    await shut(log)
+    assert await users(server, sealer) == [f"u{n}" for n in range(35)]
+    assert (await verify(server, sealer)).problem is None
+    replayed = registry.get_sample_value("admitd_audit_appends_total", {"outcome": "replayed"})
+    assert replayed == 35  # the overflows, then what queued behind them, via the spool
 
 
 async def test_kms_rotation_steps_land_in_the_chain(
@@ -282,7 +307,7 @@ async def test_kms_rotation_steps_land_in_the_chain(
     kms = MemoryKms.with_aliases(["kms/session-secrets"])
     rotate_alias(kms, "kms/session-secrets", AuditLogEvents(log, instance="a"))
     await shut(log)
-    entry = json.loads(open_entry(sealer, sync_client(server).xrange(STREAM)[0][1]["env"]))  # type: ignore[index]
+    entry = json.loads(await open_entry(sealer, sync_client(server).xrange(STREAM)[0][1]["env"]))  # type: ignore[index]
     assert entry["event_type"] == "kms.key.rotated" and entry["details"]["active_version"] == "2"
 
 
@@ -315,10 +340,12 @@ async def test_cli_verify_and_export_round_trip(
     )
     assert "ok: 150 entries" in capsys.readouterr().out
     out = tmp_path / "export.jsonl"
-    with out.open("w") as handle:
-        report = export_stream(
-            sync_client(server), STREAM, lambda env: open_entry(sealer, env), handle, since_ms=0
-        )
+
+    def export() -> ExportReport:  # synchronous, like `admitd audit export`
+        with out.open("w") as handle, entry_opener(sealer) as opener:
+            return export_stream(sync_client(server), STREAM, opener, handle, since_ms=0)
+
+    report = await asyncio.to_thread(export)
     assert report.entries == 150 and report.undecryptable == 0 and report.checkpoints >= 1
     assert (
         await asyncio.to_thread(

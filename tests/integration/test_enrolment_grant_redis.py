@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,6 +14,7 @@ from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token
 from tests.integration.redis_server import RedisServer, has_redis_server
+from tests.sessions import make_session
 
 pytestmark = [
     pytest.mark.integration,
@@ -23,31 +23,16 @@ pytestmark = [
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-async def replicas(redis_server: RedisServer) -> AsyncIterator[list[RedisSessionStore]]:
-    stores = [RedisSessionStore(client_from_url(redis_server.url), cache_ttl=0) for _ in "ab"]
+async def replicas(fresh_redis_server: RedisServer) -> AsyncIterator[list[RedisSessionStore]]:
+    stores = [RedisSessionStore(client_from_url(fresh_redis_server.url), cache_ttl=0) for _ in "ab"]
     yield stores
     for store in stores:
         await store.close()
 
 
-def granted_session(ref: SessionRef, now: float, until: float | None) -> Session:
-    return Session(
-        session_id=ref.session_id,
-        user_id="dee",
-        organisation="acme",
-        roles=frozenset({"viewer"}),
-        device_id="d1",
-        created_at=now,
-        last_seen_at=now,
-        idle_timeout=600,
-        absolute_expires_at=now + 3600,
-        enrolment_grant_until=until,
+def granted_session(ref: SessionRef, now: float, grant_for: float | None) -> Session:
+    return make_session(
+        ref.session_id, user_id="dee", roles={"viewer"}, now=now, enrolment_grant_for=grant_for
     )
 
 
@@ -56,7 +41,7 @@ async def test_the_grant_round_trips_and_is_taken_once_by_one_of_many(
 ) -> None:
     now = time.time()
     _, ref = new_session_token("dee")
-    await replicas[0].create(ref, granted_session(ref, now, now + 600))
+    await replicas[0].create(ref, granted_session(ref, now, 600))
     stored = await replicas[1].get(ref)
     assert stored is not None and stored.enrolment_grant_until == now + 600
     taken = await asyncio.gather(
@@ -74,7 +59,7 @@ async def test_no_grant_or_an_expired_one_is_not_taken(
 ) -> None:
     now = time.time()
     _, ref = new_session_token("dee")
-    await replicas[0].create(ref, granted_session(ref, now, None if until is None else now))
+    await replicas[0].create(ref, granted_session(ref, now, None if until is None else 0))
     assert not await replicas[0].take_enrolment_grant(ref, now)
     stored = await replicas[1].get(ref)
     assert stored is not None and stored.enrolment_grant_until is None  # removed either way
@@ -83,7 +68,7 @@ async def test_no_grant_or_an_expired_one_is_not_taken(
 async def test_a_revoked_session_has_no_grant(replicas: list[RedisSessionStore]) -> None:
     now = time.time()
     _, ref = new_session_token("dee")
-    await replicas[0].create(ref, granted_session(ref, now, now + 600))
+    await replicas[0].create(ref, granted_session(ref, now, 600))
     assert await replicas[1].revoke(ref)
     assert not await replicas[0].take_enrolment_grant(ref, now)
     assert await replicas[0].get(ref) is None  # HDEL did not bring back a husk

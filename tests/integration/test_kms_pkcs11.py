@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from admitd.envelope import Context, RecordType, Sealer, WrongKey, envelope_from_json
 from admitd.envelope import json_from_envelope as to_json
-from admitd.kms import KeyInUse, KeyState, KeyVersionNotFound, Kms, ManagedKms
+from admitd.kms import KeyInUse, KeyState, KeyVersionNotFound, Kms, ManagedKms, WrappedDek
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
 pytestmark = pytest.mark.skipif(
@@ -65,11 +67,34 @@ def hsm(token: str) -> Iterator[ManagedKms]:
     kms.close()
 
 
-def test_round_trip_through_the_token(hsm: ManagedKms) -> None:
+async def test_round_trip_through_the_token(hsm: ManagedKms) -> None:
     assert isinstance(hsm, Kms)
     sealer = Sealer(hsm)
-    envelope = sealer.seal(b"otpauth secret", CTX)
-    assert sealer.open(envelope_from_json(to_json(envelope)), CTX) == b"otpauth secret"
+    envelope = await sealer.seal(b"otpauth secret", CTX)
+    assert await sealer.open(envelope_from_json(to_json(envelope)), CTX) == b"otpauth secret"
+
+
+async def test_token_calls_run_on_the_kms_worker_thread(
+    hsm: ManagedKms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    wrap = hsm.wrap_dek
+
+    def recording_wrap(alias: str, dek: bytes) -> WrappedDek:
+        threads.append(threading.current_thread().name)
+        return wrap(alias, dek)
+
+    monkeypatch.setattr(hsm, "wrap_dek", recording_wrap)
+    await Sealer(hsm).seal(b"x", CTX)
+    assert threads and threads[0].startswith("admitd-kms")
+    assert threads[0] != threading.current_thread().name
+
+
+async def test_concurrent_seals_share_the_session_safely(hsm: ManagedKms) -> None:
+    sealer = Sealer(hsm)
+    envelopes = await asyncio.gather(*(sealer.seal(b"s%d" % n, CTX) for n in range(20)))
+    opened = await asyncio.gather(*(sealer.open(e, CTX) for e in envelopes))
+    assert opened == [b"s%d" % n for n in range(20)]
 
 
 def test_master_key_is_not_extractable(hsm: ManagedKms) -> None:
@@ -84,31 +109,31 @@ def test_master_key_is_not_extractable(hsm: ManagedKms) -> None:
         key[Attribute.VALUE]
 
 
-def test_keys_persist_in_the_token_across_sessions(hsm: ManagedKms, token: str) -> None:
-    envelope = Sealer(hsm).seal(b"x", CTX)
+async def test_keys_persist_in_the_token_across_sessions(hsm: ManagedKms, token: str) -> None:
+    envelope = await Sealer(hsm).seal(b"x", CTX)
     other = pkcs11_module.Pkcs11Kms(str(SOFTHSM), token, PIN)
     try:
-        assert Sealer(other).open(envelope, CTX) == b"x"
+        assert await Sealer(other).open(envelope, CTX) == b"x"
         assert other.aliases() == tuple(sorted(ALIASES))
     finally:
         other.close()
 
 
-def test_rotate_and_retire_in_the_token(hsm: ManagedKms) -> None:
+async def test_rotate_and_retire_in_the_token(hsm: ManagedKms) -> None:
     sealer = Sealer(hsm)
-    old = sealer.seal(b"x", CTX)
+    old = await sealer.seal(b"x", CTX)
     assert hsm.rotate("kms/session-secrets").version == 2
     assert [v.state for v in hsm.versions("kms/session-secrets")] == [
         KeyState.DECRYPT_ONLY,
         KeyState.ACTIVE,
     ]
-    assert sealer.seal(b"x", CTX).key_version == 2
-    assert sealer.open(old, CTX) == b"x"
+    assert (await sealer.seal(b"x", CTX)).key_version == 2
+    assert await sealer.open(old, CTX) == b"x"
     with pytest.raises(KeyInUse):
         hsm.retire("kms/session-secrets", 2)
     hsm.retire("kms/session-secrets", 1)
     with pytest.raises(KeyVersionNotFound):
-        sealer.open(old, CTX)
+        await sealer.open(old, CTX)
 
 
 def test_wrong_key_from_the_token(hsm: ManagedKms, token: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import shutil
@@ -14,7 +15,7 @@ import redis
 
 from admitd.envelope import Context, RecordType, Sealer, envelope_from_json, json_from_envelope
 from admitd.envelope.records import ReencryptReport, reencrypt_records, state_key, versions_in_use
-from admitd.kms import KeyInUse, LocalKms, WrappedDek, create_keyring_file
+from admitd.kms import KeyInUse, LocalKms, WrappedDek, async_kms, create_keyring_file
 from admitd.kms.cli import register
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
 from tests.integration.redis_server import RedisServer
@@ -29,10 +30,8 @@ PATTERNS = ("admitd:*",)
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of our own on a free port, stopped afterwards."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @pytest.fixture
@@ -62,46 +61,50 @@ def ctx(n: int) -> Context:
     return Context(RecordType.TOTP_SECRET, f"user-{n}", "acme")
 
 
-def seed(client: redis.Redis, sealer: Sealer, count: int) -> None:
+async def sealed(sealer: Sealer, plaintext: bytes, context: Context) -> str:
+    return json_from_envelope(await sealer.seal(plaintext, context))
+
+
+async def seed(client: redis.Redis, sealer: Sealer, count: int) -> None:
     """`count` string records, one hash of records, an audit record and non-envelopes."""
     for n in range(count):
-        client.set(f"admitd:totp:{n}", json_from_envelope(sealer.seal(b"s%d" % n, ctx(n))))
-    passkeys = {f"cred-{n}": json_from_envelope(sealer.seal(b"p", ctx(1000 + n))) for n in range(3)}
+        client.set(f"admitd:totp:{n}", await sealed(sealer, b"s%d" % n, ctx(n)))
+    passkeys = {f"cred-{n}": await sealed(sealer, b"p", ctx(1000 + n)) for n in range(3)}
     client.hset("admitd:passkeys:user-1", mapping=passkeys)
     audit = Context(RecordType.AUDIT_ENTRY, "e-1", "acme")
-    client.set("admitd:audit:e-1", json_from_envelope(sealer.seal(b"entry", audit)))
+    client.set("admitd:audit:e-1", await sealed(sealer, b"entry", audit))
     client.set("admitd:session:abc", '{"roles": ["admin"]}')
     client.rpush("admitd:list", "x")
-    client.set("other:totp:0", json_from_envelope(sealer.seal(b"outside", ctx(0))))
+    client.set("other:totp:0", await sealed(sealer, b"outside", ctx(0)))
 
 
-def open_all(client: redis.Redis, sealer: Sealer, count: int) -> None:
+async def open_all(client: redis.Redis, sealer: Sealer, count: int) -> None:
     for n in range(count):
         raw = client.get(f"admitd:totp:{n}")
         assert raw is not None
-        assert sealer.open(envelope_from_json(raw), ctx(n)) == b"s%d" % n
+        assert await sealer.open(envelope_from_json(raw), ctx(n)) == b"s%d" % n
     for n in range(3):
         raw = client.hget("admitd:passkeys:user-1", f"cred-{n}")
         assert raw is not None
-        assert sealer.open(envelope_from_json(raw), ctx(1000 + n)) == b"p"
+        assert await sealer.open(envelope_from_json(raw), ctx(1000 + n)) == b"p"
 
 
-def test_rotate_reencrypt_retire(client: redis.Redis, kms: LocalKms) -> None:
+async def test_rotate_reencrypt_retire(client: redis.Redis, kms: LocalKms) -> None:
     sealer, audit = Sealer(kms), RecordingAudit()
-    seed(client, sealer, 40)
+    await seed(client, sealer, 40)
     rotate_alias(kms, ALIAS, audit)
     assert versions_in_use(client, ALIAS, patterns=PATTERNS) == {1: 43}
 
     with pytest.raises(KeyInUse, match="43 records"):
         retire_version(kms, client, ALIAS, 1, audit, patterns=PATTERNS)
 
-    report = reencrypt_alias(kms, client, ALIAS, audit, patterns=PATTERNS, batch=7)
+    report = await reencrypt_alias(kms, client, ALIAS, audit, patterns=PATTERNS, batch=7)
     assert (report.rewrapped, report.current, report.failed, report.conflicts) == (43, 0, 0, 0)
     assert report.complete and not client.exists(state_key(ALIAS))
     assert versions_in_use(client, ALIAS, patterns=PATTERNS) == {2: 43}
 
     retire_version(kms, client, ALIAS, 1, audit, patterns=PATTERNS)
-    open_all(client, sealer, 40)
+    await open_all(client, sealer, 40)
     assert client.get("admitd:session:abc") == b'{"roles": ["admin"]}'
     # Outside the configured patterns: untouched, and now unreadable (documented).
     assert envelope_from_json(client.get("other:totp:0") or b"").key_version == 1
@@ -115,40 +118,41 @@ def test_rotate_reencrypt_retire(client: redis.Redis, kms: LocalKms) -> None:
     assert audit.events[3][1]["rewrapped"] == "43"
 
 
-def test_reencrypt_is_idempotent(client: redis.Redis, kms: LocalKms) -> None:
-    seed(client, Sealer(kms), 10)
+async def test_reencrypt_is_idempotent(client: redis.Redis, kms: LocalKms) -> None:
+    await seed(client, Sealer(kms), 10)
     kms.rotate(ALIAS)
-    first = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
-    again = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
+    first = await reencrypt_records(client, async_kms(kms), ALIAS, patterns=PATTERNS)
+    again = await reencrypt_records(client, async_kms(kms), ALIAS, patterns=PATTERNS)
     assert (first.rewrapped, again.rewrapped, again.current) == (13, 0, 13)
 
 
-def test_reencrypt_resumes_from_the_saved_cursor(client: redis.Redis, kms: LocalKms) -> None:
-    seed(client, Sealer(kms), 200)
+async def test_reencrypt_resumes_from_the_saved_cursor(client: redis.Redis, kms: LocalKms) -> None:
+    await seed(client, Sealer(kms), 200)
     kms.rotate(ALIAS)
+    port = async_kms(kms)
 
     def crash(report: ReencryptReport) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        reencrypt_records(client, kms, ALIAS, patterns=PATTERNS, batch=10, progress=crash)
+        await reencrypt_records(client, port, ALIAS, patterns=PATTERNS, batch=10, progress=crash)
     assert client.hget(state_key(ALIAS), "cursor") not in (None, b"0")
     done_before = versions_in_use(client, ALIAS, patterns=PATTERNS)[2]
     assert 0 < done_before < 203
 
-    report = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS, batch=10)
+    report = await reencrypt_records(client, port, ALIAS, patterns=PATTERNS, batch=10)
     assert report.resumed
     assert report.scanned_keys < client.dbsize()  # did not start over
     assert versions_in_use(client, ALIAS, patterns=PATTERNS) == {2: 203}
 
 
-def test_rotation_since_interruption_restarts(client: redis.Redis, kms: LocalKms) -> None:
-    seed(client, Sealer(kms), 30)
+async def test_rotation_since_interruption_restarts(client: redis.Redis, kms: LocalKms) -> None:
+    await seed(client, Sealer(kms), 30)
     kms.rotate(ALIAS)
     client.hset(state_key(ALIAS), mapping={"target_version": 2, "patterns": "admitd:*"})
     client.hset(state_key(ALIAS), mapping={"pattern_index": 0, "cursor": 12345})
     kms.rotate(ALIAS)
-    report = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
+    report = await reencrypt_records(client, async_kms(kms), ALIAS, patterns=PATTERNS)
     assert not report.resumed and report.rewrapped == 33
 
 
@@ -169,34 +173,35 @@ class InterferingKms:
         return self.inner.active_version(alias)
 
 
-def test_concurrent_writer_is_never_overwritten(client: redis.Redis, kms: LocalKms) -> None:
+async def test_concurrent_writer_is_never_overwritten(client: redis.Redis, kms: LocalKms) -> None:
     sealer = Sealer(kms)
-    client.set("admitd:totp:0", json_from_envelope(sealer.seal(b"old", ctx(0))), ex=3600)
+    client.set("admitd:totp:0", await sealed(sealer, b"old", ctx(0)), ex=3600)
     kms.rotate(ALIAS)
-    newer = json_from_envelope(sealer.seal(b"newer", ctx(0)))  # written under v2
-    report = reencrypt_records(
-        client, InterferingKms(kms, client, "admitd:totp:0", newer), ALIAS, patterns=PATTERNS
-    )
+    newer = await sealed(sealer, b"newer", ctx(0))  # written under v2
+    interfering = async_kms(InterferingKms(kms, client, "admitd:totp:0", newer))
+    report = await reencrypt_records(client, interfering, ALIAS, patterns=PATTERNS)
     assert (report.rewrapped, report.current) == (0, 1)
     assert client.get("admitd:totp:0") == newer.encode()
     assert 0 < client.ttl("admitd:totp:0") <= 3600
 
 
-def test_ttl_is_kept(client: redis.Redis, kms: LocalKms) -> None:
-    client.set("admitd:totp:0", json_from_envelope(Sealer(kms).seal(b"x", ctx(0))), ex=500)
+async def test_ttl_is_kept(client: redis.Redis, kms: LocalKms) -> None:
+    client.set("admitd:totp:0", await sealed(Sealer(kms), b"x", ctx(0)), ex=500)
     kms.rotate(ALIAS)
-    assert reencrypt_records(client, kms, ALIAS, patterns=PATTERNS).rewrapped == 1
+    report = await reencrypt_records(client, async_kms(kms), ALIAS, patterns=PATTERNS)
+    assert report.rewrapped == 1
     assert 0 < client.ttl("admitd:totp:0") <= 500
 
 
-def test_unreadable_and_malformed_records_are_counted(client: redis.Redis, kms: LocalKms) -> None:
-    sealer = Sealer(kms)
-    client.set("admitd:totp:0", json_from_envelope(sealer.seal(b"x", ctx(0))))
+async def test_unreadable_and_malformed_records_are_counted(
+    client: redis.Redis, kms: LocalKms
+) -> None:
+    client.set("admitd:totp:0", await sealed(Sealer(kms), b"x", ctx(0)))
     client.set("admitd:bad", '{"admitd_envelope": 1, "alias": 3}')
     kms.rotate(ALIAS)
     kms.rotate(ALIAS)
     kms.retire(ALIAS, 1)  # forced past the usage check: the record is stranded
-    report = reencrypt_records(client, kms, ALIAS, patterns=PATTERNS)
+    report = await reencrypt_records(client, async_kms(kms), ALIAS, patterns=PATTERNS)
     assert (report.failed, report.malformed, report.complete) == (1, 1, False)
 
 
@@ -221,7 +226,8 @@ def test_cli_end_to_end(
 
     assert run_cli("keys", "init", *common) == 0
     assert keyring.stat().st_mode & 0o777 == 0o600
-    seed(client, Sealer(LocalKms(keyring)), 25)
+    # Sync on purpose: the CLI runs its own event loop (asyncio.run).
+    asyncio.run(seed(client, Sealer(LocalKms(keyring)), 25))
     with caplog.at_level(logging.INFO, logger="admitd.audit"):
         assert run_cli("keys", "rotate", "--alias", ALIAS, *common) == 0
         assert run_cli("keys", "reencrypt", "--alias", ALIAS, "--batch", "5", *common) == 0
@@ -236,7 +242,7 @@ def test_cli_end_to_end(
     ]
     assert events[:2] == ["kms.key.rotated", "kms.reencrypt.started"]
     assert events[-1] == "kms.key.retired"
-    open_all(client, Sealer(LocalKms(keyring)), 25)
+    asyncio.run(open_all(client, Sealer(LocalKms(keyring)), 25))
 
 
 def test_cli_refuses_to_retire_a_version_in_use(
@@ -246,7 +252,7 @@ def test_cli_refuses_to_retire_a_version_in_use(
     config.write_text(f"kms:\n  provider: local\n  keyring: {keyring}\n")
     common = ("--config", str(config), "--redis-url", redis_url)
     run_cli("keys", "init", *common)
-    seed(client, Sealer(LocalKms(keyring)), 2)
+    asyncio.run(seed(client, Sealer(LocalKms(keyring)), 2))
     run_cli("keys", "rotate", "--alias", ALIAS, *common)
     with pytest.raises(KeyInUse):
         run_cli("keys", "retire", "--alias", ALIAS, "--version", "1", *common)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -53,12 +53,6 @@ class Api:
         credentials = grpc.ssl_channel_credentials(root, leaf.key_pem, chain)
         async with grpc.aio.secure_channel(self.address, credentials) as channel:
             yield risk_pb2_grpc.RiskStub(channel)  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @pytest.fixture

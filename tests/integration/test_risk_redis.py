@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
@@ -66,12 +66,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @pytest.fixture
@@ -168,7 +162,7 @@ async def test_record_writes_state_and_sealed_telemetry_with_retention(
     assert 3500 < await client.ttl(telemetry_key(tag, record_id)) <= 3600
     assert 3500 < await client.ttl(risk_state_key(tag)) <= 3600
     context = Context(RecordType.DEVICE_TELEMETRY, record_id, "acme", (("user", "u-2"),))
-    plain = sealer.open(envelope_from_json(raw), context)
+    plain = await sealer.open(envelope_from_json(raw), context)
     assert b'"signals":["new_device"]' in plain and b'"device_id":"dev-1"' in plain
 
 
@@ -350,13 +344,14 @@ async def test_a_refused_attempt_waits_as_a_pending_sighting_until_promoted(
     await state.record("u-6", "acme", refused, LOW, admitted=False, session_id="s1")
     history = await state.history("u-6")
     assert (history.known_devices, history.last_geo) == (frozenset({"dev-1"}), PARIS)
-    assert not await state.promote_pending(tag, "s2")  # another session's verification
-    assert await state.promote_pending(tag, "s1")
+    assert not await state.promote_pending(tag, "s2", "dev-2")  # another session's verification
+    assert not await state.promote_pending(tag, "s1", "dev-1")  # verified from another device
+    assert await state.promote_pending(tag, "s1", "dev-2")
     history = await state.history("u-6")
     assert (history.known_devices, history.last_geo, history.last_ip) == (
         frozenset({"dev-1", "dev-2"}), SYDNEY, "198.51.100.1",
     )  # fmt: skip
-    assert not await state.promote_pending(tag, "s1")  # single use
+    assert not await state.promote_pending(tag, "s1", "dev-2")  # single use
 
 
 async def test_a_promoted_sighting_never_moves_the_place_back(state: RiskStateStore) -> None:
@@ -364,6 +359,14 @@ async def test_a_promoted_sighting_never_moves_the_place_back(state: RiskStateSt
     refused = seen("dev-2", SYDNEY, NOW, ip="198.51.100.1")
     await state.record("u-7", "acme", refused, LOW, admitted=False, session_id="s1")
     await state.record("u-7", "acme", seen("dev-1", PARIS, NOW + 60), LOW, admitted=True)
-    assert await state.promote_pending(tag, "s1")
+    assert await state.promote_pending(tag, "s1", "dev-2")
     history = await state.history("u-7")
     assert (history.known_devices, history.last_geo) == (frozenset({"dev-1", "dev-2"}), PARIS)
+
+
+async def test_an_attempt_without_a_device_id_leaves_nothing_to_promote(
+    state: RiskStateStore,
+) -> None:
+    tag = user_tag("u-8")
+    await state.record("u-8", "acme", seen("", SYDNEY, NOW), LOW, admitted=False, session_id="s1")
+    assert not await state.promote_pending(tag, "s1", "")

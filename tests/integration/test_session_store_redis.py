@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +17,12 @@ from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token
 from tests.integration.redis_cluster import RedisCluster3
 from tests.integration.redis_server import RedisServer, has_redis_server
+from tests.sessions import make_session
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not has_redis_server(), reason="redis-server not installed"),
 ]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
 
 
 async def replica(server: RedisServer, cache_ttl: float = 30.0) -> RedisSessionStore:
@@ -46,27 +41,16 @@ async def eventually(condition: object, timeout: float = 10.0) -> None:
 
 @pytest.fixture
 async def replicas(
-    redis_server: RedisServer,
+    fresh_redis_server: RedisServer,
 ) -> AsyncIterator[tuple[RedisSessionStore, RedisSessionStore]]:
-    first, second = await replica(redis_server), await replica(redis_server)
+    first, second = await replica(fresh_redis_server), await replica(fresh_redis_server)
     yield first, second
     await first.close()
     await second.close()
 
 
 def session_for(ref: SessionRef, user: str, roles: set[str]) -> Session:
-    now = time.time()
-    return Session(
-        session_id=ref.session_id,
-        user_id=user,
-        organisation="acme",
-        roles=frozenset(roles),
-        device_id="d1",
-        created_at=now,
-        last_seen_at=now,
-        idle_timeout=600,
-        absolute_expires_at=now + 3600,
-    )
+    return make_session(ref.session_id, user_id=user, roles=roles)
 
 
 async def test_life_cycle(replicas: tuple[RedisSessionStore, RedisSessionStore]) -> None:
@@ -109,18 +93,18 @@ async def test_mfa_refresh_reaches_the_other_replica(
     assert session is not None and session.mfa_method is MfaMethod.PASSKEY
 
 
-async def test_outage_fails_closed_then_recovers(redis_server: RedisServer) -> None:
-    store = await replica(redis_server)
+async def test_outage_fails_closed_then_recovers(fresh_redis_server: RedisServer) -> None:
+    store = await replica(fresh_redis_server)
     try:
         _, ref = new_session_token("dee")
         await store.create(ref, session_for(ref, "dee", {"viewer"}))
         assert await store.get(ref) is not None
-        redis_server.stop()
+        fresh_redis_server.stop()
         # Neither the cached copy nor a guess: the store says it cannot answer.
         await eventually(lambda: not store._listening)
         with pytest.raises(StoreUnavailable):
             await store.get(ref)
-        redis_server.start()  # an empty Redis: the session is gone, and the store must say so
+        fresh_redis_server.start()  # an empty Redis: the session is gone, and the store must say so
         await eventually(lambda: store._listening)
         assert await store.get(ref) is None
         await store.create(ref, session_for(ref, "dee", {"viewer"}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -11,7 +12,7 @@ from admitd._proto import sessions_pb2 as pb
 from admitd.admin.authz import authorized_principal, peer_names
 from admitd.admin.config import SECTION_KEYS, AdminConfig, admin_config_from_fields
 from admitd.admin.errors import InvalidRequest, PreconditionFailed, SessionNotFound
-from admitd.admin.servicer import _guarded
+from admitd.admin.servicer import SERVICE_NAME, AdminApi, admin_handler
 from admitd.errors import ConfigError, EnvelopeError, StoreUnavailable
 from admitd.fields import Fields
 from admitd.pki import Issued
@@ -70,20 +71,47 @@ class FakeContext:
         raise Aborted(code, details)
 
 
+class RevokingAdmin:
+    """The one `SessionAdmin` method `RevokeUserSessions` calls: counts, or fails with `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[str] = []
+        self.error = error
+
+    async def revoke_user(self, user_id: str) -> int:
+        self.calls.append(user_id)
+        if self.error is not None:
+            raise self.error
+        return 2
+
+
+class MethodCall:
+    """What grpc hands a generic handler to find the method (`HandlerCallDetails`)."""
+
+    def __init__(self, name: str) -> None:
+        self.method = f"/{SERVICE_NAME}/{name}"
+        self.invocation_metadata = ()
+
+
+def revoke_user_sessions(admin: RevokingAdmin) -> Callable[..., Awaitable[object]]:
+    """`RevokeUserSessions` as the admin server runs it, open to ALICE only."""
+    handler = admin_handler(AdminApi(admin), {ALICE})  # type: ignore[arg-type]
+    method = handler.service(MethodCall("RevokeUserSessions"))  # type: ignore[arg-type]
+    assert method is not None and method.unary_unary is not None
+    return method.unary_unary
+
+
 async def test_unlisted_callers_are_denied_before_the_rpc_runs(pki: PkiSet) -> None:
-    calls: list[object] = []
-
-    async def rpc(request: object) -> object:
-        calls.append(request)
-        return request
-
-    handle = _guarded("ListUserSessions", rpc, frozenset({ALICE}))
+    admin = RevokingAdmin()
+    handle = revoke_user_sessions(admin)
+    request = pb.RevokeUserSessionsRequest(user_id="u")
     with pytest.raises(Aborted) as denied:
-        await handle(pb.ListUserSessionsRequest(user_id="u"), FakeContext(context_of(pki.bob)))
+        await handle(request, FakeContext(context_of(pki.bob)))
     assert denied.value.code is grpc.StatusCode.PERMISSION_DENIED
-    assert calls == []
-    request = pb.ListUserSessionsRequest(user_id="u")
-    assert await handle(request, FakeContext(context_of(pki.alice))) is request
+    assert admin.calls == []
+    response = await handle(request, FakeContext(context_of(pki.alice)))
+    assert response == pb.RevokeUserSessionsResponse(revoked=2)
+    assert admin.calls == ["u"]
 
 
 @pytest.mark.parametrize(
@@ -101,12 +129,9 @@ async def test_unlisted_callers_are_denied_before_the_rpc_runs(pki: PkiSet) -> N
 async def test_every_failure_maps_to_a_deliberate_status(
     pki: PkiSet, error: Exception, status: grpc.StatusCode, details: str
 ) -> None:
-    async def rpc(request: object) -> object:
-        raise error
-
-    handle = _guarded("CreateSession", rpc, frozenset({ALICE}))
+    handle = revoke_user_sessions(RevokingAdmin(error))
     with pytest.raises(Aborted) as aborted:
-        await handle(pb.CreateSessionRequest(), FakeContext(context_of(pki.alice)))
+        await handle(pb.RevokeUserSessionsRequest(user_id="u"), FakeContext(context_of(pki.alice)))
     assert (aborted.value.code, aborted.value.details) == (status, details)
 
 

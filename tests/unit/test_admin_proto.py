@@ -23,8 +23,9 @@ from admitd.admin.convert import (
 from admitd.admin.errors import InvalidRequest
 from admitd.errors import ConfigError
 from admitd.mfa.ports import MfaResult
-from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.model import MfaMethod
 from admitd.sessions.tokens import new_session_token, user_tag
+from tests.sessions import make_session
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "server" / "admitd" / "_proto"
@@ -104,7 +105,18 @@ def test_session_targets() -> None:
 
 
 def test_session_info_reports_the_earlier_expiry() -> None:
-    session = Session("a" * 64, "u", "o", frozenset({"b", "a"}), "d", 100.0, 200.0, 50.0, 230.0)
+    # Idle expiry would be 200 + 50 = 250; the absolute one, 230, comes first.
+    session = make_session(
+        "a" * 64,
+        user_id="u",
+        organisation="o",
+        roles={"b", "a"},
+        device_id="d",
+        now=200.0,
+        created_ago=100.0,
+        idle_timeout=50.0,
+        expires_in=30.0,
+    )
     info = session_info_from_session(session, now=240.0)
     assert (info.idle_expires_at, info.absolute_expires_at, info.expired) == (230.0, 230.0, True)
     assert list(info.roles) == ["a", "b"] and not info.HasField("mfa_verified_at")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from admitd.certs.forwarding import ForwardHeader, TrustedProxy
-from admitd.certs.identity import CertificateFacts, CertificateProblem
 from admitd.certs.revocation import RevocationError, append_deny_entry, deny_list_from_text
+from admitd.core.identity import CertificateFacts, CertificateProblem
 from admitd.pki import Issued, issue_crl
+from tests.malformed_certs import signature_twin
 from tests.pki_fixtures import PkiSet, url_pem
 from tests.unit.helpers import engine_for, request
 
@@ -180,3 +183,20 @@ def test_trusted_proxy_with_malformed_forwarded_header(pki: PkiSet, policy_dir: 
         engine.certificates.facts_for(ctx, datetime.now(UTC)).problem
         is CertificateProblem.MALFORMED
     )
+
+
+def test_a_certificate_revoked_with_cert_stays_revoked_when_re_encoded(
+    pki: PkiSet, policy_dir: Path, tmp_path: Path
+) -> None:
+    deny = tmp_path / "deny.txt"
+    leaf = tmp_path / "alice.pem"
+    leaf.write_bytes(pki.alice.cert_pem)
+    append_deny_entry(deny, cert_file=leaf)
+    engine, _ = engine_for(pki.trust_bundle, policy_dir, deny_list=deny)
+    twin = signature_twin(pki.alice, pki.client_ca)
+    assert twin.tbs_certificate_bytes == pki.alice.cert.tbs_certificate_bytes
+    assert twin.fingerprint(hashes.SHA256()) != pki.alice.cert.fingerprint(hashes.SHA256())
+    for cert in (pki.alice.cert, twin):
+        presented = quote(cert.public_bytes(Encoding.PEM).decode(), safe="")
+        facts = engine.certificates.facts_for(request(cert=presented), datetime.now(UTC))
+        assert facts.problem is CertificateProblem.REVOKED

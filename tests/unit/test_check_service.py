@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn, cast
 from unittest.mock import Mock
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives import hashes
+from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 from prometheus_client import CollectorRegistry
 
+from admitd.core.context import RequestContext
+from admitd.core.decision import Decision
 from admitd.engine import Engine
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
@@ -146,3 +153,93 @@ async def test_decision_log_line_has_no_certificate_or_query(pki: PkiSet, policy
     assert fields["principal"] == "spiffe://test.example/user/alice"
     assert fields["cert_sha256"] == pki.alice.cert.fingerprint(hashes.SHA256()).hex()
     assert "s3cret" not in line and "BEGIN" not in line
+
+
+class StalledEngine:
+    """An engine whose check never finishes by itself, like one waiting on a stuck Redis."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+
+    async def check(self, ctx: RequestContext) -> NoReturn:
+        self.entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable: nothing sets the event")
+
+
+class Recorded:
+    """A service around a stalled engine, with what it logged, counted and audited."""
+
+    def __init__(self) -> None:
+        self.engine = StalledEngine()
+        self.lines: list[str] = []
+        self.decisions = DecisionLog(self.lines.append)
+        self.registry = CollectorRegistry()
+        self.audited: list[Decision] = []
+        self.service = AuthorizationService(
+            cast(Engine, self.engine),
+            Metrics(self.registry),
+            self.decisions,
+            lambda _ctx, decision: self.audited.append(decision),
+        )
+
+    def logged(self) -> list[dict[str, object]]:
+        self.decisions.flush()
+        return [json.loads(line) for line in "".join(self.lines).splitlines()]
+
+    def denials(self, reason: str) -> float | None:
+        labels = {"outcome": "deny", "reason": reason}
+        return self.registry.get_sample_value("admitd_decisions_total", labels)
+
+
+def assert_recorded_as_cancelled(recorded: Recorded, path: str) -> None:
+    (fields,) = recorded.logged()
+    assert (fields["decision"], fields["reason"], fields["path"]) == (
+        "deny",
+        "authorization_unavailable",
+        path,
+    )
+    assert "cancelled" in str(fields["detail"])
+    assert recorded.denials("authorization_unavailable") == 1
+    assert [decision.reason.value for decision in recorded.audited] == ["authorization_unavailable"]
+
+
+async def test_a_check_cancelled_mid_flight_is_still_logged_and_counted(pki: PkiSet) -> None:
+    recorded = Recorded()
+    request = golden_request(url_pem(pki.alice), path="/api/slow")
+    task = asyncio.create_task(check(recorded.service, request))
+    await asyncio.wait_for(recorded.engine.entered.wait(), 5)
+    assert recorded.logged() == []  # nothing is recorded before the Check ends
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert_recorded_as_cancelled(recorded, "/api/slow")
+
+
+async def test_envoy_deadline_cancels_the_check_which_is_still_logged(pki: PkiSet) -> None:
+    """Over real gRPC: a client deadline (Envoy's ext_authz timeout) cancels the handler."""
+    recorded = Recorded()
+    server = grpc.aio.server()
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(recorded.service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+            request = golden_request(url_pem(pki.alice), path="/api/late")
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.Check(request, timeout=0.2)
+        assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await eventually(lambda: recorded.denials("authorization_unavailable") == 1)
+    finally:
+        await server.stop(None)
+    assert_recorded_as_cancelled(recorded, "/api/late")
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """The server notices the deadline on its own schedule, after the client gave up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

@@ -12,15 +12,17 @@ import pytest
 from admitd.core.decide import decide
 from admitd.core.decision import Reason
 from admitd.core.facts import Facts
+from admitd.core.identity import UserLookup, UserState
 from admitd.engine import Engine
 from admitd.errors import StoreUnavailable
 from admitd.extauthz.response import check_response_from_decision
 from admitd.risk.gatherer import RiskGatherer
 from admitd.risk.model import RiskAssessment, RiskLevel, Signal
 from admitd.sessions.memory_store import MemorySessionStore
-from admitd.sessions.model import MfaMethod, Session, SessionLookup, SessionState
+from admitd.sessions.model import MfaMethod, Session, user_from_session
 from admitd.sessions.tokens import new_session_token
 from tests.pki_fixtures import PkiSet, url_pem
+from tests.sessions import make_session
 from tests.unit.helpers import engine_for, request
 
 NOW = 1_800_000_000.0
@@ -44,19 +46,15 @@ def engine(pki: PkiSet, tmp_path: Path) -> Engine:
 
 
 def session(mfa_ago: float | None) -> Session:
-    return Session(
-        session_id="ab" * 32,
+    return make_session(
         user_id="viv",
-        organisation="acme",
-        roles=frozenset({"viewer"}),
-        device_id="d1",
-        created_at=NOW - 60,
-        last_seen_at=NOW - 5,
+        roles={"viewer"},
+        now=NOW,
+        created_ago=60,
+        seen_ago=5,
         idle_timeout=1800,
-        absolute_expires_at=NOW + 3600,
-        mfa_verified_at=None if mfa_ago is None else NOW - mfa_ago,
-        mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
-        factors=frozenset({MfaMethod.TOTP}),
+        mfa_ago=mfa_ago,
+        factors={MfaMethod.TOTP},
     )
 
 
@@ -69,8 +67,8 @@ def check(
 ):  # type: ignore[no-untyped-def]
     ctx = request(path, cert=url_pem(pki.alice))
     certificate = engine.certificates.facts_for(ctx, datetime.fromtimestamp(NOW, UTC))
-    lookup = SessionLookup(SessionState.ACTIVE, session(mfa_ago), "bearer")
-    return decide(ctx, engine.policy, Facts(certificate, lookup, NOW, assessment), engine.sessions)
+    lookup = UserLookup(UserState.ACTIVE, user_from_session(session(mfa_ago)), "bearer")
+    return decide(ctx, engine.policy, Facts(certificate, lookup, NOW, assessment), engine.rules)
 
 
 def test_low_risk_is_admitted_and_surfaced(engine: Engine, pki: PkiSet) -> None:

@@ -32,7 +32,15 @@ from admitd.envelope import (
 )
 from admitd.envelope.context import associated_data
 from admitd.errors import EnvelopeError, KmsError
-from admitd.kms import DEFAULT_ALIASES, DevKms, LocalKms, ManagedKms, MemoryKms, WrappedDek
+from admitd.kms import (
+    DEFAULT_ALIASES,
+    DevKms,
+    LocalKms,
+    ManagedKms,
+    MemoryKms,
+    WrappedDek,
+    async_kms,
+)
 from admitd.kms.local import create_keyring_file
 
 CTX = Context(RecordType.TOTP_SECRET, "user-42", "acme", (("user", "u-42"),))
@@ -54,19 +62,24 @@ def kms(request: pytest.FixtureRequest, tmp_path: Path) -> ManagedKms:
 
 
 @pytest.mark.parametrize("record_type", list(RecordType))
-def test_round_trip_every_provider_and_record_type(
+async def test_round_trip_every_provider_and_record_type(
     kms: ManagedKms, record_type: RecordType
 ) -> None:
     sealer = Sealer(kms)
     context = Context(record_type, "r-1", "acme")
-    envelope = sealer.seal(b"sensitive", context)
-    assert sealer.open(envelope_from_json(json_from_envelope(envelope)), context) == b"sensitive"
-    assert sealer.open(envelope_from_bytes(bytes_from_envelope(envelope)), context) == b"sensitive"
+    envelope = await sealer.seal(b"sensitive", context)
+    assert (
+        await sealer.open(envelope_from_json(json_from_envelope(envelope)), context) == b"sensitive"
+    )
+    assert (
+        await sealer.open(envelope_from_bytes(bytes_from_envelope(envelope)), context)
+        == b"sensitive"
+    )
 
 
-def test_record_types_use_their_own_alias() -> None:
+async def test_record_types_use_their_own_alias() -> None:
     sealer = Sealer(memory_kms())
-    aliases = {t: sealer.seal(b"x", Context(t, "r", "o")).alias for t in RecordType}
+    aliases = {t: (await sealer.seal(b"x", Context(t, "r", "o"))).alias for t in RecordType}
     assert aliases == {
         RecordType.TOTP_SECRET: "kms/session-secrets",
         RecordType.PASSKEY_CREDENTIAL: "kms/session-secrets",
@@ -75,17 +88,17 @@ def test_record_types_use_their_own_alias() -> None:
     }
 
 
-def test_fresh_dek_and_nonce_per_record() -> None:
+async def test_fresh_dek_and_nonce_per_record() -> None:
     sealer = Sealer(memory_kms())
-    envelopes = [sealer.seal(SECRET, CTX) for _ in range(200)]
+    envelopes = [await sealer.seal(SECRET, CTX) for _ in range(200)]
     assert len({e.nonce for e in envelopes}) == 200
     assert len({e.wrapped_dek for e in envelopes}) == 200
     assert len({e.ciphertext for e in envelopes}) == 200
 
 
-def test_empty_plaintext() -> None:
+async def test_empty_plaintext() -> None:
     sealer = Sealer(memory_kms())
-    assert sealer.open(sealer.seal(b"", CTX), CTX) == b""
+    assert await sealer.open(await sealer.seal(b"", CTX), CTX) == b""
 
 
 @pytest.mark.parametrize(
@@ -100,57 +113,57 @@ def test_empty_plaintext() -> None:
     ],
     ids=["record-id", "organisation", "same-alias-type", "other-alias-type", "no-extra", "extra"],
 )
-def test_wrong_context(other: Context) -> None:
+async def test_wrong_context(other: Context) -> None:
     sealer = Sealer(memory_kms())
     with pytest.raises(ContextMismatch):
-        sealer.open(sealer.seal(SECRET, CTX), other)
+        await sealer.open(await sealer.seal(SECRET, CTX), other)
 
 
-def test_extra_order_does_not_matter() -> None:
+async def test_extra_order_does_not_matter() -> None:
     sealer = Sealer(memory_kms())
     a = Context(RecordType.AUDIT_ENTRY, "e-1", "acme", (("a", "1"), ("b", "2")))
     b = Context(RecordType.AUDIT_ENTRY, "e-1", "acme", (("b", "2"), ("a", "1")))
-    assert sealer.open(sealer.seal(SECRET, a), b) == SECRET
+    assert await sealer.open(await sealer.seal(SECRET, a), b) == SECRET
 
 
-def test_wrong_key() -> None:
-    envelope = Sealer(memory_kms()).seal(SECRET, CTX)
+async def test_wrong_key() -> None:
+    envelope = await Sealer(memory_kms()).seal(SECRET, CTX)
     with pytest.raises(WrongKey):
-        Sealer(memory_kms()).open(envelope, CTX)
+        await Sealer(memory_kms()).open(envelope, CTX)
 
 
-def test_missing_key_version() -> None:
+async def test_missing_key_version() -> None:
     kms = memory_kms()
     sealer = Sealer(kms)
-    envelope = sealer.seal(SECRET, CTX)
+    envelope = await sealer.seal(SECRET, CTX)
     kms.rotate("kms/session-secrets")
     kms.retire("kms/session-secrets", 1)
     with pytest.raises(KeyVersionNotFound):
-        sealer.open(envelope, CTX)
+        await sealer.open(envelope, CTX)
 
 
-def test_unknown_alias() -> None:
-    envelope = Sealer(memory_kms()).seal(SECRET, CTX)
+async def test_unknown_alias() -> None:
+    envelope = await Sealer(memory_kms()).seal(SECRET, CTX)
     with pytest.raises(AliasNotFound):
-        Sealer(MemoryKms.with_aliases(["kms/audit-log"])).open(envelope, CTX)
+        await Sealer(MemoryKms.with_aliases(["kms/audit-log"])).open(envelope, CTX)
 
 
-def test_rotation_keeps_old_versions_for_decrypt_only() -> None:
+async def test_rotation_keeps_old_versions_for_decrypt_only() -> None:
     kms = memory_kms()
     sealer = Sealer(kms)
-    old = sealer.seal(SECRET, CTX)
+    old = await sealer.seal(SECRET, CTX)
     kms.rotate("kms/session-secrets")
-    new = sealer.seal(SECRET, CTX)
+    new = await sealer.seal(SECRET, CTX)
     assert (old.key_version, new.key_version) == (1, 2)
-    assert sealer.open(old, CTX) == sealer.open(new, CTX) == SECRET
+    assert await sealer.open(old, CTX) == await sealer.open(new, CTX) == SECRET
 
 
-def test_rewrap_changes_only_the_wrapping() -> None:
+async def test_rewrap_changes_only_the_wrapping() -> None:
     kms = memory_kms()
     sealer = Sealer(kms)
-    old = sealer.seal(SECRET, CTX)
+    old = await sealer.seal(SECRET, CTX)
     kms.rotate("kms/session-secrets")
-    new = rewrap_envelope(old, kms)
+    new = await rewrap_envelope(old, async_kms(kms))
     assert new.key_version == 2 and new.wrapped_dek != old.wrapped_dek
     assert (new.nonce, new.ciphertext, new.context_check) == (
         old.nonce,
@@ -158,8 +171,8 @@ def test_rewrap_changes_only_the_wrapping() -> None:
         old.context_check,
     )
     kms.retire("kms/session-secrets", 1)
-    assert sealer.open(new, CTX) == SECRET
-    assert rewrap_envelope(new, kms) is new
+    assert await sealer.open(new, CTX) == SECRET
+    assert await rewrap_envelope(new, async_kms(kms)) is new
 
 
 def _regions(envelope: Envelope) -> Iterator[tuple[str, int, int]]:
@@ -202,31 +215,31 @@ EXPECTED: dict[str, tuple[type[Exception], ...]] = {
 
 @pytest.mark.parametrize("region", list(EXPECTED))
 @pytest.mark.parametrize("mask", [0x01, 0x80])
-def test_flipping_any_byte_fails_with_the_regions_error(region: str, mask: int) -> None:
+async def test_flipping_any_byte_fails_with_the_regions_error(region: str, mask: int) -> None:
     sealer = Sealer(memory_kms())
-    envelope = sealer.seal(SECRET, CTX)
+    envelope = await sealer.seal(SECRET, CTX)
     data = bytes_from_envelope(envelope)
     _, start, end = next(r for r in _regions(envelope) if r[0] == region)
     for index in range(start, end):
         flipped = bytearray(data)
         flipped[index] ^= mask
         with pytest.raises(EXPECTED[region]):
-            sealer.open(envelope_from_bytes(bytes(flipped)), CTX)
+            await sealer.open(envelope_from_bytes(bytes(flipped)), CTX)
 
 
-def test_truncated_envelope() -> None:
-    data = bytes_from_envelope(Sealer(memory_kms()).seal(SECRET, CTX))
+async def test_truncated_envelope() -> None:
+    data = bytes_from_envelope(await Sealer(memory_kms()).seal(SECRET, CTX))
     with pytest.raises(TruncatedEnvelope):
         envelope_from_bytes(data[:-1])
 
 
-def test_failures_are_logged_without_key_material(caplog: pytest.LogCaptureFixture) -> None:
+async def test_failures_are_logged_without_key_material(caplog: pytest.LogCaptureFixture) -> None:
     dek = bytes(range(32))
     kms = memory_kms()
     sealer = Sealer(kms, randbytes=lambda n: dek if n == 32 else bytes(n))
-    envelope = sealer.seal(SECRET, CTX)
+    envelope = await sealer.seal(SECRET, CTX)
     with caplog.at_level(logging.WARNING), pytest.raises(ContextMismatch):
-        sealer.open(envelope, Context(RecordType.TOTP_SECRET, "x", "acme"))
+        await sealer.open(envelope, Context(RecordType.TOTP_SECRET, "x", "acme"))
     (record,) = caplog.records
     text = record.getMessage()
     assert "ContextMismatch" in text and "kms/session-secrets" in text
@@ -252,48 +265,48 @@ class CountingKms:
         return self.inner.active_version(alias)
 
 
-def test_cache_skips_repeated_unwraps_until_ttl() -> None:
+async def test_cache_skips_repeated_unwraps_until_ttl() -> None:
     now = [0.0]
     kms = CountingKms(memory_kms())
     sealer = Sealer(kms, cache=DekCache(8, 30.0, clock=lambda: now[0]))
-    envelope = sealer.seal(SECRET, CTX)
+    envelope = await sealer.seal(SECRET, CTX)
     for _ in range(5):
-        assert sealer.open(envelope, CTX) == SECRET
+        assert await sealer.open(envelope, CTX) == SECRET
     assert kms.unwraps == 1
     now[0] = 31.0
-    sealer.open(envelope, CTX)
+    await sealer.open(envelope, CTX)
     assert kms.unwraps == 2
 
 
-def test_cache_is_bounded() -> None:
+async def test_cache_is_bounded() -> None:
     cache = DekCache(3, 60.0)
     kms = CountingKms(memory_kms())
     sealer = Sealer(kms, cache=cache)
-    envelopes = [sealer.seal(SECRET, CTX) for _ in range(5)]
+    envelopes = [await sealer.seal(SECRET, CTX) for _ in range(5)]
     for envelope in envelopes:
-        sealer.open(envelope, CTX)
+        await sealer.open(envelope, CTX)
     assert len(cache) == 3
-    sealer.open(envelopes[0], CTX)  # evicted: unwrapped again
+    await sealer.open(envelopes[0], CTX)  # evicted: unwrapped again
     assert kms.unwraps == 6
 
 
-def test_cache_still_checks_context_and_tag() -> None:
+async def test_cache_still_checks_context_and_tag() -> None:
     sealer = Sealer(memory_kms(), cache=DekCache())
-    envelope = sealer.seal(SECRET, CTX)
-    sealer.open(envelope, CTX)
+    envelope = await sealer.seal(SECRET, CTX)
+    await sealer.open(envelope, CTX)
     with pytest.raises(ContextMismatch):
-        sealer.open(envelope, Context(RecordType.TOTP_SECRET, "other", "acme"))
+        await sealer.open(envelope, Context(RecordType.TOTP_SECRET, "other", "acme"))
     data = bytearray(bytes_from_envelope(envelope))
     data[-1] ^= 1
     with pytest.raises(TamperedEnvelope):
-        sealer.open(envelope_from_bytes(bytes(data)), CTX)
+        await sealer.open(envelope_from_bytes(bytes(data)), CTX)
 
 
-def test_failed_unwrap_is_not_cached() -> None:
+async def test_failed_unwrap_is_not_cached() -> None:
     cache = DekCache()
-    envelope = Sealer(memory_kms()).seal(SECRET, CTX)
+    envelope = await Sealer(memory_kms()).seal(SECRET, CTX)
     with pytest.raises(KmsError):
-        Sealer(memory_kms(), cache=cache).open(envelope, CTX)
+        await Sealer(memory_kms(), cache=cache).open(envelope, CTX)
     assert len(cache) == 0
 
 
@@ -314,22 +327,22 @@ contexts = st.builds(
 
 
 @given(plaintext=st.binary(max_size=2048), context=contexts)
-def test_property_round_trip(plaintext: bytes, context: Context) -> None:
+async def test_property_round_trip(plaintext: bytes, context: Context) -> None:
     sealer = Sealer(PROPERTY_KMS)
-    envelope = sealer.seal(plaintext, context)
-    assert sealer.open(envelope_from_json(json_from_envelope(envelope)), context) == plaintext
+    envelope = await sealer.seal(plaintext, context)
+    assert await sealer.open(envelope_from_json(json_from_envelope(envelope)), context) == plaintext
 
 
 @given(plaintext=st.binary(max_size=256), context=contexts, other=contexts)
-def test_property_other_context_never_opens(
+async def test_property_other_context_never_opens(
     plaintext: bytes, context: Context, other: Context
 ) -> None:
     if associated_data("kms/x", other) == associated_data("kms/x", context):
         return  # the same context, spelled differently (extra in another order)
     sealer = Sealer(PROPERTY_KMS)
-    envelope = sealer.seal(plaintext, context)
+    envelope = await sealer.seal(plaintext, context)
     with pytest.raises(ContextMismatch):
-        sealer.open(envelope, other)
+        await sealer.open(envelope, other)
 
 
 @given(data=st.binary(max_size=300))

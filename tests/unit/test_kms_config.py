@@ -117,3 +117,41 @@ def test_factory_pkcs11_needs_pin(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as caught:
         kms_from_config(cfg)
     assert caught.value.key == "kms.pkcs11.pin_env"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"provider": "local", "keyring": "/k", "aliases": "kms/audit-log"}, "kms.aliases"),
+        ({"provider": "local", "keyring": "/k", "record_patterns": None}, "kms.record_patterns"),
+        ({"provider": "local", "keyring": "/k", "dev_active_version": 0}, "kms.dev_active_version"),
+        (
+            {"provider": "local", "keyring": "/k", "dek_cache": {"ttl_seconds": True}},
+            "kms.dek_cache.ttl_seconds",
+        ),
+    ],
+    ids=["bare-string-list", "null-list", "zero-version", "boolean-seconds"],
+)
+def test_lists_are_lists_and_numbers_positive(raw: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(raw)
+    assert caught.value.key == key
+
+
+def test_repeated_entries_count_once() -> None:
+    cfg = config(
+        {"provider": "local", "keyring": "/k", "record_patterns": ["admitd:*", "admitd:*"]}
+    )
+    assert cfg.record_patterns == ("admitd:*",)
+
+
+def test_unknown_keys_inside_pkcs11_and_dek_cache_are_let_through() -> None:
+    cfg = config(
+        {
+            "provider": "pkcs11",
+            "pkcs11": {"module": "/x.so", "token_label": "t", "pin_env": "PIN", "slot": 0},
+            "dek_cache": {"max_entries": 8, "shards": 2},
+        }
+    )
+    assert cfg.pkcs11 == Pkcs11Config("/x.so", "t", "PIN")
+    assert cfg.dek_cache_entries == 8

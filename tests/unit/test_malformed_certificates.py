@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 from admitd.admin.authz import authorized_principal
 from admitd.certs.decoding import CERTIFICATE_ERRORS
 from admitd.certs.forwarding import ForwardHeader, TrustedProxy
-from admitd.certs.identity import CertificateFacts, CertificateProblem
 from admitd.core.context import RequestContext
+from admitd.core.identity import CertificateFacts, CertificateProblem
 from admitd.engine import Engine
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog

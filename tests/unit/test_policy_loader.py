@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from admitd.core.route import Unmatched
 from admitd.errors import ConfigError
 from admitd.policy.loader import load_policies
-from admitd.policy.model import Unmatched
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:

@@ -20,15 +20,16 @@ from hypothesis import strategies as st
 from admitd.certs.client import ClientCertificates
 from admitd.cli import main
 from admitd.core.decision import Decision, Reason
+from admitd.core.route import PolicySet, SessionRequirement
 from admitd.engine import Engine
 from admitd.errors import ConfigError
 from admitd.policy.loader import load_policies, policy_set_from_documents
-from admitd.policy.model import PolicySet, SessionRequirement
 from admitd.sessions.memory_store import MemorySessionStore
-from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.model import MfaMethod
 from admitd.sessions.tokens import SessionRef, new_session_token
 from admitd.yamlsource import yaml_document_from_text
 from tests.pki_fixtures import PkiSet, url_pem
+from tests.sessions import make_session
 from tests.unit.helpers import engine_for, request
 
 NOW = 1_800_000_000.0
@@ -55,18 +56,18 @@ async def add_session(
     if stored:
         await store.create(
             ref,
-            Session(
-                session_id=ref.session_id,
+            make_session(
+                ref.session_id,
                 user_id=user,
                 organisation=organisation,
                 roles=roles,
                 device_id="d",
-                created_at=NOW - 100,
-                last_seen_at=NOW - 1,
+                now=NOW,
+                created_ago=100,
+                seen_ago=1,
                 idle_timeout=900,
-                absolute_expires_at=NOW - 1 if expired else NOW + 900,
-                mfa_verified_at=None if mfa_ago is None else NOW - mfa_ago,
-                mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
+                expires_in=-1 if expired else 900,
+                mfa_ago=mfa_ago,
             ),
         )
     return {"authorization": f"Bearer {token}"}

@@ -12,9 +12,10 @@ from admitd.engine import Engine
 from admitd.errors import ConfigError
 from admitd.policy.loader import load_policies
 from admitd.sessions.memory_store import MemorySessionStore
-from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.model import MfaMethod
 from admitd.sessions.tokens import new_session_token
 from tests.pki_fixtures import PkiSet, url_pem
+from tests.sessions import make_session
 from tests.unit.helpers import engine_for, request
 
 NOW = 1_800_000_000.0
@@ -63,18 +64,17 @@ async def login(
     await store.set_factor(user, MfaMethod.TOTP, active=True, at=NOW - 999)
     await store.create(
         ref,
-        Session(
-            session_id=ref.session_id,
+        make_session(
+            ref.session_id,
             user_id=user,
-            organisation="acme",
-            roles=frozenset(roles),
+            roles=roles,
             device_id="d",
-            created_at=NOW - 10,
-            last_seen_at=NOW - 1,
+            now=NOW,
+            created_ago=10,
+            seen_ago=1,
             idle_timeout=900,
-            absolute_expires_at=NOW + 900,
-            mfa_verified_at=NOW - mfa_ago,
-            mfa_method=MfaMethod.TOTP,
+            expires_in=900,
+            mfa_ago=mfa_ago,
         ),
     )
     return {"authorization": f"Bearer {token}"}
@@ -193,18 +193,18 @@ async def test_per_organisation_override(
     strict_token, ref = new_session_token("s1")
     await store.create(
         ref,
-        Session(
-            session_id=ref.session_id,
+        make_session(
+            ref.session_id,
             user_id="s1",
             organisation="strict-bank",
-            roles=frozenset({"viewer"}),
+            roles={"viewer"},
             device_id="d",
-            created_at=NOW - 10,
-            last_seen_at=NOW - 1,
+            now=NOW,
+            created_ago=10,
+            seen_ago=1,
             idle_timeout=900,
-            absolute_expires_at=NOW + 900,
-            mfa_verified_at=NOW - 300,
-            mfa_method=MfaMethod.TOTP,
+            expires_in=900,
+            mfa_ago=300,
         ),
     )
     decision, _ = await engine.check(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from admitd.core.route import PolicySet
 from admitd.policy.loader import load_policies
-from admitd.policy.model import PolicySet
 from admitd.policy.watch import PolicyWatcher
 from tests.unit.test_yaml_aliases import alias_bomb
 

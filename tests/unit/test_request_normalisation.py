@@ -11,10 +11,10 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 from admitd.core.decide import decide
 from admitd.core.decision import Reason
 from admitd.core.facts import CertificateFacts, Facts
+from admitd.core.route import PolicySet
 from admitd.errors import ConfigError
 from admitd.extauthz.request import context_from_check_request
 from admitd.policy.loader import load_policies
-from admitd.policy.model import PolicySet
 from tests.pki_fixtures import PkiSet, url_pem
 from tests.unit.helpers import engine_for, request
 
@@ -171,6 +171,9 @@ def test_policy_hosts_are_validated_at_load(tmp_path: Path, hosts: str, fix: str
         pytest.param("/public/..%3b/admin/users", id="encoded-semicolon"),
         pytest.param("/public/..%3B/admin/users", id="encoded-semicolon-upper"),
         pytest.param("/public/%2e%2e;/admin/users", id="encoded-dots"),
+        pytest.param("/public/%252e%252e/admin/users", id="double-encoded-dots"),
+        pytest.param("/public/%252E%252E%252Fadmin", id="double-encoded-slash"),
+        pytest.param("/public/..%253b/admin/users", id="double-encoded-semicolon"),
     ],
 )
 def test_dot_segments_with_parameters_are_malformed(policy: PolicySet, path: str) -> None:

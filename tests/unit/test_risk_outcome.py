@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
+from admitd.core.mfa_rules import MfaRules
 from admitd.risk.baseline import BaselineStore
 from admitd.risk.config import RiskConfig
 from admitd.risk.gatherer import RiskGatherer, RiskSighting
@@ -15,8 +16,8 @@ from admitd.risk.metrics import RiskMetrics
 from admitd.risk.model import GeoPoint, RiskAssessment, RiskHistory, RiskLevel, Signal, Telemetry
 from admitd.risk.reputation import ReputationList
 from admitd.risk.state import RiskStateStore
-from admitd.sessions.config import SessionsConfig
 from admitd.sessions.model import Session
+from tests.sessions import make_session
 
 NOW = 1_700_000_000.0
 SYDNEY = GeoPoint(-33.8688, 151.2093, "AU")
@@ -45,7 +46,7 @@ async def invalidate(tag: str) -> None:
 def gatherer(recorder: Recorder) -> RiskGatherer:
     return RiskGatherer(
         RiskConfig(),
-        SessionsConfig(),
+        MfaRules(),
         reputation=ReputationList([]),
         geo=GeoLocator(),
         baselines=cast(BaselineStore, None),
@@ -56,7 +57,7 @@ def gatherer(recorder: Recorder) -> RiskGatherer:
 
 
 def session(session_id: str = "s1") -> Session:
-    return Session(session_id, "u", "acme", frozenset(), "laptop-1", NOW, NOW, 600, NOW + 3600)
+    return make_session(session_id, user_id="u", device_id="laptop-1", now=NOW)
 
 
 def sighting(device: str, at: float = NOW) -> RiskSighting:

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from admitd.policy.model import IdentityRule, PolicySet, Route, RouteMatch
+from admitd.core.route import IdentityRule, PolicySet, Route, RouteMatch
 from tests.unit.helpers import request
 
 _segment = st.sampled_from(["api", "admin", "a", "b", "x1", ""])

@@ -15,6 +15,7 @@ from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.model import MfaMethod, Session
 from admitd.sessions.tokens import SessionRef, new_session_token
 from tests.pki_fixtures import PkiSet, url_pem
+from tests.sessions import make_session
 from tests.unit.helpers import engine_for, request
 
 NOW = 1_800_000_000.0
@@ -57,18 +58,16 @@ class Users:
         token, ref = new_session_token(user)
         for factor in factors if factors is not None else {MfaMethod.TOTP}:
             await self.store.set_factor(user, factor, active=True, at=NOW - 86_400)
-        session = Session(
-            session_id=ref.session_id,
+        session = make_session(
+            ref.session_id,
             user_id=user,
-            organisation="acme",
-            roles=frozenset(roles),
+            roles=roles,
             device_id="laptop-1",
-            created_at=NOW - 100,
-            last_seen_at=NOW - 10,
+            now=NOW,
+            created_ago=100,
+            seen_ago=10,
             idle_timeout=1800,
-            absolute_expires_at=NOW + 3600,
-            mfa_verified_at=None if mfa_ago is None else NOW - mfa_ago,
-            mfa_method=None if mfa_ago is None else MfaMethod.TOTP,
+            mfa_ago=mfa_ago,
         )
         await self.store.create(ref, session)
         return token

@@ -12,9 +12,9 @@ from admitd.extauthz.request import context_from_check_request
 from admitd.extauthz.response import check_response_from_decision
 from admitd.sessions.config import SessionsConfig
 from admitd.sessions.memory_store import MemorySessionStore
-from admitd.sessions.model import Session
 from admitd.sessions.tokens import new_session_token
 from tests.pki_fixtures import PkiSet, url_pem
+from tests.sessions import make_session
 from tests.unit.helpers import engine_for, request
 
 NOW = 1_800_000_000.0
@@ -57,16 +57,15 @@ def engine(pki: PkiSet, tmp_path: Path, store: MemorySessionStore) -> Engine:
 @pytest.fixture
 async def token(store: MemorySessionStore) -> str:
     token, ref = new_session_token("carol")
-    session = Session(
-        session_id=ref.session_id,
+    session = make_session(
+        ref.session_id,
         user_id="carol",
-        organisation="acme",
-        roles=frozenset({"reader"}),
+        roles={"reader"},
         device_id="laptop-1",
-        created_at=NOW - 100,
-        last_seen_at=NOW - 10,
+        now=NOW,
+        created_ago=100,
+        seen_ago=10,
         idle_timeout=1800,
-        absolute_expires_at=NOW + 3600,
     )
     await store.create(ref, session)
     return token
@@ -214,6 +213,6 @@ async def test_split_cookie_headers_are_joined_as_one_list(
     ]:
         http.header_map.headers.add(key=key, raw_value=value.encode())
     decision, _ = await engine.check(context_from_check_request(message))
-    assert decision.allowed and decision.session is not None
+    assert decision.allowed and decision.user is not None
     setting, _ = ok_headers(check_response_from_decision(decision))
     assert setting["cookie"] == "theme=dark; lang=en"

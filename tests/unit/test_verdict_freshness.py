@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from admitd.certs.identity import CertificateProblem
 from admitd.certs.truststore import trust_store_from_files
 from admitd.certs.verify import CertificateVerifier
+from admitd.core.identity import CertificateProblem
 from admitd.pki import issue_crl
 from tests.pki_fixtures import PkiSet, url_pem
 from tests.unit.helpers import engine_for, request

@@ -16,11 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from admitd.errors import StoreUnavailable
 from admitd.mfa.ports import MfaResult, TotpEnrolment
-from admitd.sessions import MfaMethod, Session, new_session_token
+from admitd.sessions import MfaMethod, Session, SessionRef, new_session_token
 from admitd.sessions.memory_store import MemorySessionStore
 from admitd.web import STEP_UP_PATH, ReturnToSigner, build_web_app
 from admitd.web.app import SECURITY_HEADERS
 from admitd.web.csrf import CSRF_COOKIE, csrf_token
+from tests.sessions import make_session
 
 NOW = 1_700_000_000.0
 HOST = "app.example.com:8443"
@@ -92,19 +93,17 @@ class Harness:
         return found
 
 
-def make_session(session_id: str, **changes: Any) -> Session:
-    base = Session(
-        session_id=session_id,
+def alice_session(session_id: str, **changes: Any) -> Session:
+    """An admin session of alice whose MFA is two hours old, with `changes` to its fields."""
+    base = make_session(
+        session_id,
         user_id="alice",
-        organisation="acme",
-        roles=frozenset({"admin"}),
-        device_id="d1",
-        created_at=NOW - 3600,
-        last_seen_at=NOW - 10,
+        roles={"admin"},
+        now=NOW,
+        created_ago=3600,
+        seen_ago=10,
         idle_timeout=1800,
-        absolute_expires_at=NOW + 3600,
-        mfa_verified_at=NOW - 7200,
-        mfa_method=MfaMethod.TOTP,
+        mfa_ago=7200,
     )
     return dataclasses.replace(base, **changes)
 
@@ -113,7 +112,7 @@ def make_session(session_id: str, **changes: Any) -> Session:
 async def harness() -> AsyncIterator[Harness]:
     store, totp, passkeys = MemorySessionStore(), FakeTotp(), FakePasskeys()
     token, ref = new_session_token("alice")
-    await store.create(ref, make_session(ref.session_id))
+    await store.create(ref, alice_session(ref.session_id))
     await store.set_factor("alice", MfaMethod.TOTP, active=True, at=NOW - 86400)
     app = build_web_app(
         store=store,
@@ -172,7 +171,7 @@ async def test_bearer_token_is_not_a_browser_session(harness: Harness) -> None:
 
 async def test_expired_session_gets_401(harness: Harness) -> None:
     token, ref = new_session_token("alice")
-    await harness.store.create(ref, make_session(ref.session_id, absolute_expires_at=NOW - 1))
+    await harness.store.create(ref, alice_session(ref.session_id, absolute_expires_at=NOW - 1))
     reply = await harness.client.get(page_url(), headers=harness.headers(session=token))
     assert reply.status == 401
 
@@ -429,7 +428,7 @@ async def without_factors(harness: Harness) -> None:
 async def other_session(harness: Harness, **changes: Any) -> dict[str, str]:
     """JSON headers (cookie, CSRF) of a second session of alice."""
     token, ref = new_session_token("alice")
-    await harness.store.create(ref, make_session(ref.session_id, **changes))
+    await harness.store.create(ref, alice_session(ref.session_id, **changes))
     csrf = csrf_token(SIGNER.subkey("csrf"), ref.session_id)
     return harness.headers(session=token, csrf=csrf) | {"X-CSRF-Token": csrf}
 
@@ -500,3 +499,29 @@ async def test_a_grant_does_not_replace_fresh_mfa_once_a_factor_exists(harness: 
     reply = await register(harness, headers)
     assert reply.status == 403 and (await reply.json())["error"]["code"] == "verify_first"
     assert harness.passkeys.registered == []
+
+
+async def test_a_verification_reports_the_session_and_the_verifying_device() -> None:
+    """Device risk promotes what this session's refused attempt from this device saw."""
+    store, verified = MemorySessionStore(), []
+    token, ref = new_session_token("alice")
+    await store.create(ref, alice_session(ref.session_id))
+    await store.set_factor("alice", MfaMethod.TOTP, active=True, at=NOW - 86400)
+
+    async def on_verified(session: SessionRef, device_id: str) -> None:
+        verified.append((session, device_id))
+
+    app = build_web_app(
+        store=store, totp=FakeTotp(), passkeys=FakePasskeys(), signer=SIGNER, cookie_name=COOKIE,
+        clock=lambda: NOW, on_verified=on_verified, device_header="x-device-id",
+    )  # fmt: skip
+    async with TestClient(TestServer(app), cookie_jar=DummyCookieJar()) as client:
+        csrf = csrf_token(SIGNER.subkey("csrf"), ref.session_id)
+        cookie = f"{COOKIE}={token}; {CSRF_COOKIE}={csrf}"
+        headers = {"Host": HOST, "Cookie": cookie, "x-device-id": "phone-9"}
+        for code in ("654321", GOOD_CODE):  # a wrong code reports nothing
+            form = {"code": code, "csrf": csrf, "return_to": return_token()}
+            await client.post(
+                f"{STEP_UP_PATH}/totp", data=form, headers=headers, allow_redirects=False
+            )
+    assert verified == [(ref, "phone-9")]

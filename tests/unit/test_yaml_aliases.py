@@ -72,3 +72,30 @@ def test_ordinary_nesting_and_star_strings_still_load() -> None:
     text = 'a: {b: {c: [1, [2, {d: "*not-an-alias"}]]}}\ne: "&neither"\n'
     doc = yaml_document_from_text(text, "p.yaml")
     assert doc.data == {"a": {"b": {"c": [1, [2, {"d": "*not-an-alias"}]]}}, "e": "&neither"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("a:\n", {"a": None}, id="empty-value"),
+        pytest.param("? k\n", {"k": None}, id="key-only"),
+        pytest.param("a: !!null\n", {"a": None}, id="tagged-null"),
+        pytest.param("a: 10\nb: true\nc: x\n", {"a": 10, "b": True, "c": "x"}, id="scalars"),
+    ],
+)
+def test_scalars_are_typed_as_safe_yaml_types_them(text: str, expected: object) -> None:
+    assert yaml_document_from_text(text, "f.yaml").data == expected
+
+
+@pytest.mark.parametrize("text", ["a: !!int\n", "a: !!int 'x'\n", "a: !!float nope\n"])
+def test_a_value_that_cannot_be_read_is_a_config_error_with_its_line(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"f\.yaml:1: a: cannot read this value"):
+        yaml_document_from_text(text, "f.yaml")
+
+
+def test_an_empty_value_reads_as_absent_in_a_policy(tmp_path: Path) -> None:
+    # Once a traceback from re-parsing the scalar; now `upstream_headers:` is simply unset.
+    (tmp_path / "p.yaml").write_text(
+        "routes:\n  - name: r\n    identities: any\n    upstream_headers:\n"
+    )
+    assert load_policies(tmp_path).routes[0].upstream_headers == ()

@@ -20,8 +20,8 @@ from typing import Any
 
 import grpc
 
-from admitd.certs.identity import CertificateProblem
 from admitd.certs.verify import Verdict, failed_verdict
+from admitd.core.identity import CertificateProblem
 
 __all__ = ["CallerCertificateCheck", "PeerVerdict", "peer_verdict"]
 

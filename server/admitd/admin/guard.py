@@ -10,27 +10,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import grpc
 
 from admitd.admin.authz import authorized_principal
-from admitd.errors import AdmitdError
+from admitd.admin.errors import InvalidRequest, PreconditionFailed
+from admitd.errors import AdmitdError, StoreUnavailable
 
-__all__ = ["ApiGuard", "GuardedRpc"]
+__all__ = ["ApiGuard", "GuardedRpc", "Statuses", "statuses_with"]
 
 log = logging.getLogger(__name__)
 
 # (request, authorised principal) -> response
 GuardedRpc = Callable[[Any, str], Awaitable[Any]]
 Handle = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Statuses = Mapping[type[AdmitdError], grpc.StatusCode]
+
+# The refusals every admin-API service shares; each adds its own (what is "not found").
+_SHARED_STATUSES: Statuses = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def statuses_with(own: Statuses) -> Statuses:
+    """The status of each refusal for one service: the shared ones plus its `own`."""
+    return MappingProxyType({**_SHARED_STATUSES, **own})
 
 
 @dataclass(frozen=True, slots=True)
 class ApiGuard:
     label: str  # "admin API", "risk API": names the service in log lines
     allowed: frozenset[str]
-    statuses: Mapping[type[AdmitdError], grpc.StatusCode]
+    statuses: Statuses  # built by `statuses_with`
     unavailable: str  # the client's message when the store cannot answer
     allowed_key: str = "admin.principals"  # the config key that lists `allowed`
 

@@ -23,6 +23,7 @@ from admitd.admin.config import AdminConfig
 from admitd.admin.servicer import AdminApi, admin_handler
 from admitd.admin.sessions import LoginHook, SessionAdmin
 from admitd.admin.tls import server_certificate_validity
+from admitd.core.mfa_rules import DEFAULT_PRIVILEGED_ROLES
 from admitd.errors import ConfigError
 from admitd.mfa.ports import TotpFactor
 from admitd.sessions.store import SessionStore
@@ -40,9 +41,6 @@ class SessionLifetimes(Protocol):
 
     @property
     def absolute_timeout(self) -> float: ...
-
-    @property
-    def privileged_roles(self) -> frozenset[str]: ...
 
 
 def server_credentials(
@@ -64,6 +62,7 @@ async def start_admin_server(
     sessions: SessionLifetimes,
     *,
     callers: PeerVerdict,
+    privileged_roles: frozenset[str] = DEFAULT_PRIVILEGED_ROLES,
     clock: Callable[[], float] = time.time,
     extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
     on_login: LoginHook | None = None,
@@ -83,7 +82,7 @@ async def start_admin_server(
         totp,
         idle_timeout=sessions.idle_timeout,
         absolute_timeout=sessions.absolute_timeout,
-        privileged_roles=sessions.privileged_roles,
+        privileged_roles=privileged_roles,
         clock=clock,
         on_login=on_login,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -16,21 +16,15 @@ from admitd.admin.convert import (
     ref_from_target,
     session_info_from_session,
 )
-from admitd.admin.errors import InvalidRequest, PreconditionFailed, SessionNotFound
-from admitd.admin.guard import ApiGuard, GuardedRpc
+from admitd.admin.errors import SessionNotFound
+from admitd.admin.guard import ApiGuard, GuardedRpc, statuses_with
 from admitd.admin.sessions import SessionAdmin
-from admitd.errors import AdmitdError, StoreUnavailable
 
 __all__ = ["SERVICE_NAME", "AdminApi", "admin_handler"]
 
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Sessions"].full_name
-_STATUS: Mapping[type[AdmitdError], grpc.StatusCode] = {
-    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
-    SessionNotFound: grpc.StatusCode.NOT_FOUND,
-    StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
-}
+_STATUS = statuses_with({SessionNotFound: grpc.StatusCode.NOT_FOUND})
 Rpc = Callable[[Any], Awaitable[Any]]
 
 
@@ -105,15 +99,13 @@ class AdminApi:
 
 def admin_handler(api: AdminApi, principals: Iterable[str]) -> grpc.GenericRpcHandler:
     """The generic handler of `admitd.v1.Sessions`, each RPC guarded by `principals`."""
-    guard = _guard(frozenset(principals))
+    guard = ApiGuard(
+        "admin API", frozenset(principals), _STATUS, unavailable="session store unavailable"
+    )
     return guard.handler(
         SERVICE_NAME,
         {name: (_ignoring_principal(rpc), message) for name, (rpc, message) in api.rpcs().items()},
     )
-
-
-def _guard(allowed: frozenset[str]) -> ApiGuard:
-    return ApiGuard("admin API", allowed, _STATUS, unavailable="session store unavailable")
 
 
 def _ignoring_principal(rpc: Rpc) -> GuardedRpc:
@@ -121,8 +113,3 @@ def _ignoring_principal(rpc: Rpc) -> GuardedRpc:
         return await rpc(request)
 
     return call
-
-
-def _guarded(name: str, rpc: Rpc, allowed: frozenset[str]) -> Callable[[Any, Any], Awaitable[Any]]:
-    """One RPC behind the guard (the sessions RPCs do not need the caller's name)."""
-    return _guard(allowed).guarded(name, _ignoring_principal(rpc))

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from admitd.audit.entry import canonical_bytes_from_mapping, rfc3339
-from admitd.sessions.redis_client import store_errors
 
 __all__ = [
     "Checkpoint",
@@ -107,21 +106,20 @@ async def write_checkpoint(
     client: redis.Redis, key: Ed25519PrivateKey, *, stream: str, instance: str, now: float
 ) -> Checkpoint | None:
     """Sign the current head unless the newest checkpoint already covers it (another replica)."""
-    with store_errors("audit checkpoint"):
-        tail = cast(list[tuple[str, dict[str, str]]], await client.xrevrange(stream, count=1))
-        if not tail or "seq" not in tail[0][1] or "hash" not in tail[0][1]:
-            return None
-        seq, hash_hex = int(tail[0][1]["seq"]), tail[0][1]["hash"]
-        last = cast(
-            list[tuple[str, dict[str, str]]],
-            await client.xrevrange(f"{stream}:checkpoints", count=1),
-        )
-        if last and last[0][1].get("seq") == str(seq):
-            return None
-        checkpoint = sign_checkpoint(
-            key, stream=stream, seq=seq, hash_hex=hash_hex, now=now, instance=instance
-        )
-        await client.xadd(f"{stream}:checkpoints", dict(checkpoint.fields()))  # type: ignore[arg-type]
+    tail = cast(list[tuple[str, dict[str, str]]], await client.xrevrange(stream, count=1))
+    if not tail or "seq" not in tail[0][1] or "hash" not in tail[0][1]:
+        return None
+    seq, hash_hex = int(tail[0][1]["seq"]), tail[0][1]["hash"]
+    last = cast(
+        list[tuple[str, dict[str, str]]],
+        await client.xrevrange(f"{stream}:checkpoints", count=1),
+    )
+    if last and last[0][1].get("seq") == str(seq):
+        return None
+    checkpoint = sign_checkpoint(
+        key, stream=stream, seq=seq, hash_hex=hash_hex, now=now, instance=instance
+    )
+    await client.xadd(f"{stream}:checkpoints", dict(checkpoint.fields()))  # type: ignore[arg-type]
     # Also in the server log, which ships elsewhere: deleting the checkpoints
     # stream then still leaves a record of how long the chain was.
     logger.info(

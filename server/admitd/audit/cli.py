@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from admitd.audit.config import (
     public_key_from_file,
 )
 from admitd.audit.export import export_stream
-from admitd.audit.sealed import open_entry
+from admitd.audit.sealed import entry_opener
 from admitd.audit.sources import (
     CheckpointSet,
     checkpoints_from_file,
@@ -30,28 +30,19 @@ from admitd.audit.sources import (
     records_from_stream,
 )
 from admitd.audit.verify import Opener, Report, verify_chain
+from admitd.cli_setup import config_and_redis_options, config_file, required_redis_url
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
-from admitd.fields import Fields
-from admitd.kms.config import kms_config_from_mapping, kms_from_config
-from admitd.yamlsource import load_yaml
+from admitd.kms.config import kms_from_config
 
 __all__ = ["register"]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `audit verify` and `audit export` to the `admitd` parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        type=Path,
-        default=os.environ.get("ADMITD_CONFIG"),
-        help="admitd YAML config: redis_url, kms: and audit: (default: $ADMITD_CONFIG)",
-    )
-    common.add_argument(
-        "--redis-url",
-        default=os.environ.get("ADMITD_REDIS_URL"),
-        help="Redis holding the audit stream (overrides redis_url)",
+    common = config_and_redis_options(
+        config_help="admitd YAML config: redis_url, kms: and audit: (default: $ADMITD_CONFIG)",
+        redis_help="Redis holding the audit stream (overrides redis_url)",
     )
     audit = commands.add_parser(
         "audit", help="verify and export the audit log", description=__doc__
@@ -78,30 +69,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 class _Setup:
     audit: AuditConfig
     redis_url: str | None
-    opener: Opener | None
+    sealer: Sealer | None
 
 
 def _setup(args: argparse.Namespace) -> _Setup:
     if args.config is None:
         return _Setup(AuditConfig(), args.redis_url, None)
-    doc = load_yaml(Path(args.config))
-    data = doc.data if isinstance(doc.data, Mapping) else {}
-    audit = audit_config_from_fields(Fields(doc, ("audit",), data.get("audit"), SECTION_KEYS))
-    opener: Opener | None = None
-    if isinstance(data.get("kms"), Mapping):
-        kms_cfg = kms_config_from_mapping(
-            data["kms"], file=doc.file, dev_mode=bool(data.get("dev_mode"))
-        )
-        sealer = Sealer(kms_from_config(kms_cfg))
-        opener = lambda envelope: open_entry(sealer, envelope)  # noqa: E731
-    url = args.redis_url or data.get("redis_url")
-    return _Setup(audit, str(url) if url else None, opener)
+    file = config_file(args.config)
+    audit = audit_config_from_fields(file.section("audit", SECTION_KEYS))
+    sealer = Sealer(kms_from_config(file.kms())) if file.has("kms") else None
+    return _Setup(audit, args.redis_url or file.redis_url(), sealer)
+
+
+def _opener(sealer: Sealer | None) -> AbstractContextManager[Opener | None]:
+    # Verify and export walk the stream synchronously; entries open on the opener's loop.
+    return entry_opener(sealer) if sealer is not None else nullcontext()
 
 
 def _client(setup: _Setup) -> redis.Redis:
-    if not setup.redis_url:
-        raise ConfigError("no Redis given", fix="pass --redis-url, set redis_url, or --file")
-    return redis.Redis.from_url(setup.redis_url, decode_responses=True, socket_timeout=10)
+    url = required_redis_url(setup.redis_url, "pass --redis-url, set redis_url, or --file")
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
 
 
 def _public_key(args: argparse.Namespace, setup: _Setup) -> Ed25519PublicKey | None:
@@ -124,13 +111,14 @@ def _verify(args: argparse.Namespace) -> int:
         )
         start = None if args.start else ChainHead.genesis()
         tail = args.end is None
-    opener = None if args.file is not None else setup.opener
+    sealer = None if args.file is not None else setup.sealer
     if checkpoints.problem is not None:
         print(f"FAILED: {checkpoints.problem}", file=sys.stderr)
         return 1
-    report = verify_chain(
-        records, opener=opener, checkpoints=checkpoints.by_seq, start=start, check_tail=tail
-    )
+    with _opener(sealer) as opener:
+        report = verify_chain(
+            records, opener=opener, checkpoints=checkpoints.by_seq, start=start, check_tail=tail
+        )
     return _print_report(report, checkpoints, args.file is not None)
 
 
@@ -151,7 +139,7 @@ def _print_report(report: Report, checkpoints: CheckpointSet, from_file: bool) -
 
 def _export(args: argparse.Namespace) -> int:
     setup = _setup(args)
-    if setup.opener is None:
+    if setup.sealer is None:
         raise ConfigError("export needs the kms: section to decrypt", fix="pass --config")
     try:
         since = datetime.fromisoformat(args.since)
@@ -161,11 +149,11 @@ def _export(args: argparse.Namespace) -> int:
         ) from None
     since = since if since.tzinfo else since.replace(tzinfo=UTC)
     descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out, entry_opener(setup.sealer) as opener:
         report = export_stream(
             _client(setup),
             setup.audit.stream_key,
-            setup.opener,
+            opener,
             out,
             since_ms=int(since.timestamp() * 1000),
         )

@@ -59,6 +59,9 @@ class AuditConfig:
         return f"{self.stream_key}:checkpoints"
 
 
+_DEFAULTS = AuditConfig()  # the parser's defaults, so each is written once, above
+
+
 def audit_config_from_fields(fields: Fields) -> AuditConfig:
     """`fields` reads the `audit:` mapping (allowed keys: SECTION_KEYS); paths are relative
     to the config file; key files are read now so a bad one stops start-up."""
@@ -70,17 +73,23 @@ def audit_config_from_fields(fields: Fields) -> AuditConfig:
     if public is not None:
         _check(fields, "public_key_file", lambda: public_key_from_file(public))
     return AuditConfig(
-        stream_key=fields.text("stream_key", "admitd:audit"),
-        spool_file=base / fields.text("spool_file", str(DEFAULT_SPOOL)),
+        stream_key=fields.text("stream_key", _DEFAULTS.stream_key),
+        spool_file=base / fields.text("spool_file", str(_DEFAULTS.spool_file)),
         spool_max_bytes=fields.integer(
-            "spool_max_bytes", 256 * 1024 * 1024, minimum=64 * 1024, maximum=2**62
+            "spool_max_bytes", _DEFAULTS.spool_max_bytes, minimum=64 * 1024, maximum=2**62
         ),
-        checkpoint_interval_seconds=fields.number("checkpoint_interval_seconds", 60.0, minimum=1.0),
+        checkpoint_interval_seconds=fields.number(
+            "checkpoint_interval_seconds", _DEFAULTS.checkpoint_interval_seconds, minimum=1.0
+        ),
         signing_key_file=signing,
         public_key_file=public,
         instance=fields.text("instance", socket.gethostname()),
-        queue_max_entries=fields.integer("queue_max_entries", 10_000, minimum=1),
-        batch_max_entries=fields.integer("batch_max_entries", 256, minimum=1, maximum=10_000),
+        queue_max_entries=fields.integer(
+            "queue_max_entries", _DEFAULTS.queue_max_entries, minimum=1
+        ),
+        batch_max_entries=fields.integer(
+            "batch_max_entries", _DEFAULTS.batch_max_entries, minimum=1, maximum=10_000
+        ),
     )
 
 

@@ -28,7 +28,7 @@ def audit_entry_from_decision(
     event = _event(decision)
     if event is None:
         return None
-    session, identity, risk = decision.session, decision.identity, decision.risk
+    session, identity, risk = decision.user, decision.identity, decision.risk
     return AuditEntry(
         time=now,
         event_type=event,

@@ -8,7 +8,8 @@ revocation and every verification success and failure, whoever calls them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, Generic, TypeVar
 
 from admitd.audit.entry import AuditEntry, AuditEvent
 from admitd.mfa.ports import MfaResult, PasskeyFactor, TotpEnrolment, TotpFactor
@@ -19,6 +20,7 @@ from admitd.sessions.tokens import SessionRef
 __all__ = ["AuditedPasskeys", "AuditedSessionStore", "AuditedTotp"]
 
 Append = Callable[[AuditEntry], None]
+Factor = TypeVar("Factor", TotpFactor, PasskeyFactor)
 
 
 def _mfa_entry(
@@ -34,6 +36,23 @@ def _mfa_entry(
         organisation=organisation,
         details=(("method", method), ("step", step)),
     )
+
+
+class _AuditedFactor(Generic[Factor]):
+    """Wraps one factor and records the outcome of each enrolment and verification."""
+
+    _method: ClassVar[str]  # the `method` detail of the audit entry
+
+    def __init__(self, inner: Factor, append: Append) -> None:
+        self._inner: Factor = inner
+        self._append = append
+
+    async def _recorded(
+        self, step: str, user_id: str, organisation: str, outcome: Awaitable[MfaResult]
+    ) -> MfaResult:
+        result = await outcome
+        self._append(_mfa_entry(self._method, step, user_id, organisation, result))
+        return result
 
 
 class AuditedSessionStore(DelegatingSessionStore):
@@ -84,9 +103,8 @@ class AuditedSessionStore(DelegatingSessionStore):
         return count
 
 
-class AuditedTotp:
-    def __init__(self, inner: TotpFactor, append: Append) -> None:
-        self._inner, self._append = inner, append
+class AuditedTotp(_AuditedFactor[TotpFactor]):
+    _method = "totp"
 
     async def begin_enrolment(self, user_id: str, organisation: str, now: float) -> TotpEnrolment:
         return await self._inner.begin_enrolment(user_id, organisation, now)
@@ -94,19 +112,16 @@ class AuditedTotp:
     async def confirm_enrolment(
         self, user_id: str, organisation: str, code: str, now: float
     ) -> MfaResult:
-        result = await self._inner.confirm_enrolment(user_id, organisation, code, now)
-        self._append(_mfa_entry("totp", "enrol", user_id, organisation, result))
-        return result
+        confirmed = self._inner.confirm_enrolment(user_id, organisation, code, now)
+        return await self._recorded("enrol", user_id, organisation, confirmed)
 
     async def verify(self, user_id: str, organisation: str, code: str, now: float) -> MfaResult:
-        result = await self._inner.verify(user_id, organisation, code, now)
-        self._append(_mfa_entry("totp", "verify", user_id, organisation, result))
-        return result
+        verified = self._inner.verify(user_id, organisation, code, now)
+        return await self._recorded("verify", user_id, organisation, verified)
 
 
-class AuditedPasskeys:
-    def __init__(self, inner: PasskeyFactor, append: Append) -> None:
-        self._inner, self._append = inner, append
+class AuditedPasskeys(_AuditedFactor[PasskeyFactor]):
+    _method = "passkey"
 
     async def registration_options(self, user_id: str, user_name: str, now: float) -> str:
         return await self._inner.registration_options(user_id, user_name, now)
@@ -114,9 +129,8 @@ class AuditedPasskeys:
     async def register(
         self, user_id: str, organisation: str, credential_json: str, now: float
     ) -> MfaResult:
-        result = await self._inner.register(user_id, organisation, credential_json, now)
-        self._append(_mfa_entry("passkey", "enrol", user_id, organisation, result))
-        return result
+        registered = self._inner.register(user_id, organisation, credential_json, now)
+        return await self._recorded("enrol", user_id, organisation, registered)
 
     async def authentication_options(self, user_id: str, now: float) -> str:
         return await self._inner.authentication_options(user_id, now)
@@ -124,6 +138,5 @@ class AuditedPasskeys:
     async def authenticate(
         self, user_id: str, organisation: str, credential_json: str, now: float
     ) -> MfaResult:
-        result = await self._inner.authenticate(user_id, organisation, credential_json, now)
-        self._append(_mfa_entry("passkey", "verify", user_id, organisation, result))
-        return result
+        authenticated = self._inner.authenticate(user_id, organisation, credential_json, now)
+        return await self._recorded("verify", user_id, organisation, authenticated)

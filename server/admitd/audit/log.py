@@ -53,6 +53,7 @@ class AuditLog:
         self._appender = StreamAppender(client, config.stream_key)
         self._signing_key = signing_key
         self._queue: deque[AuditEntry] = deque()
+        self._overflow: list[AuditEntry] = []  # spooled by the writer before the next batch
         self._lock = threading.Lock()  # the KMS adapter may call append() from a thread
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,16 +62,17 @@ class AuditLog:
         self._next_retry = 0.0
 
     def append(self, entry: AuditEntry) -> None:
-        """Queue `entry`; when the queue is full, spill it and the queue to the spool now."""
+        """Queue `entry`; when the queue is full, it and the queue go to the spool next."""
         with self._lock:
             if len(self._queue) < self.config.queue_max_entries:
                 self._queue.append(entry)
                 self._notify()
                 return
-            overflow = [*self._queue, entry]
+            # Queue first, then the new entry: the spool keeps arrival order. Sealing
+            # awaits the KMS, so the writer spools them, ahead of anything queued later.
+            self._overflow += [*self._queue, entry]
             self._queue.clear()
-        # Queue first, then the new entry: the spool keeps arrival order.
-        self._spool_entries(overflow)
+            self._notify()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -92,7 +94,7 @@ class AuditLog:
     @property
     def queued(self) -> int:
         with self._lock:
-            return len(self._queue)
+            return len(self._queue) + len(self._overflow)
 
     def _notify(self) -> None:
         loop = self._loop
@@ -109,8 +111,10 @@ class AuditLog:
 
     async def _run(self) -> None:
         while True:
-            batch = self._take()
-            if batch:
+            overflow, batch = self._take()
+            if overflow:
+                await self._spool_entries(overflow)
+            elif batch:
                 await self._write(batch)
             elif self._closing:
                 await self._replay(force=True)
@@ -121,13 +125,15 @@ class AuditLog:
                     await asyncio.wait_for(self._wake.wait(), _FLUSH_SECONDS)
                 self._wake.clear()
 
-    def _take(self) -> list[AuditEntry]:
+    def _take(self) -> tuple[list[AuditEntry], list[AuditEntry]]:
+        """(overflow to spool, else a batch to write), under one lock: arrival order holds."""
         with self._lock:
-            count = min(len(self._queue), self.config.batch_max_entries)
-            return [self._queue.popleft() for _ in range(count)]
+            overflow, self._overflow = self._overflow, []
+            count = 0 if overflow else min(len(self._queue), self.config.batch_max_entries)
+            return overflow, [self._queue.popleft() for _ in range(count)]
 
     async def _write(self, batch: list[AuditEntry]) -> None:
-        sealed = self._seal(batch)
+        sealed = await self._seal(batch)
         # While older entries wait in the spool, newer ones queue behind them there.
         if not self.spool.pending and await self._to_redis(sealed):
             self.metrics.appends.labels(REDIS).inc(len(sealed))
@@ -156,11 +162,11 @@ class AuditLog:
             self.metrics.appends.labels(REPLAYED).inc(len(batch.entries))
         logger.info("audit: spool %s replayed into Redis", self.spool.path)
 
-    def _seal(self, batch: list[AuditEntry]) -> list[SealedEntry]:
+    async def _seal(self, batch: list[AuditEntry]) -> list[SealedEntry]:
         sealed = []
         for entry in batch:
             try:
-                sealed.append(seal_entry(self._sealer, entry))
+                sealed.append(await seal_entry(self._sealer, entry))
             except AdmitdError as exc:
                 # The KMS refused: nothing can be written sealed. Count it, never raise.
                 self.metrics.appends.labels(DROPPED).inc()
@@ -179,14 +185,13 @@ class AuditLog:
                 len(sealed),
             )
 
-    def _spool_entries(self, entries: list[AuditEntry]) -> None:
+    async def _spool_entries(self, entries: list[AuditEntry]) -> None:
         logger.warning(
-            "audit: queue full (%d); %d entries spooled synchronously",
+            "audit: queue full (%d); %d entries spooled",
             self.config.queue_max_entries,
             len(entries),
         )
-        self._spill(self._seal(entries))
-        self._notify()
+        self._spill(await self._seal(entries))
 
     async def _checkpoints(self) -> None:
         while True:

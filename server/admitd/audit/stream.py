@@ -19,7 +19,6 @@ import redis.asyncio as redis
 from admitd.audit.chain import GENESIS, ChainHead, Link, links_after
 from admitd.audit.sealed import SealedEntry
 from admitd.errors import StoreUnavailable
-from admitd.sessions.redis_client import store_errors
 
 __all__ = ["FORMAT", "AuditStreamCorrupted", "StreamAppender", "stream_fields"]
 
@@ -81,8 +80,7 @@ class StreamAppender:
             for link, entry in zip(links, entries, strict=True):
                 args += [link.seq, link.prev.hex(), link.digest.hex(), link.hash.hex()]
                 args.append(entry.envelope)
-            with store_errors("audit append"):
-                reply = await self._script(keys=[self._key], args=args)
+            reply = await self._script(keys=[self._key], args=args)
             status, value, extra = cast(list[object], reply)
             if status == 1:
                 self._head = ChainHead(links[-1].seq, links[-1].hash)

@@ -14,10 +14,10 @@ from admitd.certs.forwarding import (
     TrustedProxy,
     chain_from_forwarded,
 )
-from admitd.certs.identity import CertificateFacts, CertificateProblem
 from admitd.certs.pem import CertificateParseError, certificates_from_pem
 from admitd.certs.verify import Verdict, failed_verdict
 from admitd.core.context import RequestContext
+from admitd.core.identity import CertificateFacts, CertificateProblem
 
 __all__ = ["ClientCertificates"]
 

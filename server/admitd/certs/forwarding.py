@@ -11,6 +11,7 @@ from cryptography import x509
 from admitd.certs.pem import CertificateParseError, certificates_from_der, certificates_from_pem
 from admitd.certs.rfc9440 import Rfc9440Error, der_from_client_cert, ders_from_client_cert_chain
 from admitd.certs.xfcc import XfccError, parse_xfcc
+from admitd.core.outcomes import FORWARDED_CERT_HEADERS
 
 __all__ = [
     "FORWARDED_CERT_HEADERS",
@@ -29,11 +30,6 @@ class ForwardHeader(StrEnum):
     XFCC = "xfcc"  # x-forwarded-client-cert, Envoy's format (Cert= and Chain=)
     X_CLIENT_CERT = "x-client-cert"  # URL-encoded PEM, leaf first, optional chain after
     CLIENT_CERT = "client-cert"  # RFC 9440 Client-Cert (+ Client-Cert-Chain)
-
-
-# Headers that carry a forwarded certificate; from anyone but a trusted proxy they
-# are ignored, and removed before the request reaches the upstream.
-FORWARDED_CERT_HEADERS = ("x-client-cert", "client-cert", "client-cert-chain")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,22 @@
 """Revocation data: CRL files plus an operator deny list, reloaded when the files change.
 
-The deny list is a text file, one entry per line: `serial:<hex>` or
-`sha256:<hex fingerprint of the DER certificate>`; `#` starts a comment.
-`admitd revoke add` appends to it; every admitd replica that mounts the file
-picks the change up within `tls.revocation_poll_seconds`, without a restart.
+The deny list is a text file, one entry per line; `#` starts a comment:
+
+    serial:<hex>        the leaf's serial number (any issuer)
+    tbs-sha256:<hex>    SHA-256 of the leaf's signed part (tbsCertificate): what
+                        `admitd revoke --cert` writes. Unlike a fingerprint of the whole
+                        DER, it survives re-encoding the signature (an ECDSA (r, s) is as
+                        valid as (r, n - s)), which anyone holding the certificate can do
+    sha256:<hex>        SHA-256 of one exact DER encoding (a fingerprint, as shown by
+                        `openssl x509 -fingerprint -sha256`); prefer the other two
+
+`admitd revoke` appends to it; every admitd replica that mounts the file picks the
+change up within `tls.revocation_poll_seconds`, without a restart.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -17,7 +26,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 
 from admitd.certs.truststore import TrustStore
 
@@ -42,6 +50,12 @@ class RevocationError(ValueError):
 class DenyList:
     serials: frozenset[int] = frozenset()
     fingerprints: frozenset[str] = frozenset()
+    signed_parts: frozenset[str] = frozenset()  # tbs-sha256 entries
+
+    def denies(self, leaf: x509.Certificate, fingerprint: str) -> bool:
+        if fingerprint in self.fingerprints or leaf.serial_number in self.serials:
+            return True
+        return bool(self.signed_parts) and _tbs_sha256(leaf) in self.signed_parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +86,7 @@ class RevocationData:
     ) -> RevocationStatus:
         """The revocation status of a verified chain (leaf first) at `now`."""
         leaf = chain[0]
-        if fingerprint in self.deny.fingerprints or leaf.serial_number in self.deny.serials:
+        if self.deny.denies(leaf, fingerprint):
             return RevocationStatus("revoked")
         fresh_until = float("inf")
         for cert in chain[:-1]:  # the root vouches for itself; nothing can revoke it here
@@ -93,6 +107,7 @@ class RevocationData:
 def deny_list_from_text(text: str, *, source: str) -> DenyList:
     serials: set[int] = set()
     fingerprints: set[str] = set()
+    signed_parts: set[str] = set()
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip().lower()
         if not line:
@@ -102,15 +117,21 @@ def deny_list_from_text(text: str, *, source: str) -> DenyList:
         try:
             if kind == "serial":
                 serials.add(int(value, 16))
-            elif kind == "sha256" and len(value) == 64:
-                fingerprints.add(f"{int(value, 16):064x}")
+            elif kind in ("sha256", "tbs-sha256") and len(value) == 64:
+                digests = fingerprints if kind == "sha256" else signed_parts
+                digests.add(f"{int(value, 16):064x}")
             else:
                 raise ValueError
         except ValueError:
             raise RevocationError(
-                f"{source}:{number}: expected 'serial:<hex>' or 'sha256:<64 hex digits>'"
+                f"{source}:{number}: expected 'serial:<hex>', 'tbs-sha256:<64 hex digits>'"
+                " or 'sha256:<64 hex digits>'"
             ) from None
-    return DenyList(frozenset(serials), frozenset(fingerprints))
+    return DenyList(frozenset(serials), frozenset(fingerprints), frozenset(signed_parts))
+
+
+def _tbs_sha256(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.tbs_certificate_bytes).hexdigest()
 
 
 def _crl_from_file(path: Path, issuers: TrustStore) -> tuple[bytes, _Crl]:
@@ -201,9 +222,10 @@ def append_deny_entry(
     half an entry.
     """
     if cert_file is not None:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        sha256 = cert.fingerprint(hashes.SHA256()).hex()
-    entry = f"serial:{serial}" if serial is not None else f"sha256:{sha256}"
+        # The signed part, not the whole DER: a re-encoded signature must not escape it.
+        entry = "tbs-sha256:" + _tbs_sha256(x509.load_pem_x509_certificate(cert_file.read_bytes()))
+    else:
+        entry = f"serial:{serial}" if serial is not None else f"sha256:{sha256}"
     deny_list_from_text(entry, source="the new entry")  # raises RevocationError when malformed
     line = entry + (f"  # {' '.join(comment.split())}" if comment else "") + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -19,9 +19,9 @@ from cryptography.x509.verification import (
 )
 
 from admitd.certs.decoding import CERTIFICATE_ERRORS, decoding_detail, strict_decoding
-from admitd.certs.identity import CertificateProblem, ClientIdentity
 from admitd.certs.revocation import RevocationData
 from admitd.certs.truststore import TrustStore
+from admitd.core.identity import CertificateProblem, ClientIdentity
 
 __all__ = [
     "FOREVER",

@@ -7,6 +7,7 @@ from dataclasses import replace
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason, reason_from_certificate_problem
 from admitd.core.facts import Facts
+from admitd.core.mfa_rules import MfaRules
 from admitd.core.outcomes import (
     allow,
     deny,
@@ -17,13 +18,12 @@ from admitd.core.outcomes import (
 )
 from admitd.core.policy_phase import Refusal, policy_denial
 from admitd.core.risk_phase import risk_denial, risk_step_up_max_age
+from admitd.core.route import PolicySet, Route
 from admitd.core.session_phase import session_verdict
-from admitd.policy.model import PolicySet, Route
-from admitd.sessions.config import SessionsConfig
 
 __all__ = ["decide", "with_step_up_url"]
 
-DEFAULT_RULES = SessionsConfig()
+DEFAULT_RULES = MfaRules()
 # Servlet containers cut `;params` off path segments, so the upstream could resolve
 # another path than the one matched; a route opts in with `allow_path_parameters`.
 _PARAMETERS = "';' path parameters are not accepted on this route"
@@ -33,7 +33,7 @@ def decide(
     ctx: RequestContext,
     policy: PolicySet,
     facts: Facts,
-    rules: SessionsConfig = DEFAULT_RULES,
+    rules: MfaRules = DEFAULT_RULES,
     route: Route | None = None,
 ) -> Decision:
     """Allow or deny one request, given the policy and the facts gathered about it.
@@ -54,18 +54,16 @@ def decide(
         return deny(ctx, policy, Reason.NO_MATCHING_ROUTE)
     if ctx.path_has_parameters and not (route is not None and route.allow_path_parameters):
         return deny(ctx, policy, Reason.REQUEST_MALFORMED, detail=_PARAMETERS, route=route)
-    live = facts.session.session
+    live = facts.user.user
     if route is not None and live is not None:
         # The session's organisation variant, chosen before `shadow` is read (it may set it).
         route = route.for_organisation(live.organisation)
     decision = _route_decision(ctx, policy, route, facts, rules)
     if route is None or not route.shadow or decision.allowed:
-        return without_session_credentials(decision, ctx, rules.cookie_name)
+        return without_session_credentials(decision, ctx, facts)
     # Shadow: admit, but keep what would have happened for the log and the metrics.
-    admitted = allow(
-        ctx, policy, route, decision.identity, Reason.ALLOWED, session=decision.session
-    )
-    admitted = without_session_credentials(admitted, ctx, rules.cookie_name)
+    admitted = allow(ctx, policy, route, decision.identity, Reason.ALLOWED, user=decision.user)
+    admitted = without_session_credentials(admitted, ctx, facts)
     return replace(
         with_risk(admitted, decision.risk),
         shadow_reason=decision.reason,
@@ -74,7 +72,7 @@ def decide(
 
 
 def _route_decision(
-    ctx: RequestContext, policy: PolicySet, route: Route | None, facts: Facts, rules: SessionsConfig
+    ctx: RequestContext, policy: PolicySet, route: Route | None, facts: Facts, rules: MfaRules
 ) -> Decision:
     certificate = facts.certificate
     if route is not None and route.public:
@@ -90,22 +88,22 @@ def _route_decision(
     needs_step_up = verdict.reason is Reason.MFA_STEP_UP_REQUIRED
     if verdict.reason is not None and not needs_step_up:
         denial = deny(ctx, policy, verdict.reason, route=route, identity=identity)
-        return replace(denial, session=verdict.session, mfa_checked=verdict.mfa_checked)
-    risk = facts.risk if verdict.session is not None else None
-    unavailable = facts.risk_unavailable and verdict.session is not None
+        return replace(denial, user=verdict.user, mfa_checked=verdict.mfa_checked)
+    risk = facts.risk if verdict.user is not None else None
+    unavailable = facts.risk_unavailable and verdict.user is not None
     refused = risk_denial(route, risk, unavailable=unavailable)
     refusal = (
         Refusal(refused)
         if refused is not None
         else policy_denial(
-            route, ctx, identity=identity, session=verdict.session, risk=risk, now=facts.now
+            route, ctx, identity=identity, user=verdict.user, risk=risk, now=facts.now
         )
     )
     if refusal is not None:
         denial = deny(ctx, policy, refusal.reason, route=route, identity=identity)
-        denial = replace(denial, session=verdict.session, log_detail=refusal.detail)
+        denial = replace(denial, user=verdict.user, log_detail=refusal.detail)
         return with_risk(denial, risk)
-    risk_age = risk_step_up_max_age(route, risk, verdict.session, facts.now, rules)
+    risk_age = risk_step_up_max_age(route, risk, verdict.user, facts.now, rules)
     if needs_step_up or risk_age is not None:
         ages = [a for a in (verdict.max_age if needs_step_up else None, risk_age) if a is not None]
         demanded = replace(verdict, max_age=min(ages), mfa_checked=True)
@@ -116,7 +114,7 @@ def _route_decision(
         route,
         identity,
         Reason.ALLOWED,
-        session=verdict.session,
+        user=verdict.user,
         mfa_checked=verdict.mfa_checked,
     )
     return with_risk(admitted, risk)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from admitd.certs.identity import CertificateProblem, ClientIdentity
-from admitd.risk.model import RiskAssessment
-from admitd.sessions.model import Session
+from admitd.core.identity import CertificateProblem, ClientIdentity, User
+from admitd.core.risk import RiskAssessment
 
 __all__ = ["Decision", "Reason", "reason_from_certificate_problem"]
 
@@ -122,7 +121,7 @@ class Decision:
     client_headers: Headers = ()
     headers_to_remove: tuple[str, ...] = ()
     policy_version: str = ""
-    session: Session | None = None
+    user: User | None = None
     mfa_checked: bool = False  # the route required a fresh MFA verification of this session
     step_up_max_age: int | None = None
     redirect_to: str = ""  # set for a browser step-up: answered as 302 with Location

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from admitd.certs.identity import CertificateFacts
-from admitd.risk.model import RiskAssessment
-from admitd.sessions.model import SessionLookup, SessionState
+from admitd.core.identity import CertificateFacts, UserLookup, UserState
+from admitd.core.risk import RiskAssessment
 
 __all__ = ["CertificateFacts", "Facts"]
 
 
-_NO_SESSION = SessionLookup(SessionState.NOT_PRESENTED)
+_NO_USER = UserLookup(UserState.NOT_PRESENTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +21,12 @@ class Facts:
     """
 
     certificate: CertificateFacts
-    session: SessionLookup = _NO_SESSION
+    user: UserLookup = _NO_USER  # who, beyond the workload; from an identity source
     now: float = 0.0
-    risk: RiskAssessment | None = None  # only for a live session
+    risk: RiskAssessment | None = None  # only for a live user
     # The live session's risk could not be assessed (its baseline could not be read).
     risk_unavailable: bool = False
+    # The identity source's own credentials on this request, kept from the upstream:
+    # the name of its cookie, and whether `authorization` carries its bearer token.
+    credential_cookie: str = ""
+    credential_bearer: bool = False

@@ -5,18 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from admitd.certs.forwarding import FORWARDED_CERT_HEADERS
-from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason
+from admitd.core.facts import Facts
+from admitd.core.identity import ClientIdentity, User
+from admitd.core.risk import RiskAssessment
+from admitd.core.route import PolicySet, Route
 from admitd.core.session_phase import SessionVerdict
-from admitd.policy.model import PolicySet, Route
-from admitd.risk.model import RiskAssessment
-from admitd.sessions.model import Session
-from admitd.sessions.tokens import parse_session_token
 
 __all__ = [
     "ADMITD_HEADER_PREFIX",
+    "FORWARDED_CERT_HEADERS",
     "allow",
     "deny",
     "step_up",
@@ -26,6 +25,9 @@ __all__ = [
 ]
 
 ADMITD_HEADER_PREFIX = "x-admitd-"
+# Headers that carry a forwarded certificate; from anyone but a trusted proxy they
+# are ignored (admitd.certs), and removed before the request reaches the upstream.
+FORWARDED_CERT_HEADERS = ("x-client-cert", "client-cert", "client-cert-chain")
 PRINCIPAL_HEADER = "x-admitd-principal"
 FINGERPRINT_HEADER = "x-admitd-cert-sha256"
 ROUTE_HEADER = "x-admitd-route"
@@ -113,7 +115,7 @@ def step_up(
             ("www-authenticate", challenge),
         ),
         policy_version=policy.version,
-        session=verdict.session,
+        user=verdict.user,
         mfa_checked=True,
         step_up_max_age=max_age,
         details=(("max_age", max_age),),
@@ -127,7 +129,7 @@ def allow(
     identity: ClientIdentity | None,
     reason: Reason,
     *,
-    session: Session | None = None,
+    user: User | None = None,
     mfa_checked: bool = False,
 ) -> Decision:
     route_name = route.name if route else "(unmatched)"
@@ -137,8 +139,8 @@ def allow(
             (PRINCIPAL_HEADER, identity.principal),
             (FINGERPRINT_HEADER, identity.fingerprint_sha256),
         ]
-    if session is not None:
-        upstream += _session_headers(session)
+    if user is not None:
+        upstream += _user_headers(user)
     if route is not None:
         upstream += route.upstream_headers
     return Decision(
@@ -149,13 +151,13 @@ def allow(
         upstream_headers=tuple(upstream),
         headers_to_remove=_headers_to_remove(ctx, {name for name, _ in upstream}),
         policy_version=policy.version,
-        session=session,
+        user=user,
         mfa_checked=mfa_checked,
     )
 
 
-def without_session_credentials(decision: Decision, ctx: RequestContext, cookie: str) -> Decision:
-    """An admitted request without admitd's session cookie `cookie` or an admitd bearer token.
+def without_session_credentials(decision: Decision, ctx: RequestContext, facts: Facts) -> Decision:
+    """An admitted request without the identity source's own cookie or bearer token.
 
     The upstream gets `x-admitd-session` (an id) instead: a token it logged or leaked
     would be a live session for anyone. Other cookies and other bearer tokens stay.
@@ -166,9 +168,13 @@ def without_session_credentials(decision: Decision, ctx: RequestContext, cookie:
     setting = {name for name, _ in decision.upstream_headers}
     removing: list[str] = []
     adding: list[tuple[str, str]] = []
-    if "authorization" not in setting and _is_session_bearer(ctx.header("authorization")):
+    if "authorization" not in setting and facts.credential_bearer:
         removing.append("authorization")
-    others = None if "cookie" in setting else _cookies_without(ctx.header("cookie"), cookie)
+    others = (
+        None
+        if "cookie" in setting or not facts.credential_cookie
+        else _cookies_without(ctx.header("cookie"), facts.credential_cookie)
+    )
     if others:  # rewritten, not removed and re-added: Envoy's order of the two is not ours
         adding.append(("cookie", others))
     elif others is not None:
@@ -180,16 +186,6 @@ def without_session_credentials(decision: Decision, ctx: RequestContext, cookie:
         upstream_headers=(*decision.upstream_headers, *adding),
         headers_to_remove=(*decision.headers_to_remove, *removing),
     )
-
-
-def _is_session_bearer(authorization: str) -> bool:
-    # Each of repeated fields (Envoy joins them with ","), and any whitespace after the
-    # scheme: an upstream may be laxer than admitd's own carrier.
-    for field in authorization.split(",") if authorization else ():
-        scheme, _, credentials = field.strip().replace("\t", " ").partition(" ")
-        if scheme.lower() == "bearer" and parse_session_token(credentials.strip()) is not None:
-            return True
-    return False
 
 
 def _cookies_without(header: str, name: str) -> str | None:
@@ -209,7 +205,7 @@ def _cookies_without(header: str, name: str) -> str | None:
     return "; ".join(kept) if found else None
 
 
-def _session_headers(session: Session) -> list[tuple[str, str]]:
+def _user_headers(session: User) -> list[tuple[str, str]]:
     headers = [
         ("x-admitd-user", session.user_id),
         ("x-admitd-org", session.organisation),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
 from admitd.core.decision import Reason
-from admitd.policy.model import Route
-from admitd.risk.model import RiskAssessment
-from admitd.sessions.model import Session
+from admitd.core.identity import ClientIdentity, User
+from admitd.core.risk import RiskAssessment
+from admitd.core.route import Route
 
 __all__ = ["Refusal", "condition_activation", "policy_denial"]
 
@@ -27,18 +26,16 @@ def policy_denial(
     ctx: RequestContext,
     *,
     identity: ClientIdentity | None,
-    session: Session | None,
+    user: User | None,
     risk: RiskAssessment | None,
     now: float,
 ) -> Refusal | None:
     if route is None:
         return None
-    if route.roles and (session is None or not route.roles & session.roles):
+    if route.roles and (user is None or not route.roles & user.roles):
         return Refusal(Reason.ROLE_REQUIRED)
     if route.conditions:
-        activation = condition_activation(
-            ctx, identity=identity, session=session, risk=risk, now=now
-        )
+        activation = condition_activation(ctx, identity=identity, user=user, risk=risk, now=now)
         for number, condition in enumerate(route.conditions, 1):
             failure = condition.failure(activation)
             if failure is not None:  # the first that fails decides; the rest need not run
@@ -50,7 +47,7 @@ def condition_activation(
     ctx: RequestContext,
     *,
     identity: ClientIdentity | None,
-    session: Session | None,
+    user: User | None,
     risk: RiskAssessment | None,
     now: float,
 ) -> dict[str, object]:
@@ -64,7 +61,7 @@ def condition_activation(
             "source_address": ctx.source_address,
         },
         "principal": _principal(identity),
-        "session": _session(session, now),
+        "session": _session(user, now),
         "risk": {"level": risk.level.value, "signals": list(risk.signals), "score": risk.score}
         if risk
         else {},
@@ -83,15 +80,16 @@ def _principal(identity: ClientIdentity | None) -> dict[str, object]:
     }
 
 
-def _session(session: Session | None, now: float) -> dict[str, object]:
-    if session is None:
+def _session(user: User | None, now: float) -> dict[str, object]:
+    # Called `session` in CEL (documented, and stable for policy authors).
+    if user is None:
         return {}
-    age = session.mfa_age(now)
+    age = user.mfa_age(now)
     return {
-        "user": session.user_id,
-        "organisation": session.organisation,
-        "roles": sorted(session.roles),
-        "device_id": session.device_id,
+        "user": user.user_id,
+        "organisation": user.organisation,
+        "roles": sorted(user.roles),
+        "device_id": user.device_id,
         "mfa_age": -1 if age is None else int(age),
-        "mfa_method": session.mfa_method.value if session.mfa_method else "",
+        "mfa_method": user.mfa_method.value if user.mfa_method else "",
     }

@@ -6,13 +6,13 @@ a user); certificate-only routes have no user to step up.
 
 from __future__ import annotations
 
-from admitd.core.decision import Reason
-from admitd.policy.model import Route
-from admitd.risk.model import RiskAssessment, RiskLevel
-from admitd.sessions.config import SessionsConfig
-from admitd.sessions.model import Session
+from admitd.core.decision import Decision, Reason
+from admitd.core.identity import User
+from admitd.core.mfa_rules import MfaRules
+from admitd.core.risk import RiskAssessment, RiskLevel
+from admitd.core.route import Route
 
-__all__ = ["risk_denial", "risk_step_up_max_age"]
+__all__ = ["moves_risk_history", "risk_denial", "risk_step_up_max_age"]
 
 
 def risk_denial(
@@ -33,9 +33,9 @@ def risk_denial(
 def risk_step_up_max_age(
     route: Route | None,
     risk: RiskAssessment | None,
-    session: Session | None,
+    session: User | None,
     now: float,
-    rules: SessionsConfig,
+    rules: MfaRules,
 ) -> int | None:
     """The MFA max age a high risk level demands, when the session's MFA is older; else None."""
     step_up_at = route.risk_step_up_at if route else RiskLevel.HIGH
@@ -45,3 +45,22 @@ def risk_step_up_max_age(
     if age is not None and age <= rules.high_risk_mfa_max_age:
         return None
     return rules.high_risk_mfa_max_age
+
+
+def moves_risk_history(decision: Decision, user: User | None, now: float, rules: MfaRules) -> bool:
+    """Whether an admitted Check vouches for its device and place (they become known).
+
+    Only when this route judged the risk (`decision.risk`), and the admission holds by the
+    default thresholds too: below `high`, or `high` with MFA within
+    `high_risk_mfa_max_age`; never `critical`. So a route that ignores risk, or one with
+    laxer thresholds (a status page), cannot vouch for a device on every other route.
+    """
+    risk = decision.risk
+    if not decision.allowed or decision.shadow_reason is not None or risk is None:
+        return False
+    if risk.level.at_least(RiskLevel.CRITICAL):
+        return False
+    if not risk.level.at_least(RiskLevel.HIGH):
+        return True
+    age = user.mfa_age(now) if user is not None else None
+    return age is not None and age <= rules.high_risk_mfa_max_age

@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from admitd.core.context import RequestContext
 from admitd.core.decision import Reason
 from admitd.core.facts import Facts
-from admitd.policy.model import Route, SessionRequirement
-from admitd.sessions.config import SessionsConfig
-from admitd.sessions.model import Session, SessionState
+from admitd.core.identity import User, UserState
+from admitd.core.mfa_rules import MfaRules
+from admitd.core.route import Route, SessionRequirement
 
 __all__ = ["SessionVerdict", "is_browser_navigation", "session_verdict"]
 
 _REJECTED = {
-    SessionState.NOT_PRESENTED: Reason.SESSION_REQUIRED,
-    SessionState.MALFORMED: Reason.SESSION_INVALID,
-    SessionState.UNKNOWN: Reason.SESSION_INVALID,
-    SessionState.EXPIRED: Reason.SESSION_EXPIRED,
+    UserState.NOT_PRESENTED: Reason.SESSION_REQUIRED,
+    UserState.MALFORMED: Reason.SESSION_INVALID,
+    UserState.UNKNOWN: Reason.SESSION_INVALID,
+    UserState.EXPIRED: Reason.SESSION_EXPIRED,
 }
 
 
@@ -26,28 +26,26 @@ class SessionVerdict:
     """`reason` is None when the phase passes; `session` is the live session, if any."""
 
     reason: Reason | None
-    session: Session | None = None
+    user: User | None = None
     mfa_checked: bool = False
     max_age: int | None = None
 
 
-def session_verdict(route: Route | None, facts: Facts, rules: SessionsConfig) -> SessionVerdict:
+def session_verdict(route: Route | None, facts: Facts, rules: MfaRules) -> SessionVerdict:
     if route is None or route.session is SessionRequirement.NONE:
         return SessionVerdict(None)
-    lookup = facts.session
-    if lookup.state is SessionState.UNAVAILABLE:
+    lookup = facts.user
+    if lookup.state is UserState.UNAVAILABLE:
         # Fail closed: without the store we cannot know the session was not revoked.
         return SessionVerdict(Reason.SESSION_STORE_UNAVAILABLE)
-    if lookup.state is not SessionState.ACTIVE or lookup.session is None:
+    if lookup.state is not UserState.ACTIVE or lookup.user is None:
         if route.session is SessionRequirement.OPTIONAL:
             return SessionVerdict(None)
         return SessionVerdict(_REJECTED.get(lookup.state, Reason.SESSION_INVALID))
-    return _mfa_verdict(route, lookup.session, facts.now, rules)
+    return _mfa_verdict(route, lookup.user, facts.now, rules)
 
 
-def _mfa_verdict(
-    route: Route, session: Session, now: float, rules: SessionsConfig
-) -> SessionVerdict:
+def _mfa_verdict(route: Route, session: User, now: float, rules: MfaRules) -> SessionVerdict:
     if session.roles & rules.privileged_roles and not session.factors:
         # A privileged user without an active factor could never step up: refuse outright.
         return SessionVerdict(Reason.MFA_ENROLLMENT_REQUIRED, session, mfa_checked=True)
@@ -62,7 +60,7 @@ def _mfa_verdict(
     return SessionVerdict(None, session, mfa_checked=True, max_age=max_age)
 
 
-def _required_max_age(route: Route, session: Session, rules: SessionsConfig) -> int | None:
+def _required_max_age(route: Route, session: User, rules: MfaRules) -> int | None:
     by_role = route.mfa_max_age_by_role
     if by_role:
         # A per-role table: the strictest age among the user's roles, else its `default`.

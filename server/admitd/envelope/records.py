@@ -3,6 +3,10 @@
 A sealed record is a Redis string value, or a hash field value, holding the JSON
 envelope form (`json_from_envelope`), under a key matching one of the configured
 patterns (default `admitd:*`). Anything else found there is skipped.
+
+These walks run from `admitd keys` commands, not from the server: re-encryption
+awaits the KMS port but keeps the synchronous Redis client, since the command's
+own event loop has nothing else to run.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import redis
 from admitd.envelope.format import envelope_from_json, is_envelope_json, json_from_envelope
 from admitd.envelope.rewrap import is_current, rewrap_envelope
 from admitd.errors import EnvelopeError, KmsError
-from admitd.kms.base import Kms
+from admitd.kms.base import AsyncKms
 
 __all__ = ["ReencryptReport", "reencrypt_records", "state_key", "versions_in_use"]
 
@@ -114,9 +118,9 @@ def versions_in_use(
     return counts
 
 
-def reencrypt_records(
+async def reencrypt_records(
     client: redis.Redis,
-    kms: Kms,
+    kms: AsyncKms,
     alias: str,
     *,
     patterns: Sequence[str],
@@ -130,12 +134,12 @@ def reencrypt_records(
     interrupted run continues where it stopped; records it re-wrapped already
     are simply found current again.
     """
-    report = ReencryptReport(alias, kms.active_version(alias))
+    report = ReencryptReport(alias, await kms.active_version(alias))
     start = (0, 0) if restart else _load_state(client, report, patterns)
     cas = (client.register_script(_CAS_STRING), client.register_script(_CAS_HASH))
     for index, cursor, items, scanned in _scan(client, patterns, batch, start):
         for item in items:
-            _visit(client, kms, cas, item, report)
+            await _visit(client, kms, cas, item, report)
         report.scanned_keys += scanned
         _save_state(client, report, patterns, index, cursor)
         if progress is not None:
@@ -166,11 +170,11 @@ def _save_state(
     client.hset(state_key(report.alias), items=items)
 
 
-def _visit(
-    client: redis.Redis, kms: Kms, cas: tuple[Any, Any], item: _Item, report: ReencryptReport
+async def _visit(
+    client: redis.Redis, kms: AsyncKms, cas: tuple[Any, Any], item: _Item, report: ReencryptReport
 ) -> None:
     for _attempt in range(_CAS_ATTEMPTS):
-        outcome = _rewrap_one(kms, item, report)
+        outcome = await _rewrap_one(kms, item, report)
         if outcome is None:
             return
         if _compare_and_set(cas, item, outcome):
@@ -184,7 +188,7 @@ def _visit(
     logger.warning("re-encrypt: %r kept changing; left for the next run", item.key)
 
 
-def _rewrap_one(kms: Kms, item: _Item, report: ReencryptReport) -> bytes | None:
+async def _rewrap_one(kms: AsyncKms, item: _Item, report: ReencryptReport) -> bytes | None:
     """The re-wrapped JSON for `item`, or None after counting why there is none."""
     if not is_envelope_json(item.value):
         report.other += 1
@@ -198,11 +202,11 @@ def _rewrap_one(kms: Kms, item: _Item, report: ReencryptReport) -> bytes | None:
     if envelope.alias != report.alias:
         report.other += 1
         return None
-    if is_current(envelope, kms):
+    if await is_current(envelope, kms):
         report.current += 1
         return None
     try:
-        return json_from_envelope(rewrap_envelope(envelope, kms)).encode()
+        return json_from_envelope(await rewrap_envelope(envelope, kms)).encode()
     except KmsError as exc:
         report.failed += 1
         logger.error("re-encrypt: %r v%d: %s", item.key, envelope.key_version, exc)

@@ -10,12 +10,13 @@ from collections.abc import Callable, Mapping
 
 from cryptography.exceptions import InvalidTag
 
-from admitd.envelope.cache import DataKeys, DekCache, data_keys_from_dek
+from admitd.envelope.cache import CacheKey, DataKeys, DekCache, data_keys_from_dek
 from admitd.envelope.context import ALIAS_FOR_RECORD_TYPE, Context, RecordType, associated_data
 from admitd.envelope.errors import ContextMismatch, TamperedEnvelope
 from admitd.envelope.format import CHECK_BYTES, NONCE_BYTES, Envelope
 from admitd.errors import AdmitdError, KmsError
-from admitd.kms.base import DEK_BYTES, Kms
+from admitd.kms.adapter import async_kms
+from admitd.kms.base import DEK_BYTES, AsyncKms, Kms
 
 __all__ = ["Sealer", "context_check"]
 
@@ -33,33 +34,37 @@ class Sealer:
     Every `seal` draws a fresh 256-bit DEK and 96-bit nonce, so no (key, nonce)
     pair is ever used twice. `open` returns plaintext only after AES-GCM has
     authenticated it; every failure raises an `EnvelopeError` or `KmsError`.
+    Both are awaited: the KMS may be a network call. A synchronous `Kms` is
+    adapted once, here (`admitd.kms.adapter.async_kms`); an unwrapped DEK found
+    in `cache` is used without awaiting the KMS at all.
     `randbytes` is the test seam for known-answer tests; leave it alone otherwise.
     """
 
     def __init__(
         self,
-        kms: Kms,
+        kms: Kms | AsyncKms,
         *,
         aliases: Mapping[RecordType, str] = ALIAS_FOR_RECORD_TYPE,
         cache: DekCache | None = None,
         randbytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self._kms, self._aliases, self._cache, self._randbytes = kms, aliases, cache, randbytes
+        self._kms, self._aliases, self._cache = async_kms(kms), aliases, cache
+        self._randbytes = randbytes
 
-    def seal(self, plaintext: bytes, context: Context) -> Envelope:
+    async def seal(self, plaintext: bytes, context: Context) -> Envelope:
         """Encrypt `plaintext` for the record named by `context`."""
         alias = self._aliases[context.record_type]
         dek, nonce = self._randbytes(DEK_BYTES), self._randbytes(NONCE_BYTES)
-        wrapped = self._kms.wrap_dek(alias, dek)
+        wrapped = await self._kms.wrap_dek(alias, dek)
         keys, aad = data_keys_from_dek(dek), associated_data(alias, context)
         ciphertext = keys.aead.encrypt(nonce, plaintext, aad)
         check = context_check(keys, aad)
         return Envelope(alias, wrapped.key_version, wrapped.wrapped, nonce, check, ciphertext)
 
-    def open(self, envelope: Envelope, context: Context) -> bytes:
+    async def open(self, envelope: Envelope, context: Context) -> bytes:
         """Decrypt `envelope`, which must have been sealed for exactly `context`."""
         try:
-            return self._open(envelope, context)
+            return await self._open(envelope, context)
         except AdmitdError as exc:
             # Names and numbers only: never a key, a DEK or the plaintext.
             logger.warning(
@@ -71,13 +76,14 @@ class Sealer:
             )
             raise
 
-    def _open(self, envelope: Envelope, context: Context) -> bytes:
+    async def _open(self, envelope: Envelope, context: Context) -> bytes:
         expected = self._aliases[context.record_type]
         if envelope.alias != expected:
             raise ContextMismatch(
                 f"envelope sealed under {envelope.alias}, {context.record_type} uses {expected}"
             )
-        keys, aad = self._data_keys(envelope), associated_data(expected, context)
+        keys = self._cached_keys(envelope) or await self._unwrapped_keys(envelope)
+        aad = associated_data(expected, context)
         same_context = hmac.compare_digest(context_check(keys, aad), envelope.context_check)
         try:
             plaintext = keys.aead.decrypt(envelope.nonce, envelope.ciphertext, aad)
@@ -90,15 +96,21 @@ class Sealer:
             raise TamperedEnvelope("envelope context check was altered")
         return plaintext
 
-    def _data_keys(self, envelope: Envelope) -> DataKeys:
-        slot = (envelope.alias, envelope.key_version, envelope.wrapped_dek)
-        cached = self._cache.get(slot) if self._cache is not None else None
-        if cached is not None:
-            return cached
-        dek = self._kms.unwrap_dek(envelope.alias, envelope.key_version, envelope.wrapped_dek)
+    def _cached_keys(self, envelope: Envelope) -> DataKeys | None:
+        # Synchronous on purpose: the hot path (a DEK seen recently) never awaits.
+        if self._cache is None:
+            return None
+        return self._cache.get(_slot(envelope))
+
+    async def _unwrapped_keys(self, envelope: Envelope) -> DataKeys:
+        dek = await self._kms.unwrap_dek(envelope.alias, envelope.key_version, envelope.wrapped_dek)
         if len(dek) != DEK_BYTES:
             raise KmsError(f"{envelope.alias} v{envelope.key_version} returned a malformed DEK")
         keys = data_keys_from_dek(dek)
         if self._cache is not None:
-            self._cache.put(slot, keys)
+            self._cache.put(_slot(envelope), keys)
         return keys
+
+
+def _slot(envelope: Envelope) -> CacheKey:
+    return (envelope.alias, envelope.key_version, envelope.wrapped_dek)

@@ -19,7 +19,9 @@ MAX_HEADERS = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # A segment that is `.` or `..` once `;params` are cut off: Tomcat, Jetty and Spring
 # resolve `/public/..;/admin` to `/admin` (and some decode %3B first).
-_DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|;|%3b|$)|%2e|%2f|%5c|\\", re.IGNORECASE)
+# `%25` before one of those (`%252e`) is the same, encoded twice: an upstream or framework
+# that decodes again would see a dot segment or slash that no route matched.
+_DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|;|%3b|$)|%2e|%2f|%5c|%25(2e|2f|5c|3b)|\\", re.IGNORECASE)
 
 
 def context_from_check_request(request: CheckRequest) -> RequestContext:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
@@ -18,7 +19,7 @@ from admitd.extauthz.response import check_response_from_decision
 from admitd.logs import DecisionLog
 from admitd.metrics import Metrics
 
-__all__ = ["FAIL_CLOSED", "AuthorizationService"]
+__all__ = ["CANCELLED", "FAIL_CLOSED", "AuthorizationService"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ FAIL_CLOSED = Decision(
     message="admitd could not decide, so the request is not admitted. Try again later.",
     client_headers=(("x-admitd-reason", Reason.AUTHORIZATION_UNAVAILABLE.value),),
 )
+# Envoy stopped waiting, so its `status_on_error` answered the client; this is only recorded.
+CANCELLED = replace(FAIL_CLOSED, log_detail="cancelled before a decision (Envoy gave up)")
 _EMPTY_CONTEXT = RequestContext(method="", scheme="", host="", path="")
 
 
@@ -48,23 +51,26 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         self, request: CheckRequest, context: grpc.aio.ServicerContext
     ) -> CheckResponse:
         started = time.perf_counter()
-        ctx, decision, source = await self._decide(request)
-        response = check_response_from_decision(decision)
-        elapsed = time.perf_counter() - started
-        self._metrics.observe(decision, elapsed)
-        self._decisions.record(ctx, decision, source, elapsed)
+        # What is recorded unless a decision replaces it: gRPC cancels this task when
+        # Envoy gives up (its deadline passed, the stream was reset), and that Check is
+        # still counted and logged, as OPA-Envoy logs every decision even on cancel.
+        ctx, decision, source = _EMPTY_CONTEXT, CANCELLED, ""
+        try:
+            try:
+                ctx = context_from_check_request(request)
+                decision, facts = await self._engine.check(ctx)
+                source = facts.certificate.source
+            except Exception:
+                # Fail closed in one place: whatever goes wrong, the request is not admitted
+                # and the client sees a generic 503, while the traceback stays in our log.
+                log.exception("Check failed; answering fail-closed")
+                decision, source = FAIL_CLOSED, ""
+            return check_response_from_decision(decision)
+        finally:
+            self._record(ctx, decision, source, time.perf_counter() - started)
+
+    def _record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
+        self._metrics.observe(decision, seconds)
+        self._decisions.record(ctx, decision, source, seconds)
         if self._audit is not None:
             self._audit(ctx, decision)  # queued; the append itself happens off the hot path
-        return response
-
-    async def _decide(self, request: CheckRequest) -> tuple[RequestContext, Decision, str]:
-        # Fail closed in one place: whatever goes wrong, the request is not admitted
-        # and the client sees a generic 503, while the traceback stays in our log.
-        ctx = _EMPTY_CONTEXT
-        try:
-            ctx = context_from_check_request(request)
-            decision, facts = await self._engine.check(ctx)
-        except Exception:
-            log.exception("Check failed; answering fail-closed")
-            return ctx, FAIL_CLOSED, ""
-        return ctx, decision, facts.certificate.source

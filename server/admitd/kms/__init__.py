@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from admitd.kms.adapter import SyncKmsAdapter, async_kms
 from admitd.kms.audit import AuditEvents, LogAuditEvents
 from admitd.kms.base import (
     ALIAS_AUDIT_LOG,
     ALIAS_DEVICE_TELEMETRY,
     ALIAS_SESSION_SECRETS,
     DEFAULT_ALIASES,
+    AsyncKms,
     KeyState,
     KeyVersion,
     Kms,
@@ -41,6 +43,7 @@ __all__ = [
     "ALIAS_SESSION_SECRETS",
     "DEFAULT_ALIASES",
     "AliasNotFound",
+    "AsyncKms",
     "AuditEvents",
     "DevKms",
     "KeyAdminUnsupported",
@@ -58,8 +61,10 @@ __all__ = [
     "MemoryKms",
     "Pkcs11Config",
     "Provider",
+    "SyncKmsAdapter",
     "WrappedDek",
     "WrongKey",
+    "async_kms",
     "create_keyring_file",
     "kms_config_from_mapping",
     "kms_from_config",

@@ -1,4 +1,4 @@
-"""The KMS ports: `Kms` wraps data keys, `ManagedKms` also creates, rotates and retires."""
+"""The KMS ports: `Kms` wraps data keys, `AsyncKms` awaits the same, `ManagedKms` administers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = [
     "ALIAS_SESSION_SECRETS",
     "DEFAULT_ALIASES",
     "DEK_BYTES",
+    "AsyncKms",
     "KeyState",
     "KeyVersion",
     "Kms",
@@ -74,6 +75,11 @@ class Kms(Protocol):
       `KeyVersionNotFound`, or `WrongKey` when the wrapped bytes do not
       authenticate under that version; other failures raise `KmsError`.
     - Master-key material never leaves the provider through this interface.
+
+    A synchronous provider whose calls block on a device or the network says so
+    with a class attribute `worker_threads = n` (n > 0): `admitd.kms.adapter`
+    then runs its calls on n worker threads, never on the event loop. Without
+    it, calls run inline (in-process keys answer faster than a thread hop).
     """
 
     def wrap_dek(self, alias: str, dek: bytes) -> WrappedDek:
@@ -85,6 +91,27 @@ class Kms(Protocol):
         ...
 
     def active_version(self, alias: str) -> int:
+        """The version new records are wrapped under."""
+        ...
+
+
+class AsyncKms(Protocol):
+    """The `Kms` contracts, awaited: the port `Sealer` and re-encryption call.
+
+    A network provider (cloud KMS, remote HSM) implements this directly; a
+    synchronous `Kms` is adapted by `admitd.kms.adapter.async_kms`. Not
+    runtime-checkable: a synchronous `Kms` has the same method names.
+    """
+
+    async def wrap_dek(self, alias: str, dek: bytes) -> WrappedDek:
+        """Wrap `dek` under the active version of `alias`."""
+        ...
+
+    async def unwrap_dek(self, alias: str, key_version: int, wrapped: bytes) -> bytes:
+        """Return the DEK that `wrapped` protects, or raise a `KmsError`."""
+        ...
+
+    async def active_version(self, alias: str) -> int:
         """The version new records are wrapped under."""
         ...
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import redis
-import yaml
 
 from admitd.audit.oneshot import RecordedEvents, chain_recorded_events
-from admitd.errors import ConfigError
-from admitd.kms.config import KmsConfig, Provider, kms_config_from_mapping, kms_from_config
+from admitd.cli_setup import (
+    config_and_redis_options,
+    config_file,
+    required_config,
+    required_redis_url,
+)
+from admitd.kms.config import KmsConfig, Provider, kms_from_config
 from admitd.kms.progress import ProgressBar
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
 
@@ -22,16 +25,9 @@ __all__ = ["register"]
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `keys` command and its sub-commands to the `admitd` parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        default=os.environ.get("ADMITD_CONFIG"),
-        help="admitd YAML config; its `kms:` section is used (default: $ADMITD_CONFIG)",
-    )
-    common.add_argument(
-        "--redis-url",
-        default=os.environ.get("ADMITD_REDIS_URL"),
-        help="Redis holding sealed records (default: $ADMITD_REDIS_URL)",
+    common = config_and_redis_options(
+        config_help="admitd YAML config; its `kms:` section is used (default: $ADMITD_CONFIG)",
+        redis_help="Redis holding sealed records (default: $ADMITD_REDIS_URL)",
     )
     keys = commands.add_parser("keys", help="manage KMS master keys", description=__doc__)
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
@@ -59,27 +55,12 @@ def _config(args: argparse.Namespace) -> KmsConfig:
     # Audit events are log lines: make sure they go somewhere even when the
     # main CLI has not configured logging (a no-op when it has).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if not args.config:
-        raise ConfigError("no configuration file given", fix="pass --config or set ADMITD_CONFIG")
-    path = str(args.config)
-    try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read YAML: {exc}", file=path) from None
-    if not isinstance(doc, Mapping):
-        raise ConfigError("top level must be a mapping", file=path)
-    section, dev_mode = doc.get("kms") or {}, doc.get("dev_mode", False)
-    if not isinstance(section, Mapping):
-        raise ConfigError("must be a mapping", file=path, key="kms")
-    if not isinstance(dev_mode, bool):
-        raise ConfigError("must be true or false", file=path, key="dev_mode")
-    return kms_config_from_mapping(section, file=path, dev_mode=dev_mode)
+    return config_file(required_config(args)).kms()
 
 
 def _redis(args: argparse.Namespace) -> redis.Redis:
-    if not args.redis_url:
-        raise ConfigError("no Redis given", fix="pass --redis-url or set ADMITD_REDIS_URL")
-    return redis.Redis.from_url(str(args.redis_url))
+    url = required_redis_url(args.redis_url, "pass --redis-url or set ADMITD_REDIS_URL")
+    return redis.Redis.from_url(url)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -122,15 +103,18 @@ def _reencrypt(args: argparse.Namespace) -> int:
     cfg = _config(args)
     kms, client = kms_from_config(cfg), _redis(args)
     bar, audit = ProgressBar(int(client.dbsize())), RecordedEvents()
-    report = reencrypt_alias(
-        kms,
-        client,
-        args.alias,
-        audit,
-        patterns=cfg.record_patterns,
-        batch=args.batch,
-        restart=args.restart,
-        progress=bar,
+    # The command's own event loop: re-encryption awaits the KMS port like a seal does.
+    report = asyncio.run(
+        reencrypt_alias(
+            kms,
+            client,
+            args.alias,
+            audit,
+            patterns=cfg.record_patterns,
+            batch=args.batch,
+            restart=args.restart,
+            progress=bar,
+        )
     )
     bar.finish(report)
     chain_recorded_events(Path(args.config) if args.config else None, audit)

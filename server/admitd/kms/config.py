@@ -9,19 +9,23 @@ from enum import StrEnum
 from pathlib import Path
 
 from admitd.errors import ConfigError
+from admitd.fields import Fields
 from admitd.kms.base import DEFAULT_ALIASES, ManagedKms, check_alias
+from admitd.yamlsource import YamlDocument
 
 __all__ = [
     "DEFAULT_RECORD_PATTERNS",
+    "SECTION_KEYS",
     "KmsConfig",
     "Pkcs11Config",
     "Provider",
+    "kms_config_from_fields",
     "kms_config_from_mapping",
     "kms_from_config",
 ]
 
 DEFAULT_RECORD_PATTERNS = ("admitd:*",)
-_KEYS = {
+SECTION_KEYS = {
     "provider",
     "keyring",
     "pkcs11",
@@ -61,76 +65,56 @@ class KmsConfig:
     file: str = "<config>"
 
 
-class _Reader:
-    """Typed access to one mapping, raising `ConfigError` that names file and key."""
-
-    def __init__(self, raw: Mapping[str, object], file: str, prefix: str) -> None:
-        self.raw, self.file, self.prefix = raw, file, prefix
-
-    def error(self, key: str, message: str, fix: str | None = None) -> ConfigError:
-        return ConfigError(message, file=self.file, key=f"{self.prefix}{key}", fix=fix)
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.raw.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.error(key, "is required and must be a non-empty string")
-        return value
-
-    def number(self, key: str, default: float, *, integer: bool) -> float:
-        value = self.raw.get(key, default)
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-            kind = "integer" if integer else "number"
-            raise self.error(key, f"must be a positive {kind}, got {value!r}")
-        return value
-
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.raw.get(key, list(default))
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise self.error(key, "must be a non-empty list of strings")
-        return tuple(dict.fromkeys(value))
-
-    def section(self, key: str) -> _Reader:
-        value = self.raw.get(key, {})
-        if not isinstance(value, Mapping):
-            raise self.error(key, "must be a mapping")
-        return _Reader(value, self.file, f"{self.prefix}{key}.")
+# Only the defaulted fields are read: the dataclass is where each default is written.
+_DEFAULTS = KmsConfig(provider=Provider.DEV)
+# Unknown keys inside these two are let through, as they always were: refusing them now
+# would stop a deployment that has one at its next restart.
+_DEK_CACHE_KEYS = {"max_entries", "ttl_seconds"}
+_PKCS11_KEYS = {"module", "token_label", "pin_env"}
 
 
-def kms_config_from_mapping(raw: Mapping[str, object], *, file: str, dev_mode: bool) -> KmsConfig:
+def kms_config_from_fields(fields: Fields, *, dev_mode: bool) -> KmsConfig:
     """Validate the `kms:` section; without one, development builds fall back to `dev`."""
-    top = _Reader(raw, file, "kms.")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise top.error(unknown[0], "unknown key", fix=f"allowed keys: {', '.join(sorted(_KEYS))}")
-    provider = _provider(top, dev_mode)
+    provider = _provider(fields, dev_mode)
     aliases = tuple(
-        check_alias(a, file=file, key="kms.aliases")
-        for a in top.strings("aliases", DEFAULT_ALIASES)
+        check_alias(a, file=fields.doc.file, key="kms.aliases")
+        for a in _text_list(fields, "aliases", _DEFAULTS.aliases)
     )
-    cache = top.section("dek_cache")
+    cache = _lenient_sub(fields, "dek_cache", _DEK_CACHE_KEYS)
     return KmsConfig(
         provider=provider,
         aliases=aliases,
-        keyring=Path(top.text("keyring")) if provider is Provider.LOCAL else None,
-        pkcs11=_pkcs11(top.section("pkcs11")) if provider is Provider.PKCS11 else None,
+        keyring=Path(fields.text("keyring")) if provider is Provider.LOCAL else None,
+        pkcs11=_pkcs11(_lenient_sub(fields, "pkcs11", _PKCS11_KEYS))
+        if provider is Provider.PKCS11
+        else None,
         dev_mode=dev_mode,
-        dev_active_version=int(top.number("dev_active_version", 1, integer=True)),
-        record_patterns=top.strings("record_patterns", DEFAULT_RECORD_PATTERNS),
-        dek_cache_entries=int(cache.number("max_entries", 4096, integer=True)),
-        dek_cache_ttl_seconds=cache.number("ttl_seconds", 60.0, integer=False),
-        file=file,
+        dev_active_version=fields.integer(
+            "dev_active_version", _DEFAULTS.dev_active_version, minimum=1
+        ),
+        record_patterns=_text_list(fields, "record_patterns", _DEFAULTS.record_patterns),
+        dek_cache_entries=cache.integer("max_entries", _DEFAULTS.dek_cache_entries, minimum=1),
+        dek_cache_ttl_seconds=_positive_number(
+            cache, "ttl_seconds", _DEFAULTS.dek_cache_ttl_seconds
+        ),
+        file=fields.doc.file,
     )
 
 
-def _provider(top: _Reader, dev_mode: bool) -> Provider:
+def kms_config_from_mapping(raw: Mapping[str, object], *, file: str, dev_mode: bool) -> KmsConfig:
+    """`kms_config_from_fields` for a section that is not part of a loaded document."""
+    doc = YamlDocument(file, {"kms": raw}, {})
+    return kms_config_from_fields(Fields(doc, ("kms",), raw, SECTION_KEYS), dev_mode=dev_mode)
+
+
+def _provider(fields: Fields, dev_mode: bool) -> Provider:
     allowed = ", ".join(p.value for p in Provider)
     try:
-        provider = Provider(top.text("provider", Provider.DEV.value if dev_mode else None))
+        provider = Provider(fields.text("provider", Provider.DEV.value if dev_mode else None))
     except ValueError:
-        raise top.error("provider", f"must be one of {allowed}") from None
+        raise fields.error("provider", f"must be one of {allowed}") from None
     if provider is Provider.DEV and not dev_mode:
-        raise top.error(
+        raise fields.error(
             "provider",
             "dev keys are derived from public constants and are refused outside a"
             " development build",
@@ -139,12 +123,34 @@ def _provider(top: _Reader, dev_mode: bool) -> Provider:
     return provider
 
 
-def _pkcs11(section: _Reader) -> Pkcs11Config:
+def _pkcs11(section: Fields) -> Pkcs11Config:
     return Pkcs11Config(
         module=section.text("module"),
         token_label=section.text("token_label"),
         pin_env=section.text("pin_env"),
     )
+
+
+def _lenient_sub(fields: Fields, key: str, known: set[str]) -> Fields:
+    value = fields.raw.get(key)
+    present = set(value) if isinstance(value, Mapping) else set()
+    return fields.sub(key, known | present)
+
+
+def _text_list(fields: Fields, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    # Never empty (no aliases would leave records without a key) and never a bare string,
+    # unlike `Fields.texts`; a repeated entry counts once.
+    value = fields.raw.get(key, list(default))
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise fields.error(key, "must be a non-empty list of strings")
+    return tuple(dict.fromkeys(value))
+
+
+def _positive_number(fields: Fields, key: str, default: float) -> float:
+    value = fields.raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise fields.error(key, f"must be a positive number, got {value!r}")
+    return float(value)
 
 
 def kms_from_config(cfg: KmsConfig, *, require_aliases: bool = True) -> ManagedKms:

@@ -34,6 +34,11 @@ _LABEL = re.compile(r"(kms/[a-z0-9][a-z0-9-]*)@v([1-9][0-9]*)")
 # (SoftHSM2 answers CKR_GENERAL_ERROR); all of them mean "wrong key".
 _AUTH_FAILURES = (p11.EncryptedDataInvalid, p11.EncryptedDataLenRange, p11.GeneralError)
 
+# One lock for the whole process, not per instance: python-pkcs11 initialises the
+# module with C_Initialize(NULL), which tells the library it will never be called
+# from two threads at once, and it releases the GIL inside each call.
+_TOKEN_CALLS = threading.Lock()
+
 
 def key_label(alias: str, version: int) -> str:
     """CKA_LABEL of one master-key version."""
@@ -50,7 +55,13 @@ def _translated(what: str) -> Iterator[None]:
 
 
 class Pkcs11Kms:
-    """A `ManagedKms` over one PKCS#11 token, one logged-in session guarded by a lock."""
+    """A `ManagedKms` over one PKCS#11 token, one logged-in session guarded by a lock.
+
+    Every call is a device round trip, so the async adapter runs it off the event
+    loop; one worker thread is enough, since calls are serialised anyway.
+    """
+
+    worker_threads = 1
 
     def __init__(
         self,
@@ -68,7 +79,7 @@ class Pkcs11Kms:
                 # Login is per process in PKCS#11: a second session shares it.
                 self._session = token.open(rw=True)
         self._randbytes = randbytes
-        self._lock = threading.Lock()
+        self._lock = _TOKEN_CALLS
         self._keys: dict[tuple[str, int], Any] = {}
         self._refresh()
 

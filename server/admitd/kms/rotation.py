@@ -1,4 +1,8 @@
-"""Rotation steps (rotate, re-encrypt, retire), each recorded as an audit event."""
+"""Rotation steps (rotate, re-encrypt, retire), each recorded as an audit event.
+
+Rotating and retiring administer the provider's keys (synchronous `ManagedKms`);
+re-encrypting moves data keys, through the awaitable port like every seal.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from admitd.envelope.records import ReencryptReport, reencrypt_records, versions_in_use
+from admitd.kms.adapter import async_kms
 from admitd.kms.audit import AuditEvents
 from admitd.kms.base import KeyVersion, ManagedKms
 from admitd.kms.errors import KeyInUse, KeyVersionNotFound
@@ -25,7 +30,7 @@ def rotate_alias(kms: ManagedKms, alias: str, audit: AuditEvents) -> KeyVersion:
     return created
 
 
-def reencrypt_alias(
+async def reencrypt_alias(
     kms: ManagedKms,
     client: redis.Redis,
     alias: str,
@@ -37,10 +42,17 @@ def reencrypt_alias(
     progress: Callable[[ReencryptReport], None] | None = None,
 ) -> ReencryptReport:
     """Re-wrap every record of `alias` under its active version, with start/end events."""
-    fields = {"alias": alias, "target_version": str(kms.active_version(alias))}
+    port = async_kms(kms)
+    fields = {"alias": alias, "target_version": str(await port.active_version(alias))}
     audit.record("kms.reencrypt.started", {**fields, "patterns": ",".join(patterns)})
-    report = reencrypt_records(
-        client, kms, alias, patterns=patterns, batch=batch, restart=restart, progress=progress
+    report = await reencrypt_records(
+        client,
+        port,
+        alias,
+        patterns=patterns,
+        batch=batch,
+        restart=restart,
+        progress=progress,
     )
     counts = {
         "resumed": str(report.resumed).lower(),

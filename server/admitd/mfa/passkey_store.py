@@ -14,7 +14,6 @@ from typing import Protocol
 import redis.asyncio as redis
 
 from admitd.sessions.keys import user_key
-from admitd.sessions.redis_client import store_errors
 from admitd.sessions.tokens import user_tag
 
 __all__ = ["MemoryPasskeyStore", "PasskeyStore", "RedisPasskeyStore"]
@@ -111,31 +110,26 @@ class RedisPasskeyStore:
         self, user_id: str, ceremony: str, challenge: bytes, *, ttl: float, now: float
     ) -> None:
         value = base64.b64encode(challenge).decode("ascii")
-        with store_errors("passkey challenge store"):
-            await self._redis.set(_challenge_key(user_id, ceremony), value, px=int(ttl * 1000))
+        await self._redis.set(_challenge_key(user_id, ceremony), value, px=int(ttl * 1000))
 
     async def take_challenge(self, user_id: str, ceremony: str, *, now: float) -> bytes | None:
-        with store_errors("passkey challenge lookup"):
-            value = await self._redis.getdel(_challenge_key(user_id, ceremony))
+        value = await self._redis.getdel(_challenge_key(user_id, ceremony))
         return None if value is None else base64.b64decode(value)
 
     async def credential_ids(self, user_id: str) -> list[str]:
-        with store_errors("passkey credential list"):
-            names = await self._redis.hkeys(_credentials_key(user_id))
+        names = await self._redis.hkeys(_credentials_key(user_id))
         return sorted(n.decode() if isinstance(n, bytes) else n for n in names)
 
     async def credential(self, user_id: str, credential_id: str) -> str | None:
-        with store_errors("passkey credential lookup"):
-            value = await self._redis.hget(_credentials_key(user_id), credential_id)
+        value = await self._redis.hget(_credentials_key(user_id), credential_id)
         return value.decode() if isinstance(value, bytes) else value
 
     async def save_credential(
         self, user_id: str, credential_id: str, sealed: str, *, expected: str | None
     ) -> bool:
-        with store_errors("passkey credential update"):
-            done = await self._redis.eval(
-                _HASH_CAS, 1, _credentials_key(user_id), credential_id, expected or "", sealed
-            )
+        done = await self._redis.eval(
+            _HASH_CAS, 1, _credentials_key(user_id), credential_id, expected or "", sealed
+        )
         return bool(done)
 
     async def reserve_attempt(
@@ -143,15 +137,13 @@ class RedisPasskeyStore:
     ) -> int | None:
         # Check and increment in one script: concurrent ceremonies on any replica meet
         # one count (two checks before two increments would let both through).
-        with store_errors("passkey attempt reservation"):
-            count = await self._redis.eval(
-                _RESERVE_IN_WINDOW, 1, _failures_key(user_id), max_failures, int(window * 1000)
-            )
+        count = await self._redis.eval(
+            _RESERVE_IN_WINDOW, 1, _failures_key(user_id), max_failures, int(window * 1000)
+        )
         return int(count) or None
 
     async def clear_failures(self, user_id: str) -> None:
-        with store_errors("passkey failure reset"):
-            await self._redis.delete(_failures_key(user_id))
+        await self._redis.delete(_failures_key(user_id))
 
 
 # An empty ARGV[2] means "the field must not exist yet" (a new credential).

@@ -143,7 +143,7 @@ class PasskeyService:
         transports = tuple(t.value for t in parsed.response.transports or ())
         record = _Credential(verified.credential_public_key, verified.sign_count, transports, now)
         credential_id = bytes_to_base64url(verified.credential_id)
-        sealed = self._seal(user_id, organisation, credential_id, record)
+        sealed = await self._seal(user_id, organisation, credential_id, record)
         if not await self._store.save_credential(user_id, credential_id, sealed, expected=None):
             return self._failed(attempt)  # this credential is already enrolled
         if not had_any:
@@ -185,7 +185,7 @@ class PasskeyService:
             return self._failed(attempt)  # another user's or an unknown credential
         if parsed.response.user_handle not in (None, webauthn_user_handle(user_id)):
             return self._failed(attempt)
-        record = self._open(user_id, organisation, parsed.id, sealed)
+        record = await self._open(user_id, organisation, parsed.id, sealed)
         try:
             verified = verify_authentication_response(
                 credential=parsed,
@@ -203,7 +203,7 @@ class PasskeyService:
         updated = _Credential(
             record.public_key, verified.new_sign_count, record.transports, record.created_at
         )
-        new_sealed = self._seal(user_id, organisation, parsed.id, updated)
+        new_sealed = await self._seal(user_id, organisation, parsed.id, updated)
         # Compare-and-set: two assertions racing with the same count cannot both win.
         if not await self._store.save_credential(user_id, parsed.id, new_sealed, expected=sealed):
             return self._failed(attempt)
@@ -227,15 +227,17 @@ class PasskeyService:
         # The reservation already counted this attempt; the last one allowed locks out.
         return MfaResult.LOCKED_OUT if attempt >= self._policy.max_failures else MfaResult.INVALID
 
-    def _seal(self, user_id: str, organisation: str, credential_id: str, rec: _Credential) -> str:
-        envelope = self._sealer.seal(rec.to_json(), _context(user_id, organisation, credential_id))
-        return json_from_envelope(envelope)
+    async def _seal(
+        self, user_id: str, organisation: str, credential_id: str, rec: _Credential
+    ) -> str:
+        context = _context(user_id, organisation, credential_id)
+        return json_from_envelope(await self._sealer.seal(rec.to_json(), context))
 
-    def _open(
+    async def _open(
         self, user_id: str, organisation: str, credential_id: str, sealed: str
     ) -> _Credential:
         context = _context(user_id, organisation, credential_id)
-        return _Credential.from_json(self._sealer.open(envelope_from_json(sealed), context))
+        return _Credential.from_json(await self._sealer.open(envelope_from_json(sealed), context))
 
 
 def _context(user_id: str, organisation: str, credential_id: str) -> Context:

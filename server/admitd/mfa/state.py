@@ -14,8 +14,6 @@ from typing import Protocol
 
 import redis.asyncio as redis
 
-from admitd.sessions.redis_client import store_errors
-
 __all__ = ["MemoryMfaState", "MfaStateStore", "RedisMfaState"]
 
 
@@ -59,40 +57,34 @@ class RedisMfaState:
         self._redis = client
 
     async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
-        with store_errors("MFA state set-if-absent"):
-            return bool(await self._redis.set(key, value, nx=True, px=_ttl_ms(ttl)))
+        return bool(await self._redis.set(key, value, nx=True, px=_ttl_ms(ttl)))
 
     async def incr(self, key: str, ttl: float) -> int:
-        with store_errors("MFA state increment"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.pexpire(key, _ttl_ms(ttl))
-                count, _ = await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.pexpire(key, _ttl_ms(ttl))
+            count, _ = await pipe.execute()
         return int(count)
 
     async def get(self, key: str) -> str | None:
-        with store_errors("MFA state read"):
-            value = await self._redis.get(key)
+        value = await self._redis.get(key)
         return value.decode() if isinstance(value, bytes) else value
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None:
-        with store_errors("MFA state write"):
-            await self._redis.set(key, value, px=None if ttl is None else _ttl_ms(ttl))
+        await self._redis.set(key, value, px=None if ttl is None else _ttl_ms(ttl))
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            with store_errors("MFA state delete"):
-                await self._redis.delete(*keys)
+            await self._redis.delete(*keys)
 
     async def reserve_attempt(
         self, counter_key: str, not_before_key: str, *, now: float, waits: Sequence[float]
     ) -> float:
         # One Lua script: no replica can read the count between another's check and
         # increment (Redis runs a script atomically, and both keys share a hash tag).
-        with store_errors("MFA attempt reservation"):
-            left = await self._redis.eval(
-                _RESERVE_ATTEMPT, 2, counter_key, not_before_key, repr(now), *map(repr, waits)
-            )
+        left = await self._redis.eval(
+            _RESERVE_ATTEMPT, 2, counter_key, not_before_key, repr(now), *map(repr, waits)
+        )
         return float(left)
 
 
@@ -161,8 +153,10 @@ def _seconds_left(not_before: str | None, now: float) -> float:
 
 
 # KEYS: counter, not_before. ARGV: now, then the wait after the 1st, 2nd... attempt (the
-# last one repeats). Returns the seconds left as a string ("0" = granted): a Lua number
-# would reach the client truncated to an integer.
+# last one repeats). `now` is the replica's clock: replicas must keep time (NTP), or one
+# running ahead by more than a lockout's remainder would evaluate a code during it.
+# Returns the seconds left as a string ("0" = granted): a Lua number would reach the
+# client truncated to an integer.
 _RESERVE_ATTEMPT = """
 local now = tonumber(ARGV[1])
 local not_before = tonumber(redis.call('GET', KEYS[2]) or '') or 0

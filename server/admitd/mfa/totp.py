@@ -65,7 +65,7 @@ class TotpService:
     async def begin_enrolment(self, user_id: str, organisation: str, now: float) -> TotpEnrolment:
         """A new pending secret replaces any earlier pending one; the active one stays."""
         secret = new_totp_secret()
-        sealed = self._seal(secret, user_id, organisation)
+        sealed = await self._seal(secret, user_id, organisation)
         ttl = self._config.enrolment_ttl_seconds
         await self._state.put(_key(user_id, "pending"), sealed, ttl=ttl)
         uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
@@ -101,7 +101,7 @@ class TotpService:
         # atomically: a burst of guesses cannot all slip past one check of the count.
         if await self._limiter.reserve(user_id, now) > 0:
             return MfaResult.LOCKED_OUT
-        secret = self._open(sealed, user_id, organisation)
+        secret = await self._open(sealed, user_id, organisation)
         step = matching_step(secret, code, now)
         if step is None:
             return MfaResult.INVALID
@@ -111,13 +111,15 @@ class TotpService:
         await self._limiter.reset(user_id)
         return MfaResult.OK
 
-    def _seal(self, secret: str, user_id: str, organisation: str) -> str:
-        envelope = self._sealer.seal(secret.encode("ascii"), _context(user_id, organisation))
+    async def _seal(self, secret: str, user_id: str, organisation: str) -> str:
+        plaintext = secret.encode("ascii")
+        envelope = await self._sealer.seal(plaintext, _context(user_id, organisation))
         return json_from_envelope(envelope)
 
-    def _open(self, sealed: str, user_id: str, organisation: str) -> str:
+    async def _open(self, sealed: str, user_id: str, organisation: str) -> str:
         envelope = envelope_from_json(sealed)
-        return self._sealer.open(envelope, _context(user_id, organisation)).decode("ascii")
+        plaintext = await self._sealer.open(envelope, _context(user_id, organisation))
+        return plaintext.decode("ascii")
 
 
 def matching_step(secret: str, code: str, now: float) -> int | None:

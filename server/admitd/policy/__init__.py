@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
+from admitd.core.route import IdentityRule, PolicySet, Route, RouteMatch, Unmatched
 from admitd.policy.loader import load_policies
-from admitd.policy.model import IdentityRule, PolicySet, Route, RouteMatch, Unmatched
 
 __all__ = ["IdentityRule", "PolicySet", "Route", "RouteMatch", "Unmatched", "load_policies"]

@@ -17,12 +17,19 @@ import hashlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from admitd.certs.identity import CertificateFacts, CertificateProblem, ClientIdentity
 from admitd.core.context import RequestContext
 from admitd.core.facts import Facts
+from admitd.core.identity import (
+    CertificateFacts,
+    CertificateProblem,
+    ClientIdentity,
+    MfaMethod,
+    User,
+    UserLookup,
+    UserState,
+)
 from admitd.fields import Fields
 from admitd.risk.model import RiskAssessment, RiskLevel, Signal
-from admitd.sessions.model import MfaMethod, Session, SessionLookup, SessionState
 from admitd.yamlsource import YamlDocument
 
 __all__ = ["CASE_KEYS", "Expectation", "PolicyCase", "case_from_fields"]
@@ -93,29 +100,25 @@ def _certificate(fields: Fields) -> CertificateFacts:
     return CertificateFacts(identity, None)
 
 
-def _session(fields: Fields) -> SessionLookup:
+def _session(fields: Fields) -> UserLookup:
     if not fields.has("session"):
-        return SessionLookup(SessionState.NOT_PRESENTED)
+        return UserLookup(UserState.NOT_PRESENTED)
     spec = fields.sub("session", _SESSION_KEYS)
-    state = SessionState(spec.choice("state", "active", tuple(SessionState)))
-    if state is not SessionState.ACTIVE:
-        return SessionLookup(state)
+    state = UserState(spec.choice("state", "active", tuple(UserState)))
+    if state is not UserState.ACTIVE:
+        return UserLookup(state)
     mfa_age = spec.integer("mfa_age", -1, minimum=-1, maximum=10**9)
-    session = Session(
-        session_id="0" * 64,
+    user = User(
         user_id=spec.text("user", "user"),
         organisation=spec.text("organisation", "org"),
         roles=frozenset(spec.texts("roles")),
+        session_id="0" * 64,
         device_id="test-device",
-        created_at=NOW - 60,
-        last_seen_at=NOW,
-        idle_timeout=3600,
-        absolute_expires_at=NOW + 3600,
+        factors=frozenset(MfaMethod(f) for f in spec.texts("factors") if f in tuple(MfaMethod)),
         mfa_verified_at=None if mfa_age < 0 else NOW - mfa_age,
         mfa_method=None if mfa_age < 0 else MfaMethod.TOTP,
-        factors=frozenset(MfaMethod(f) for f in spec.texts("factors") if f in tuple(MfaMethod)),
     )
-    return SessionLookup(SessionState.ACTIVE, session, "bearer")
+    return UserLookup(UserState.ACTIVE, user, "bearer")
 
 
 def _risk(fields: Fields) -> RiskAssessment | None:

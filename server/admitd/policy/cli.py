@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from admitd.core.mfa_rules import MfaRules
 from admitd.fields import Fields
 from admitd.policy.cases import CASE_KEYS, case_from_fields
 from admitd.policy.explain import explain
 from admitd.policy.loader import load_policies
 from admitd.policy.schema import policy_schema
 from admitd.policy.testing import load_cases, run_case
-from admitd.sessions.config import SessionsConfig
 from admitd.yamlsource import load_yaml
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _test(args: argparse.Namespace) -> int:
     if not cases:
         print(f"{args.directory}: no *.test.yaml cases found", file=sys.stderr)
         return 1
-    results = [run_case(case, policy, SessionsConfig()) for case in cases]
+    results = [run_case(case, policy, MfaRules()) for case in cases]
     for result in results:
         if result.passed and args.verbose:
             print(f"PASS {result.case.name}")
@@ -62,7 +62,7 @@ def _test(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     doc = load_yaml(args.request)
     case = case_from_fields(Fields(doc, (), {"name": "explain", **_mapping(doc.data)}, CASE_KEYS))
-    for line in explain(case, load_policies(args.policies), SessionsConfig()):
+    for line in explain(case, load_policies(args.policies), MfaRules()):
         print(line)
     return 0
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from admitd.core.decision import Decision
+from admitd.core.mfa_rules import MfaRules
 from admitd.core.policy_phase import condition_activation
+from admitd.core.route import PolicySet, Route
 from admitd.core.session_phase import session_verdict
 from admitd.policy.cases import PolicyCase
-from admitd.policy.model import PolicySet, Route
 from admitd.policy.testing import run_case
-from admitd.sessions.config import SessionsConfig
 
 __all__ = ["explain"]
 
 
-def explain(case: PolicyCase, policy: PolicySet, rules: SessionsConfig) -> list[str]:
+def explain(case: PolicyCase, policy: PolicySet, rules: MfaRules) -> list[str]:
     ctx = case.ctx
     route = policy.route_for(ctx)
     lines = [f"request: {ctx.method} {ctx.host}{ctx.path}", f"policy version: {policy.version}"]
@@ -29,7 +29,7 @@ def explain(case: PolicyCase, policy: PolicySet, rules: SessionsConfig) -> list[
 
 def _variant(route: Route, case: PolicyCase, lines: list[str]) -> Route:
     """The route as the case's session sees it: its organisation's override, as decide()."""
-    live = case.facts.session.session
+    live = case.facts.user.user
     if live is None or not route.per_organisation:
         return route
     variant = route.for_organisation(live.organisation)
@@ -38,7 +38,7 @@ def _variant(route: Route, case: PolicyCase, lines: list[str]) -> Route:
     return variant
 
 
-def _requirements(route: Route, case: PolicyCase, rules: SessionsConfig) -> list[str]:
+def _requirements(route: Route, case: PolicyCase, rules: MfaRules) -> list[str]:
     facts, identity = case.facts, case.facts.certificate.identity
     if route.public:
         return ["  public: yes (no certificate, session or MFA needed)"]
@@ -46,13 +46,13 @@ def _requirements(route: Route, case: PolicyCase, rules: SessionsConfig) -> list
     if identity is not None:
         lines.append(f"  identity allowed: {'yes' if route.identities.admits(identity) else 'NO'}")
     verdict = session_verdict(route, facts, rules)
-    lines.append(f"  session: {route.session.value}; found: {facts.session.state.value}")
+    lines.append(f"  session: {route.session.value}; found: {facts.user.state.value}")
     if verdict.max_age is not None:
-        age = verdict.session.mfa_age(facts.now) if verdict.session else None
+        age = verdict.user.mfa_age(facts.now) if verdict.user else None
         shown = "never" if age is None else str(int(age))
         lines.append(f"  MFA max age: {verdict.max_age}s; session MFA age: {shown}")
     if route.roles:
-        roles = ", ".join(sorted(verdict.session.roles)) if verdict.session else "(no session)"
+        roles = ", ".join(sorted(verdict.user.roles)) if verdict.user else "(no session)"
         lines.append(f"  roles: any of {', '.join(sorted(route.roles))}; session has {roles}")
     if facts.risk is not None:
         lines.append(
@@ -61,7 +61,7 @@ def _requirements(route: Route, case: PolicyCase, rules: SessionsConfig) -> list
         )
     activation = (
         condition_activation(
-            ctx=case.ctx, identity=identity, session=verdict.session, risk=facts.risk, now=facts.now
+            ctx=case.ctx, identity=identity, user=verdict.user, risk=facts.risk, now=facts.now
         )
         if route.conditions
         else {}

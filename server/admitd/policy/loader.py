@@ -35,10 +35,7 @@ from types import MappingProxyType
 from cryptography import x509
 
 from admitd.core.context import host_from_authority, host_name
-from admitd.errors import ConfigError
-from admitd.fields import Fields
-from admitd.policy import route_parts
-from admitd.policy.model import (
+from admitd.core.route import (
     IdentityRule,
     PolicySet,
     Route,
@@ -47,6 +44,9 @@ from admitd.policy.model import (
     Unmatched,
     glob_pattern,
 )
+from admitd.errors import ConfigError
+from admitd.fields import Fields
+from admitd.policy import route_parts
 from admitd.yamlsource import KeyPath, YamlDocument, load_yaml
 
 __all__ = ["load_policies", "policy_set_from_documents"]

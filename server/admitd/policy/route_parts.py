@@ -6,8 +6,9 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from admitd.core.route import Condition, HeaderMatch
 from admitd.fields import Fields
-from admitd.policy.rules import Condition, HeaderMatch, compile_condition
+from admitd.policy.rules import compile_condition
 from admitd.risk.model import RiskLevel
 
 __all__ = [

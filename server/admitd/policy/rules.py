@@ -1,4 +1,4 @@
-"""Per-route rules beyond matching: CEL conditions and header matches, compiled at load."""
+"""CEL conditions of a route, compiled at load (the core sees them as `Condition`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import cel
 
-__all__ = ["CONDITION_VARIABLES", "Condition", "HeaderMatch", "compile_condition"]
+__all__ = ["CONDITION_VARIABLES", "CelCondition", "compile_condition"]
 
 # The variables a condition may use (documented in README "Route policies").
 CONDITION_VARIABLES = frozenset({"request", "principal", "session", "risk"})
@@ -20,8 +20,9 @@ _COMPREHENSION_VARIABLE = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
-class Condition:
-    """One CEL expression that must evaluate to true for the route to admit."""
+class CelCondition:
+    """One CEL expression that must evaluate to true for the route to admit
+    (implements `admitd.core.route.Condition`)."""
 
     source: str
     program: Any  # cel.Program (untyped extension)
@@ -56,7 +57,7 @@ def _cel_type(value: object) -> str:
     return names.get(type(value), "a map" if isinstance(value, Mapping) else type(value).__name__)
 
 
-def compile_condition(source: str) -> Condition:
+def compile_condition(source: str) -> CelCondition:
     """Raises ValueError naming the problem (syntax, or a variable that does not exist)."""
     program = cel.compile(source)
     bound = set(_COMPREHENSION_VARIABLE.findall(source))  # e.g. `r` in roles.exists(r, ...)
@@ -65,21 +66,4 @@ def compile_condition(source: str) -> Condition:
         raise ValueError(
             f"unknown variable {sorted(unknown)[0]!r}; use {', '.join(sorted(CONDITION_VARIABLES))}"
         )
-    return Condition(source, program)
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderMatch:
-    """A request header that must be present, equal a value, or match a regex (full match)."""
-
-    name: str
-    exact: str | None = None
-    regex: re.Pattern[str] | None = None
-
-    def matches(self, headers: Mapping[str, str]) -> bool:
-        value = headers.get(self.name)
-        if value is None:
-            return False
-        if self.exact is not None:
-            return value == self.exact
-        return self.regex is None or self.regex.fullmatch(value) is not None
+    return CelCondition(source, program)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from admitd.core.route import SessionRequirement, Unmatched
 from admitd.policy.loader import (
     DEFAULTABLE_KEYS,
     FILE_KEYS,
@@ -16,7 +17,6 @@ from admitd.policy.loader import (
     ORG_OVERRIDE_KEYS,
     ROUTE_KEYS,
 )
-from admitd.policy.model import SessionRequirement, Unmatched
 from admitd.policy.route_parts import RISK_KEYS
 from admitd.policy.rules import CONDITION_VARIABLES
 from admitd.risk.model import RiskLevel

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from admitd.core.decide import decide
 from admitd.core.decision import Decision
+from admitd.core.mfa_rules import MfaRules
+from admitd.core.route import PolicySet
 from admitd.policy.cases import PolicyCase, cases_from_document
-from admitd.policy.model import PolicySet
-from admitd.sessions.config import SessionsConfig
 from admitd.yamlsource import load_yaml
 
 __all__ = ["CaseResult", "load_cases", "run_case"]
@@ -31,7 +31,7 @@ def load_cases(directory: Path) -> list[PolicyCase]:
     return [case for path in files for case in cases_from_document(load_yaml(path))]
 
 
-def run_case(case: PolicyCase, policy: PolicySet, rules: SessionsConfig) -> CaseResult:
+def run_case(case: PolicyCase, policy: PolicySet, rules: MfaRules) -> CaseResult:
     decision = decide(case.ctx, policy, case.facts, rules)
     return CaseResult(case, decision, tuple(_differences(case, decision)))
 

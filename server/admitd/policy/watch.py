@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from admitd.core.route import PolicySet
 from admitd.errors import ConfigError
 from admitd.policy.loader import load_policies
-from admitd.policy.model import PolicySet
 
 __all__ = ["RELOAD_TIME_LIMIT", "PolicyWatcher"]
 

@@ -40,7 +40,6 @@ from admitd.risk.overrides import (
     override_key,
 )
 from admitd.risk.state import RiskStateStore
-from admitd.sessions.redis_client import store_errors
 
 __all__ = ["BaselineStore", "baseline_key"]
 
@@ -100,12 +99,11 @@ class BaselineStore:
 
     async def load(self, organisation: str) -> OrgBaseline:
         """Always read from Redis."""
-        with store_errors("baseline lookup"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for attribute in BaselineAttribute:
-                    pipe.smembers(baseline_key(organisation, attribute))
-                pipe.hget(baseline_key(organisation), "threshold")
-                os_families, browsers, devices, threshold = await pipe.execute()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for attribute in BaselineAttribute:
+                pipe.smembers(baseline_key(organisation, attribute))
+            pipe.hget(baseline_key(organisation), "threshold")
+            os_families, browsers, devices, threshold = await pipe.execute()
         return OrgBaseline(
             organisation,
             os_families=frozenset(os_families),
@@ -127,12 +125,11 @@ class BaselineStore:
             OverrideStatus.PENDING,
         )  # fmt: skip
         key = override_key(override.override_id)
-        with store_errors("override write"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=cast(Any, fields_from_override(override)))
-                pipe.expire(key, self._override_ttl + _KEEP_SECONDS)
-                pipe.zadd(OVERRIDE_INDEX, {override.override_id: now})
-                await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=cast(Any, fields_from_override(override)))
+            pipe.expire(key, self._override_ttl + _KEEP_SECONDS)
+            pipe.zadd(OVERRIDE_INDEX, {override.override_id: now})
+            await pipe.execute()
         self._audit.record("risk.override.requested", audit_fields(override))
         return override
 
@@ -141,13 +138,12 @@ class BaselineStore:
         override is unknown, expired or already approved."""
         now, outcome = self._clock(), "missing"
         if is_override_id(override_id):
-            with store_errors("override approval"):
-                outcome = await cast(
-                    Any,
-                    self._approve(
-                        keys=[override_key(override_id)], args=[approved_by, now, _KEEP_SECONDS]
-                    ),
-                )
+            outcome = await cast(
+                Any,
+                self._approve(
+                    keys=[override_key(override_id)], args=[approved_by, now, _KEEP_SECONDS]
+                ),
+            )
         if outcome != "ok":
             self._audit.record(
                 "risk.override.refused",
@@ -159,8 +155,7 @@ class BaselineStore:
             raise kind(message)
         override = await self.get_override(override_id)
         await self._apply(override)
-        with store_errors("override write"):
-            await cast(Any, self._redis.hset(override_key(override_id), "applied", "1"))
+        await cast(Any, self._redis.hset(override_key(override_id), "applied", "1"))
         self._audit.record(
             "risk.override.approved", audit_fields(override, approved_by=approved_by)
         )
@@ -169,8 +164,7 @@ class BaselineStore:
     async def get_override(self, override_id: str) -> Override:
         if not is_override_id(override_id):
             raise OverrideNotFound("no such override")
-        with store_errors("override lookup"):
-            fields = await cast(Any, self._redis.hgetall(override_key(override_id)))
+        fields = await cast(Any, self._redis.hgetall(override_key(override_id)))
         if not fields:
             raise OverrideNotFound("no such override")
         return override_from_fields(override_id, fields, self._clock())
@@ -179,12 +173,11 @@ class BaselineStore:
         self, organisation: str = "", *, pending_only: bool = False
     ) -> list[Override]:
         """Newest first; damaged or vanished records are skipped (and logged)."""
-        with store_errors("override lookup"):
-            ids = await cast(Any, self._redis.zrevrange(OVERRIDE_INDEX, 0, 999))
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for override_id in ids:
-                    pipe.hgetall(override_key(override_id))
-                records = await pipe.execute()
+        ids = await cast(Any, self._redis.zrevrange(OVERRIDE_INDEX, 0, 999))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for override_id in ids:
+                pipe.hgetall(override_key(override_id))
+            records = await pipe.execute()
         overrides, now = [], self._clock()
         for override_id, fields in zip(ids, records, strict=True):
             try:
@@ -208,15 +201,12 @@ class BaselineStore:
         if r.kind is OverrideKind.TRUST_DEVICE:
             await self._state.trust_device(r.user_id, r.device_id, now)
             return
-        with store_errors("baseline write"):
-            if r.kind is OverrideKind.RAISE_THRESHOLD and r.threshold is not None:
-                # Only ever raises: a later, higher approval is not undone by an older one.
-                current = await self._threshold(r.organisation)
-                if r.threshold > current:
-                    key = baseline_key(r.organisation)
-                    await cast(Any, self._redis.hset(key, "threshold", repr(r.threshold)))
-            elif r.attribute is not None:
-                await cast(
-                    Any, self._redis.sadd(baseline_key(r.organisation, r.attribute), r.value)
-                )
+        if r.kind is OverrideKind.RAISE_THRESHOLD and r.threshold is not None:
+            # Only ever raises: a later, higher approval is not undone by an older one.
+            current = await self._threshold(r.organisation)
+            if r.threshold > current:
+                key = baseline_key(r.organisation)
+                await cast(Any, self._redis.hset(key, "threshold", repr(r.threshold)))
+        elif r.attribute is not None:
+            await cast(Any, self._redis.sadd(baseline_key(r.organisation, r.attribute), r.value))
         self._cache.pop(r.organisation, None)

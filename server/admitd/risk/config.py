@@ -8,7 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from admitd.admin.config import principal_from_text
+from admitd.certs.principals import principal_from_text
 from admitd.risk.model import RiskLevel, Signal
 
 if TYPE_CHECKING:
@@ -104,6 +104,9 @@ class RiskConfig:
         return self.org_levels.get(organisation, self.levels)
 
 
+_DEFAULTS = RiskConfig()  # the parser's defaults, so each is written once, above
+
+
 def risk_config_from_fields(fields: Fields) -> RiskConfig:
     """`fields` reads the `risk:` mapping (allowed keys: SECTION_KEYS)."""
     base = Path(fields.doc.file).resolve().parent
@@ -115,21 +118,36 @@ def risk_config_from_fields(fields: Fields) -> RiskConfig:
         baseline_threshold=baseline,
         levels=_levels(fields.sub("levels", {"medium", "high", "critical"})),
         org_levels=_organisations(fields),
-        impossible_travel_kmh=fields.number("impossible_travel_kmh", 900.0, minimum=1.0),
-        impossible_travel_min_km=fields.number("impossible_travel_min_km", 100.0),
-        reputation_files=tuple(base / f for f in fields.texts("reputation_files")),
-        reputation_poll_seconds=fields.number("reputation_poll_seconds", 5.0, minimum=0.1),
-        mmdb_file=base / mmdb if mmdb else None,
-        trusted_geo_headers=fields.flag("trusted_geo_headers", False),
-        device_id_header=_header(fields, "device_id_header", "x-device-id"),
-        anomaly_score_header=_header(fields, "anomaly_score_header", "x-anomaly-score"),
-        telemetry_retention_seconds=fields.integer(
-            "telemetry_retention_seconds", 30 * 86_400, minimum=60, maximum=400 * 86_400
+        impossible_travel_kmh=fields.number(
+            "impossible_travel_kmh", _DEFAULTS.impossible_travel_kmh, minimum=1.0
         ),
-        max_known_devices=fields.integer("max_known_devices", 20, minimum=1, maximum=1000),
-        baseline_cache_seconds=fields.number("baseline_cache_seconds", 30.0),
+        impossible_travel_min_km=fields.number(
+            "impossible_travel_min_km", _DEFAULTS.impossible_travel_min_km
+        ),
+        reputation_files=tuple(base / f for f in fields.texts("reputation_files")),
+        reputation_poll_seconds=fields.number(
+            "reputation_poll_seconds", _DEFAULTS.reputation_poll_seconds, minimum=0.1
+        ),
+        mmdb_file=base / mmdb if mmdb else None,
+        trusted_geo_headers=fields.flag("trusted_geo_headers", _DEFAULTS.trusted_geo_headers),
+        device_id_header=_header(fields, "device_id_header", _DEFAULTS.device_id_header),
+        anomaly_score_header=_header(
+            fields, "anomaly_score_header", _DEFAULTS.anomaly_score_header
+        ),
+        telemetry_retention_seconds=fields.integer(
+            "telemetry_retention_seconds",
+            _DEFAULTS.telemetry_retention_seconds,
+            minimum=60,
+            maximum=400 * 86_400,
+        ),
+        max_known_devices=fields.integer(
+            "max_known_devices", _DEFAULTS.max_known_devices, minimum=1, maximum=1000
+        ),
+        baseline_cache_seconds=fields.number(
+            "baseline_cache_seconds", _DEFAULTS.baseline_cache_seconds
+        ),
         override_ttl_seconds=fields.integer(
-            "override_ttl_seconds", 86_400, minimum=60, maximum=30 * 86_400
+            "override_ttl_seconds", _DEFAULTS.override_ttl_seconds, minimum=60, maximum=30 * 86_400
         ),
         approvers=frozenset(
             principal_from_text(fields, "approvers", p) for p in fields.texts("approvers")
@@ -139,7 +157,10 @@ def risk_config_from_fields(fields: Fields) -> RiskConfig:
 
 def _signals(fields: Fields) -> tuple[Mapping[Signal, float], float, float]:
     weights = dict(DEFAULT_WEIGHTS)
-    thresholds = {Signal.ANOMALY_SCORE: 0.8, Signal.BASELINE_DEVIATION: 0.5}
+    thresholds = {
+        Signal.ANOMALY_SCORE: _DEFAULTS.anomaly_threshold,
+        Signal.BASELINE_DEVIATION: _DEFAULTS.baseline_threshold,
+    }
     for signal in Signal:
         allowed = {"weight", "threshold"} if signal in _THRESHOLD_SIGNALS else {"weight"}
         rule = fields.sub(signal.value, allowed)

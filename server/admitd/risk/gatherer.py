@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from admitd.core.context import RequestContext
+from admitd.core.mfa_rules import MfaRules
 from admitd.errors import AdmitdError
 from admitd.risk.baseline import BaselineStore
 from admitd.risk.config import RiskConfig
@@ -27,7 +28,6 @@ from admitd.risk.model import RiskAssessment, RiskHistory, Telemetry
 from admitd.risk.reputation import ReputationList
 from admitd.risk.state import RiskStateStore, needs_record, risk_history_from_fields
 from admitd.risk.telemetry import telemetry_from_request
-from admitd.sessions.config import SessionsConfig
 from admitd.sessions.model import Session
 from admitd.sessions.tokens import user_tag
 
@@ -55,7 +55,7 @@ class RiskGatherer:
     def __init__(
         self,
         config: RiskConfig,
-        sessions: SessionsConfig,
+        rules: MfaRules,
         *,
         reputation: ReputationList,
         geo: GeoLocator,
@@ -64,7 +64,7 @@ class RiskGatherer:
         metrics: RiskMetrics,
         invalidate_user: Callable[[str], Awaitable[None]],
     ) -> None:
-        self._config, self._sessions = config, sessions
+        self._config, self._rules = config, rules
         self._reputation, self._geo, self._baselines = reputation, geo, baselines
         self._state, self._metrics, self._invalidate_user = state, metrics, invalidate_user
         self._recent: dict[tuple[str, ...], float] = {}
@@ -121,9 +121,10 @@ class RiskGatherer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def promote_pending(self, tag: str, session_id: str) -> None:
-        """The session verified MFA: what its refused attempt saw becomes known."""
-        if await self._state.promote_pending(tag, session_id):
+    async def promote_pending(self, tag: str, session_id: str, device_id: str) -> None:
+        """The session verified MFA from `device_id`: what its refused attempt from that
+        device saw becomes known. Nothing without a device ID (it names no device)."""
+        if device_id and await self._state.promote_pending(tag, session_id, device_id):
             await self._invalidate_user(tag)
 
     def _telemetry(self, ctx: RequestContext, now: float) -> Telemetry:
@@ -144,15 +145,13 @@ class RiskGatherer:
         baseline = self._baselines.cached(session.organisation) or await self._baselines.get(
             session.organisation
         )
-        max_age = (
-            self._sessions.max_age_for_roles(session.roles) or self._sessions.default_mfa_max_age
-        )
+        max_age = self._rules.max_age_for_roles(session.roles) or self._rules.default_mfa_max_age
         age = session.mfa_age(now)
         assessment = assess(
             telemetry,
             history,
             baseline,
-            privileged=bool(session.roles & self._sessions.privileged_roles),
+            privileged=bool(session.roles & self._rules.privileged_roles),
             mfa_fresh=age is not None and age <= max_age,
             reputation_hit=self._reputation.contains(telemetry.ip),
             config=self._config,

@@ -8,21 +8,20 @@ asks and who approves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import Any
 
 import grpc
 
 from admitd._proto import risk_pb2 as pb
-from admitd.admin.guard import ApiGuard, GuardedRpc
-from admitd.errors import AdmitdError, StoreUnavailable
+from admitd.admin.guard import ApiGuard, GuardedRpc, statuses_with
 from admitd.risk.baseline import BaselineStore
 from admitd.risk.convert import (
     baseline_response_from_baseline,
     override_request_from_proto,
     proto_from_override,
 )
-from admitd.risk.errors import InvalidRequest, OverrideNotFound, PreconditionFailed, SameApprover
+from admitd.risk.errors import OverrideNotFound, SameApprover
 from admitd.risk.overrides import check_organisation
 
 __all__ = ["RISK_SERVICE_NAME", "RiskApi", "risk_handler"]
@@ -31,13 +30,12 @@ log = logging.getLogger(__name__)
 
 
 RISK_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Risk"].full_name
-_STATUS: Mapping[type[AdmitdError], grpc.StatusCode] = {
-    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
-    OverrideNotFound: grpc.StatusCode.NOT_FOUND,
-    SameApprover: grpc.StatusCode.PERMISSION_DENIED,
-    StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
-}
+_STATUS = statuses_with(
+    {
+        OverrideNotFound: grpc.StatusCode.NOT_FOUND,
+        SameApprover: grpc.StatusCode.PERMISSION_DENIED,
+    }
+)
 
 
 class RiskApi:

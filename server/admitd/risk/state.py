@@ -8,14 +8,15 @@
         ip             -> last source address
     admitd:{tag}:telemetry:<id>       STRING, sealed telemetry record (JSON envelope),
                                       expires telemetry_retention_seconds after it was written
-    admitd:{tag}:risk:pending:<sid>   STRING, the changes a refused or stepped-up attempt of
-                                      session <sid> would make (JSON), for PENDING_SECONDS
+    admitd:{tag}:risk:pending:<sid>:<device>   STRING, the changes a refused or stepped-up
+                                      attempt of session <sid> from <device> would make
+                                      (JSON), for PENDING_SECONDS
 
 The history (known devices, last place) only moves after an attempt admitted at a
 sufficient assurance: a Check allowed without a step-up, or a successful MFA
-verification of the session that made the attempt (which promotes its pending
-sighting). A refused attempt is kept as sealed telemetry only, so repeating it is
-judged against the same history and refused again.
+verification of the session that made the attempt, from the same device (which
+promotes that device's pending sighting). A refused attempt is kept as sealed
+telemetry only, so repeating it is judged against the same history and refused again.
 
 All keys carry the user's hash tag, so one pipeline or transaction stays on one slot.
 """
@@ -33,7 +34,6 @@ import redis.asyncio as redis
 from admitd.envelope import Context, RecordType, Sealer, json_from_envelope
 from admitd.risk.model import GeoPoint, RiskAssessment, RiskHistory, Telemetry
 from admitd.sessions.keys import RISK_STATE, user_key
-from admitd.sessions.redis_client import store_errors
 from admitd.sessions.tokens import user_tag
 
 __all__ = [
@@ -61,8 +61,9 @@ def telemetry_key(tag: str, record_id: str) -> str:
     return user_key(tag, f"telemetry:{record_id}")
 
 
-def pending_key(tag: str, session_id: str) -> str:
-    return user_key(tag, f"{RISK_STATE}:pending:{session_id}")
+def pending_key(tag: str, session_id: str, device_id: str) -> str:
+    # Device IDs are 1-128 of [A-Za-z0-9._:-] (telemetry refuses others): safe in a key.
+    return user_key(tag, f"{RISK_STATE}:pending:{session_id}:{device_id}")
 
 
 def trusted_device_field(device_id: str) -> str:
@@ -120,8 +121,7 @@ class RiskStateStore:
 
     async def history(self, user_id: str) -> RiskHistory:
         """One HGETALL (the hot path reads it in the session pipeline instead)."""
-        with store_errors("risk state lookup"):
-            fields = await cast(Any, self._redis.hgetall(risk_state_key(user_tag(user_id))))
+        fields = await cast(Any, self._redis.hgetall(risk_state_key(user_tag(user_id))))
         return risk_history_from_fields(fields)
 
     async def record(
@@ -137,8 +137,9 @@ class RiskStateStore:
         """Store the sealed telemetry record of one attempt and, when it was `admitted`
         at a sufficient assurance, remember its device, IP and location.
 
-        A refused attempt changes no history: its changes wait as the pending sighting
-        of `session_id` until that session verifies MFA (`promote_pending`).
+        A refused attempt changes no history: its changes wait as the pending sighting of
+        `session_id` on that device until the session verifies MFA from the same device
+        (`promote_pending`). An attempt without a device ID leaves nothing to promote.
         Returns the telemetry record ID. Raises StoreUnavailable (Redis) or
         KmsError/EnvelopeError (sealing); nothing is written if sealing fails.
         """
@@ -147,58 +148,55 @@ class RiskStateStore:
         context = Context(
             RecordType.DEVICE_TELEMETRY, record_id, organisation, (("user", user_id),)
         )
-        sealed = self._sealer.seal(_payload(telemetry, assessment), context)
+        sealed = await self._sealer.seal(_payload(telemetry, assessment), context)
         key = risk_state_key(tag)
-        with store_errors("risk state write"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(
-                    telemetry_key(tag, record_id), json_from_envelope(sealed), ex=self._retention
-                )
-                if admitted:
-                    pipe.hset(key, mapping=cast(Any, _changes(telemetry)))
-                    pipe.expire(key, self._retention)
-                    pipe.hgetall(key)
-                elif session_id:
-                    changes = json.dumps(_changes(telemetry), separators=(",", ":"))
-                    pipe.set(pending_key(tag, session_id), changes, ex=PENDING_SECONDS)
-                replies = await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(telemetry_key(tag, record_id), json_from_envelope(sealed), ex=self._retention)
             if admitted:
-                await self._evict(key, replies[-1])
+                pipe.hset(key, mapping=cast(Any, _changes(telemetry)))
+                pipe.expire(key, self._retention)
+                pipe.hgetall(key)
+            elif session_id and telemetry.device_id:  # a device we can name, or none at all
+                changes = json.dumps(_changes(telemetry), separators=(",", ":"))
+                pending = pending_key(tag, session_id, telemetry.device_id)
+                pipe.set(pending, changes, ex=PENDING_SECONDS)
+            replies = await pipe.execute()
+        if admitted:
+            await self._evict(key, replies[-1])
         return record_id
 
-    async def promote_pending(self, tag: str, session_id: str) -> bool:
-        """The session verified MFA: its pending sighting (if any) joins the history.
+    async def promote_pending(self, tag: str, session_id: str, device_id: str) -> bool:
+        """The session verified MFA from `device_id`: that device's pending sighting in this
+        session (if any) joins the history; another device's never does.
 
         GETDEL makes the promotion single-use: one verification, one sighting.
         """
         key = risk_state_key(tag)
-        with store_errors("risk state write"):
-            raw = await cast(Any, self._redis.getdel(pending_key(tag, session_id)))
-            changes = _pending_changes(raw)
-            if not changes:
-                return False
-            current = _number(await cast(Any, self._redis.hget(key, "seen_at")))
-            if current is not None and (_number(changes.get("seen_at")) or 0.0) < current:
-                # An admitted attempt has been seen since: keep its newer place.
-                changes = {k: v for k, v in changes.items() if k.startswith(_DEVICE)}
-            if not changes:
-                return True
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=cast(Any, changes))
-                pipe.expire(key, self._retention)
-                pipe.hgetall(key)
-                *_, fields = await pipe.execute()
-            await self._evict(key, fields)
+        raw = await cast(Any, self._redis.getdel(pending_key(tag, session_id, device_id)))
+        changes = _pending_changes(raw)
+        if not changes:
+            return False
+        current = _number(await cast(Any, self._redis.hget(key, "seen_at")))
+        if current is not None and (_number(changes.get("seen_at")) or 0.0) < current:
+            # An admitted attempt has been seen since: keep its newer place.
+            changes = {k: v for k, v in changes.items() if k.startswith(_DEVICE)}
+        if not changes:
+            return True
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=cast(Any, changes))
+            pipe.expire(key, self._retention)
+            pipe.hgetall(key)
+            *_, fields = await pipe.execute()
+        await self._evict(key, fields)
         return True
 
     async def trust_device(self, user_id: str, device_id: str, at: float) -> None:
         """Apply an approved trust-device override (idempotent)."""
         key = risk_state_key(user_tag(user_id))
-        with store_errors("risk state write"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, trusted_device_field(device_id), repr(at))
-                pipe.expire(key, self._retention)
-                await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, trusted_device_field(device_id), repr(at))
+            pipe.expire(key, self._retention)
+            await pipe.execute()
 
     async def _evict(self, key: str, fields: Mapping[str, str]) -> None:
         """Keep the `max_known_devices` most recently seen devices."""

@@ -6,16 +6,14 @@ in-memory store (`MemorySessionStore`) serves a single development process.
 
 from __future__ import annotations
 
-from admitd.sessions.model import MfaMethod, Session, SessionLookup, SessionState
+from admitd.sessions.model import MfaMethod, Session
 from admitd.sessions.store import SessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token, parse_session_token, user_tag
 
 __all__ = [
     "MfaMethod",
     "Session",
-    "SessionLookup",
     "SessionRef",
-    "SessionState",
     "SessionStore",
     "new_session_token",
     "parse_session_token",

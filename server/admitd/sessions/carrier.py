@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from admitd.core.context import RequestContext
+from admitd.sessions.tokens import parse_session_token
 
-__all__ = ["session_token_from_request"]
+__all__ = ["carries_session_bearer", "session_token_from_request"]
 
 
 def session_token_from_request(ctx: RequestContext, cookie_name: str) -> tuple[str, str]:
@@ -20,3 +21,14 @@ def session_token_from_request(ctx: RequestContext, cookie_name: str) -> tuple[s
             if name == cookie_name and value:
                 return value.strip('"'), "cookie"
     return "", ""
+
+
+def carries_session_bearer(authorization: str) -> bool:
+    """Whether `authorization` holds an admitd session token (kept from the upstream)."""
+    # Each of repeated fields (Envoy joins them with ","), and any whitespace after the
+    # scheme: an upstream may be laxer than admitd's own carrier.
+    for field in authorization.split(",") if authorization else ():
+        scheme, _, credentials = field.strip().replace("\t", " ").partition(" ")
+        if scheme.lower() == "bearer" and parse_session_token(credentials.strip()) is not None:
+            return True
+    return False

@@ -1,22 +1,18 @@
-"""The session record and the outcome of looking one up."""
+"""The session record admitd stores, and the user it vouches for."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["MfaMethod", "Session", "SessionLookup", "SessionState"]
+from admitd.core.identity import MfaMethod, User
+
+__all__ = ["MfaMethod", "Session", "user_from_session"]
 
 
 def _no_state() -> Mapping[str, str]:
     return MappingProxyType({})
-
-
-class MfaMethod(StrEnum):
-    TOTP = "totp"
-    PASSKEY = "passkey"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +57,15 @@ class Session:
         return replace(self, mfa_verified_at=verified_at, mfa_method=method)
 
 
-class SessionState(StrEnum):
-    """What looking up the request's session found."""
-
-    NOT_PRESENTED = "not_presented"  # the request carries no session token
-    MALFORMED = "malformed"  # a token, but not one admitd could have issued
-    UNKNOWN = "unknown"  # well-formed, but no such session (revoked, expired, never existed)
-    EXPIRED = "expired"
-    ACTIVE = "active"
-    UNAVAILABLE = "unavailable"  # the store could not answer: fail closed
-
-
-@dataclass(frozen=True, slots=True)
-class SessionLookup:
-    state: SessionState
-    session: Session | None = None
-    carrier: str = ""  # "cookie" or "bearer"
-
-    @classmethod
-    def of(cls, state: SessionState, carrier: str = "") -> SessionLookup:
-        return cls(state, None, carrier)
+def user_from_session(session: Session) -> User:
+    """The user a live admitd session vouches for (the core's view of it)."""
+    return User(
+        user_id=session.user_id,
+        organisation=session.organisation,
+        roles=session.roles,
+        session_id=session.session_id,
+        device_id=session.device_id,
+        factors=session.factors,
+        mfa_verified_at=session.mfa_verified_at,
+        mfa_method=session.mfa_method,
+    )

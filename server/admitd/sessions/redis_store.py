@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 
+from admitd.errors import StoreUnavailable
 from admitd.sessions.keys import (
     INVALIDATION_CHANNEL,
     RISK_STATE,
@@ -27,7 +28,6 @@ from admitd.sessions.keys import (
     user_sessions_key,
 )
 from admitd.sessions.model import MfaMethod, Session
-from admitd.sessions.redis_client import store_errors
 from admitd.sessions.store import (
     ENROLMENT_GRANT_FIELD,
     factors_from_names,
@@ -50,6 +50,7 @@ class RedisSessionStore:
         self._size = cache_size
         self._cache: dict[SessionRef, tuple[float, Session | None]] = {}
         self._listening = False
+        self._closing = False
         self._listener: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -59,9 +60,12 @@ class RedisSessionStore:
 
     async def close(self) -> None:
         if self._listener is not None:
+            # redis-py's get_message can swallow a cancellation that lands inside its read
+            # timeout, so the loop also checks `_closing` each second: close never hangs.
+            self._closing = True
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._listener, _LISTENER_STOP_SECONDS)
         await self._redis.aclose()
 
     async def get(self, ref: SessionRef) -> Session | None:
@@ -70,12 +74,11 @@ class RedisSessionStore:
         if cached is not None and self._listening and now - cached[0] < self._ttl:
             return cached[1]
         key = session_key(ref.tag, ref.session_id)
-        with store_errors("session lookup"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(key)
-                pipe.hkeys(user_factors_key(ref.tag))
-                pipe.hgetall(user_key(ref.tag, RISK_STATE))
-                fields, factor_names, risk_state = await pipe.execute()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(key)
+            pipe.hkeys(user_factors_key(ref.tag))
+            pipe.hgetall(user_key(ref.tag, RISK_STATE))
+            fields, factor_names, risk_state = await pipe.execute()
         session = (
             session_from_fields(
                 ref.session_id, fields, factors_from_names(factor_names), risk_state
@@ -89,107 +92,95 @@ class RedisSessionStore:
 
     async def create(self, ref: SessionRef, session: Session) -> None:
         key = session_key(ref.tag, ref.session_id)
-        with store_errors("session create"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=cast(Any, fields_from_session(session)))
-                pipe.expireat(key, int(session.absolute_expires_at) + 1)
-                pipe.sadd(user_sessions_key(ref.tag), ref.session_id)
-                await pipe.execute()
-            await self._invalidate(ref.tag)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=cast(Any, fields_from_session(session)))
+            pipe.expireat(key, int(session.absolute_expires_at) + 1)
+            pipe.sadd(user_sessions_key(ref.tag), ref.session_id)
+            await pipe.execute()
+        await self._invalidate(ref.tag)
 
     async def set_mfa(self, ref: SessionRef, verified_at: float, method: MfaMethod) -> bool:
         key = session_key(ref.tag, ref.session_id)
-        with store_errors("session MFA update"):
-            # HSET only if the session still exists: a revoked session stays revoked.
-            updated = await self._redis.eval(
-                _SET_IF_EXISTS,
-                1,
-                key,
-                "mfa_verified_at",
-                repr(verified_at),
-                "mfa_method",
-                method.value,
-            )
-            await self._invalidate(ref.tag)
+        # HSET only if the session still exists: a revoked session stays revoked.
+        updated = await self._redis.eval(
+            _SET_IF_EXISTS,
+            1,
+            key,
+            "mfa_verified_at",
+            repr(verified_at),
+            "mfa_method",
+            method.value,
+        )
+        await self._invalidate(ref.tag)
         return bool(updated)
 
     async def touch(self, seen: Mapping[SessionRef, float]) -> None:
         if not seen:
             return
-        with store_errors("session touch"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for ref, at in seen.items():
-                    pipe.eval(
-                        _SET_IF_EXISTS,
-                        1,
-                        session_key(ref.tag, ref.session_id),
-                        "last_seen_at",
-                        repr(at),
-                    )
-                await pipe.execute()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for ref, at in seen.items():
+                pipe.eval(
+                    _SET_IF_EXISTS,
+                    1,
+                    session_key(ref.tag, ref.session_id),
+                    "last_seen_at",
+                    repr(at),
+                )
+            await pipe.execute()
 
     async def revoke(self, ref: SessionRef) -> bool:
-        with store_errors("session revoke"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(session_key(ref.tag, ref.session_id))
-                pipe.srem(user_sessions_key(ref.tag), ref.session_id)
-                deleted, _ = await pipe.execute()
-            await self._invalidate(ref.tag)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(session_key(ref.tag, ref.session_id))
+            pipe.srem(user_sessions_key(ref.tag), ref.session_id)
+            deleted, _ = await pipe.execute()
+        await self._invalidate(ref.tag)
         return bool(deleted)
 
     async def revoke_user(self, user_id: str) -> int:
         tag = user_tag(user_id)
-        with store_errors("revoke user sessions"):
-            ids = _texts(await self._redis.smembers(user_sessions_key(tag)))
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for session_id in ids:
-                    pipe.delete(session_key(tag, session_id))
-                pipe.delete(user_sessions_key(tag))
-                results = await pipe.execute()
-            await self._invalidate(tag)
+        ids = _texts(await self._redis.smembers(user_sessions_key(tag)))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for session_id in ids:
+                pipe.delete(session_key(tag, session_id))
+            pipe.delete(user_sessions_key(tag))
+            results = await pipe.execute()
+        await self._invalidate(tag)
         return sum(int(r) for r in results[: len(ids)])
 
     async def list_user(self, user_id: str) -> list[Session]:
         tag = user_tag(user_id)
-        with store_errors("list user sessions"):
-            ids = sorted(_texts(await self._redis.smembers(user_sessions_key(tag))))
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for session_id in ids:
-                    pipe.hgetall(session_key(tag, session_id))
-                pipe.hkeys(user_factors_key(tag))
-                *records, names = await pipe.execute()
+        ids = sorted(_texts(await self._redis.smembers(user_sessions_key(tag))))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in ids:
+                pipe.hgetall(session_key(tag, session_id))
+            pipe.hkeys(user_factors_key(tag))
+            *records, names = await pipe.execute()
         factors = factors_from_names(_texts(names))
         found = (session_from_fields(i, r, factors) for i, r in zip(ids, records, strict=True) if r)
         return [s for s in found if s is not None]
 
     async def factors(self, user_id: str) -> frozenset[MfaMethod]:
-        with store_errors("factor lookup"):
-            names = await self._redis.hkeys(user_factors_key(user_tag(user_id)))
-            return factors_from_names(_texts(names))
+        names = await self._redis.hkeys(user_factors_key(user_tag(user_id)))
+        return factors_from_names(_texts(names))
 
     async def set_factor(self, user_id: str, method: MfaMethod, *, active: bool, at: float) -> None:
         tag = user_tag(user_id)
-        with store_errors("factor update"):
-            if active:
-                await self._redis.hset(user_factors_key(tag), method.value, repr(at))
-            else:
-                await self._redis.hdel(user_factors_key(tag), method.value)
-            await self._invalidate(tag)
+        if active:
+            await self._redis.hset(user_factors_key(tag), method.value, repr(at))
+        else:
+            await self._redis.hdel(user_factors_key(tag), method.value)
+        await self._invalidate(tag)
 
     async def take_enrolment_grant(self, ref: SessionRef, now: float) -> bool:
         key = session_key(ref.tag, ref.session_id)
-        with store_errors("session enrolment grant"):
-            # HGET + HDEL in one script: of two requests racing, only one gets the grant.
-            taken = await self._redis.eval(
-                _TAKE_FIELD_BEFORE, 1, key, ENROLMENT_GRANT_FIELD, repr(now)
-            )
-            await self._invalidate(ref.tag)
+        # HGET + HDEL in one script: of two requests racing, only one gets the grant.
+        taken = await self._redis.eval(_TAKE_FIELD_BEFORE, 1, key, ENROLMENT_GRANT_FIELD, repr(now))
+        await self._invalidate(ref.tag)
         return bool(taken)
 
     async def invalidate_user(self, tag: str) -> None:
         """Drop every replica's cached sessions of this user (e.g. their risk state changed)."""
-        with store_errors("session invalidation"):
-            await self._invalidate(tag)
+        await self._invalidate(tag)
 
     async def _invalidate(self, tag: str) -> None:
         """Tell every replica (this one included) to drop what it cached for this user.
@@ -210,16 +201,17 @@ class RedisSessionStore:
             del self._cache[ref]
 
     async def _listen_forever(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._listen_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: stop trusting the cache, retry
                 if self._listening:
+                    # A StoreUnavailable's message names the Redis call and error kind only.
+                    why = exc if isinstance(exc, StoreUnavailable) else type(exc).__name__
                     log.warning(
-                        "session invalidation feed lost (%s); cache off until it returns",
-                        type(exc).__name__,
+                        "session invalidation feed lost (%s); cache off until it returns", why
                     )
             self._listening = False
             self._cache.clear()
@@ -233,13 +225,17 @@ class RedisSessionStore:
             self._cache.clear()
             self._listening = True
             log.info("session invalidation feed subscribed; cache on")
-            while True:
+            while not self._closing:
                 # Raises when the connection dies; the client's health_check_interval
                 # makes it ping a quiet connection, so a dead peer is noticed too.
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None:
                     self._forget(str(message["data"]))
 
+
+# get_message waits at most 1 s, so a listener that missed its cancellation sees
+# `_closing` within this.
+_LISTENER_STOP_SECONDS = 3.0
 
 _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end

@@ -15,7 +15,7 @@ from aiohttp import web
 from admitd.errors import AdmitdError
 from admitd.mfa.ports import PasskeyFactor, TotpFactor
 from admitd.sessions import SessionStore
-from admitd.web.handlers import StepUp
+from admitd.web.handlers import StepUp, VerifiedHook
 from admitd.web.pages import message_page
 from admitd.web.return_to import STEP_UP_PATH, ReturnToSigner
 
@@ -58,8 +58,11 @@ def build_web_app(
     cookie_name: str = DEFAULT_COOKIE_NAME,
     clock: Callable[[], float],
     enrol_max_age: float = 300.0,
+    on_verified: VerifiedHook | None = None,
+    device_header: str = "x-device-id",
 ) -> web.Application:
-    """The step-up app; `clock` returns Unix seconds (a seam for tests)."""
+    """The step-up app; `clock` returns Unix seconds (a seam for tests). `on_verified`
+    runs after each successful verification, with the request's `device_header` value."""
     step_up = StepUp(
         store=store,
         totp=totp,
@@ -69,6 +72,8 @@ def build_web_app(
         clock=clock,
         csrf_key=signer.subkey("csrf"),
         enrol_max_age=enrol_max_age,
+        on_verified=on_verified,
+        device_header=device_header,
     )
     app = web.Application(middlewares=[_security_headers, _fail_closed], client_max_size=_MAX_BODY)
     app.router.add_get(STEP_UP_PATH, step_up.page)

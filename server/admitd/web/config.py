@@ -27,6 +27,11 @@ class WebConfig:
     rp_name: str = "admitd"
 
 
+# The parser's defaults, so each is written once, above; the required fields are
+# placeholders that nothing reads.
+_DEFAULTS = WebConfig(rp_id="", origins=(), signing_key=b"")
+
+
 def web_config_from_fields(fields: Fields) -> WebConfig:
     """Read the `web:` mapping; ConfigError naming file, line, key and fix on any problem."""
     rp_id = fields.text("rp_id").lower()
@@ -45,7 +50,7 @@ def web_config_from_fields(fields: Fields) -> WebConfig:
         origins=tuple(origins),
         signing_key=_signing_key(fields),
         listen=_listen(fields),
-        rp_name=fields.text("rp_name", "admitd"),
+        rp_name=fields.text("rp_name", _DEFAULTS.rp_name),
     )
 
 
@@ -81,8 +86,10 @@ def _signing_key(fields: Fields) -> bytes:
 
 
 def _listen(fields: Fields) -> str:
-    value = fields.text("listen", "127.0.0.1:9002")
+    value = fields.text("listen", _DEFAULTS.listen)
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise fields.error("listen", f"expected HOST:PORT, got {value!r}", "e.g. 127.0.0.1:9002")
+        raise fields.error(
+            "listen", f"expected HOST:PORT, got {value!r}", f"e.g. {_DEFAULTS.listen}"
+        )
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -15,8 +15,9 @@ from admitd.web.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token, is
 from admitd.web.pages import StepUpView, message_page, step_up_page
 from admitd.web.return_to import ReturnToSigner
 
-__all__ = ["Caller", "StepUp"]
+__all__ = ["Caller", "StepUp", "VerifiedHook"]
 
+VerifiedHook = Callable[[SessionRef, str], Awaitable[None]]
 _CODE = re.compile(r"[0-9]{6,8}")
 _MESSAGES = {
     MfaResult.INVALID: "That did not verify. Check it and try again.",
@@ -34,6 +35,15 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
+class _CredentialPost:
+    """A passkey ceremony's JSON body from a caller who passed the session and CSRF checks."""
+
+    caller: Caller
+    document: dict[str, object]
+    credential: str  # the WebAuthn credential, as JSON for the factor
+
+
+@dataclass(frozen=True, slots=True)
 class StepUp:
     store: SessionStore
     totp: TotpFactor
@@ -43,6 +53,10 @@ class StepUp:
     clock: Callable[[], float]
     csrf_key: bytes
     enrol_max_age: float  # a session may add a passkey this long after a verification
+    # After a verification: (session, the verifying request's device ID). Device risk
+    # promotes what that session's refused attempt from the same device saw.
+    on_verified: VerifiedHook | None = None
+    device_header: str = "x-device-id"
 
     async def page(self, request: web.Request) -> web.Response:
         caller = await self._caller(request)
@@ -74,47 +88,42 @@ class StepUp:
         if isinstance(caller, web.Response):
             return caller
         body = await self.passkeys.authentication_options(caller.session.user_id, self.clock())
-        return web.Response(text=body, content_type="application/json")
+        return _json_text(body)
 
     async def passkey_verify(self, request: web.Request) -> web.Response:
-        caller = await self._json_caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        document = await _json_body(request)
-        if document is None:
-            return _json_error(400, "bad_request", "Expected a JSON object with a credential.")
-        s, credential = caller.session, json.dumps(document.get("credential"))
+        posted = await _credential_post(request, await self._json_caller(request))
+        if isinstance(posted, web.Response):
+            return posted
+        s = posted.caller.session
         result = await self.passkeys.authenticate(
-            s.user_id, s.organisation, credential, self.clock()
+            s.user_id, s.organisation, posted.credential, self.clock()
         )
         if result is not MfaResult.OK:
-            return _json_error(_status(result), result.value, _MESSAGES[result])
-        token = str(document.get("return_to", ""))
-        return await self._verified(request, caller, MfaMethod.PASSKEY, token, as_json=True)
+            return _json_refusal(result)
+        token = str(posted.document.get("return_to", ""))
+        return await self._verified(request, posted.caller, MfaMethod.PASSKEY, token, as_json=True)
 
     async def register_options(self, request: web.Request) -> web.Response:
         caller = await self._enrolling_caller(request)
         if isinstance(caller, web.Response):
             return caller
         user = caller.session.user_id
-        body = await self.passkeys.registration_options(user, user, self.clock())
-        return web.Response(text=body, content_type="application/json")
+        return _json_text(await self.passkeys.registration_options(user, user, self.clock()))
 
     async def register(self, request: web.Request) -> web.Response:
-        caller = await self._enrolling_caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        document = await _json_body(request)
-        if document is None:
-            return _json_error(400, "bad_request", "Expected a JSON object with a credential.")
-        s, credential = caller.session, json.dumps(document.get("credential"))
+        posted = await _credential_post(request, await self._enrolling_caller(request))
+        if isinstance(posted, web.Response):
+            return posted
+        s, ref = posted.caller.session, posted.caller.ref
         # Single use, taken before the ceremony is checked: of concurrent attempts only one
         # gets it, and a failed attempt uses it up too (sign in again for a new one).
-        if not s.factors and not await self.store.take_enrolment_grant(caller.ref, self.clock()):
+        if not s.factors and not await self.store.take_enrolment_grant(ref, self.clock()):
             return _no_enrolment_grant()
-        result = await self.passkeys.register(s.user_id, s.organisation, credential, self.clock())
+        result = await self.passkeys.register(
+            s.user_id, s.organisation, posted.credential, self.clock()
+        )
         if result is not MfaResult.OK:
-            return _json_error(_status(result), result.value, _MESSAGES[result])
+            return _json_refusal(result)
         return web.json_response({"registered": True})
 
     async def _caller(self, request: web.Request) -> Caller | None:
@@ -166,6 +175,8 @@ class StepUp:
     ) -> web.Response:
         if not await self.store.set_mfa(caller.ref, self.clock(), method):
             return _json_error(401, "no_session", "Sign in again.") if as_json else _no_session()
+        if self.on_verified is not None:
+            await self.on_verified(caller.ref, request.headers.get(self.device_header, ""))
         # Only ever a path on this host (verified against the Host header), never a URL.
         location = self._return_path(request, token) or "/"
         if as_json:
@@ -211,6 +222,14 @@ def _no_enrolment_grant() -> web.Response:
     return _json_error(403, "enrolment_grant_required", message)
 
 
+def _json_refusal(result: MfaResult) -> web.Response:
+    return _json_error(_status(result), result.value, _MESSAGES[result])
+
+
+def _json_text(body: str) -> web.Response:
+    return web.Response(text=body, content_type="application/json")
+
+
 def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
@@ -223,3 +242,15 @@ async def _json_body(request: web.Request) -> dict[str, object] | None:
     except ValueError:
         return None
     return document if isinstance(document, dict) else None
+
+
+async def _credential_post(
+    request: web.Request, caller: Caller | web.Response
+) -> _CredentialPost | web.Response:
+    """The posted credential; the caller's own refusal, if any, comes first."""
+    if isinstance(caller, web.Response):
+        return caller
+    document = await _json_body(request)
+    if document is None:
+        return _json_error(400, "bad_request", "Expected a JSON object with a credential.")
+    return _CredentialPost(caller, document, json.dumps(document.get("credential")))

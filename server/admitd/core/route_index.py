@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from admitd.policy.model import Route
+    from admitd.core.route import Route
 
 __all__ = ["RouteIndex"]
 

@@ -1,4 +1,7 @@
-"""Compiled route policies: frozen, pre-compiled, cheap to evaluate per request."""
+"""Compiled route policies: frozen, pre-compiled, cheap to evaluate per request.
+
+The policy loader (`admitd.policy`) builds these from YAML; the core only reads them.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Protocol
 
-from admitd.certs.identity import ClientIdentity
 from admitd.core.context import RequestContext
-from admitd.policy.index import RouteIndex
-from admitd.policy.rules import Condition, HeaderMatch
-from admitd.risk.model import RiskLevel
+from admitd.core.identity import ClientIdentity
+from admitd.core.risk import RiskLevel
+from admitd.core.route_index import RouteIndex
 
 __all__ = [
+    "Condition",
+    "HeaderMatch",
     "IdentityRule",
     "PolicySet",
     "Route",
@@ -23,6 +28,34 @@ __all__ = [
     "Unmatched",
     "glob_pattern",
 ]
+
+
+class Condition(Protocol):
+    """A compiled condition (CEL, in `admitd.policy.rules`) that must hold for a route."""
+
+    @property
+    def source(self) -> str: ...
+
+    def failure(self, activation: Mapping[str, object]) -> str | None:
+        """None when the condition holds, else why not (for the decision log only)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatch:
+    """A request header that must be present, equal a value, or match a regex (full match)."""
+
+    name: str
+    exact: str | None = None
+    regex: re.Pattern[str] | None = None
+
+    def matches(self, headers: Mapping[str, str]) -> bool:
+        value = headers.get(self.name)
+        if value is None:
+            return False
+        if self.exact is not None:
+            return value == self.exact
+        return self.regex is None or self.regex.fullmatch(value) is not None
 
 
 class Unmatched(StrEnum):

@@ -76,7 +76,7 @@ def _check_config(args: argparse.Namespace) -> int:
     runtime = runtime_from_config(config)
     for warning in _admin_warnings(config, datetime.now(UTC)):
         print(f"admitd: warning: {warning}", file=sys.stderr)
-    policy = runtime.engine.policy
+    policy = runtime.policy
     print(
         f"{args.file}: ok ({len(policy.routes)} routes, policy version {policy.version}, "
         f"unmatched requests: {policy.unmatched.value})"

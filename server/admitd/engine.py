@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from admitd.certs.client import ClientCertificates
@@ -32,6 +33,11 @@ StepUpUrl = Callable[[RequestContext, float], str]
 ROUTE_EXTENSION = "admitd_route"
 
 
+def _too_late(ctx: RequestContext, policy: PolicySet, route: Route) -> Decision:
+    denial = deny(ctx, policy, Reason.AUTHORIZATION_UNAVAILABLE, route=route)
+    return replace(denial, log_detail="Envoy's deadline passed before the session lookup")
+
+
 def _plain_step_up_url(ctx: RequestContext, now: float) -> str:
     # Without a signing key there is no return_to: the page sends the browser to "/".
     return STEP_UP_PATH
@@ -47,6 +53,7 @@ class Engine:
         certificates: ClientCertificates,
         *,
         store: SessionStore | None = None,
+        identity: SessionIdentity | None = None,
         sessions: SessionsConfig | None = None,
         rules: MfaRules | None = None,
         step_up_url: StepUpUrl | None = None,
@@ -58,7 +65,9 @@ class Engine:
         self.certificates = certificates
         self.sessions = sessions or SessionsConfig()
         self.rules = rules or MfaRules()
-        self.identity = SessionIdentity(store or MemorySessionStore(), self.sessions.cookie_name)
+        self.identity = identity or SessionIdentity(
+            store or MemorySessionStore(), self.sessions.cookie_name
+        )
         self._step_up_url = step_up_url or _plain_step_up_url
         self._clock = clock
 
@@ -73,8 +82,14 @@ class Engine:
     def replace_policy(self, policy: PolicySet) -> None:
         self._policy = policy
 
-    async def check(self, ctx: RequestContext) -> tuple[Decision, Facts]:
-        """Facts (reads only), then the pure decision, then what it causes."""
+    async def check(
+        self, ctx: RequestContext, *, deadline: float | None = None
+    ) -> tuple[Decision, Facts]:
+        """Facts (reads only), then the pure decision, then what it causes.
+
+        `deadline` (time.monotonic()) is when Envoy stops waiting: past it, no Redis
+        lookup is started for an answer nobody will read; the Check fails closed.
+        """
         now = self._clock()
         policy = self._policy
         selected = ctx.context_extensions.get(ROUTE_EXTENSION)
@@ -85,6 +100,8 @@ class Engine:
             return deny(ctx, policy, Reason.NO_MATCHING_ROUTE), Facts(certificate, now=now)
         found = NO_SESSION
         if route is not None and route.consults_session:  # organisation variants too
+            if deadline is not None and time.monotonic() >= deadline:
+                return _too_late(ctx, policy, route), Facts(certificate, now=now)
             found = await self.identity.lookup(ctx, now)
         sighting, risk_unavailable = await self._risk(ctx, found, now)
         facts = Facts(

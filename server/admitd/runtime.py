@@ -25,6 +25,7 @@ from admitd.certs.verify import CertificateVerifier
 from admitd.config import Config
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision
+from admitd.core.route import PolicySet
 from admitd.engine import Engine, StepUpUrl
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
@@ -39,6 +40,7 @@ from admitd.risk.geo import GeoLocator
 from admitd.risk.metrics import MeteredAudit, RiskMetrics
 from admitd.risk.reputation import ReputationList
 from admitd.risk.state import RiskStateStore
+from admitd.sessions.identity import SessionIdentity
 from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
@@ -63,12 +65,38 @@ class Runtime:
     audit: AuditLog | None
     baselines: BaselineStore | None
     reputation: ReputationList | None
+    certificates: ClientCertificates  # the Check path's verifier, shared by the admin API
+    identity: SessionIdentity  # the engine's identity source
+    risk: RiskGatherer | None
+
+    @property
+    def policy(self) -> PolicySet:
+        return self.engine.policy
+
+    async def start(self) -> None:
+        """Start what runs in the background: the audit writer, the session cache feed."""
+        if self.audit is not None:
+            await self.audit.start()
+        if isinstance(self.identity.store, RedisSessionStore):
+            self.identity.store.start()
+
+    async def flush_last_seen(self) -> None:
+        await self.identity.flush_last_seen()
+
+    async def close(self) -> None:
+        """Write what is pending (last-seen times, audit entries, a checkpoint), then close."""
+        await self.identity.flush_last_seen()
+        if self.risk is not None:
+            await self.risk.close()
+        if self.audit is not None:
+            await self.audit.close()  # flushes queued entries and writes a last checkpoint
+        await self.store.close()
 
     def reload_revocation(self) -> bool:
         """Pick up changed CRL/deny-list files; True when the cached verdicts were dropped."""
         if not self.revocation.reload_if_changed():
             return False
-        self.engine.certificates.invalidate()
+        self.certificates.invalidate()
         return True
 
     def append_audit(self, entry: AuditEntry) -> None:
@@ -115,10 +143,12 @@ def runtime_from_config(config: Config) -> Runtime:
         events=MeteredAudit(events, risk_metrics),
         metrics=risk_metrics,
     )
+    certificates = _certificates(config, revocation := _revocation(config))
+    identity = SessionIdentity(store, config.sessions.cookie_name)
     engine = Engine(
         load_policies(config.policies),
-        _certificates(config, revocation := _revocation(config)),
-        store=store,
+        certificates,
+        identity=identity,
         sessions=config.sessions,
         rules=config.mfa_rules,
         step_up_url=_step_up_url(factors.signer if factors else None),
@@ -136,6 +166,9 @@ def runtime_from_config(config: Config) -> Runtime:
         audit,
         baselines,
         reputation,
+        certificates,
+        identity,
+        risk,
     )
 
 

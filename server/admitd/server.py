@@ -24,7 +24,6 @@ from admitd.logs import DecisionLog
 from admitd.metrics import serve_metrics
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
-from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.tokens import SessionRef
 from admitd.tls_listen import check_server_credentials
 from admitd.web.app import build_web_app, start_web_server
@@ -62,12 +61,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         "admitd serving Check on %s, metrics on %s, policy %s",
         " and ".join(filter(None, (config.listen, _tls_address(config)))),
         config.metrics_listen or "(off)",
-        runtime.engine.policy.version,
+        runtime.policy.version,
     )
-    if runtime.audit is not None:
-        await runtime.audit.start()
-    if isinstance(runtime.engine.store, RedisSessionStore):
-        runtime.engine.store.start()
+    await runtime.start()
     web = await _start_web(runtime)
     admin = await _start_admin(runtime)
     tasks = _background_tasks(runtime, decisions)
@@ -147,12 +143,7 @@ def _background_tasks(runtime: Runtime, decisions: DecisionLog) -> list[asyncio.
 
 async def _close(runtime: Runtime, decisions: DecisionLog) -> None:
     decisions.flush()
-    await runtime.engine.flush_last_seen()
-    if runtime.engine.risk is not None:
-        await runtime.engine.risk.close()
-    if runtime.audit is not None:
-        await runtime.audit.close()  # flushes queued entries and writes a last checkpoint
-    await runtime.store.close()
+    await runtime.close()
 
 
 async def _flush_periodically(
@@ -164,7 +155,7 @@ async def _flush_periodically(
         decisions.flush()
         ticks += 1
         if ticks % 4 == 0:  # last-seen times once a second: idle expiry needs no finer grain
-            await runtime.engine.flush_last_seen()
+            await runtime.flush_last_seen()
 
 
 async def _start_web(runtime: Runtime) -> web.AppRunner | None:
@@ -189,7 +180,7 @@ async def _start_web(runtime: Runtime) -> web.AppRunner | None:
 
 def _promote_sighting(runtime: Runtime) -> VerifiedHook | None:
     """A verified step-up vouches for the device it came from (device risk only)."""
-    risk = runtime.engine.risk
+    risk = runtime.risk
     if risk is None:
         return None
 
@@ -218,10 +209,10 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
         factors.totp,
         config.sessions,
         # The Check path's verifier and cache: one revocation reload applies to both.
-        callers=runtime.engine.certificates.verdict_for_pem,
+        callers=runtime.certificates.verdict_for_pem,
         privileged_roles=config.mfa_rules.privileged_roles,
         extra_handlers=extra,
-        on_login=runtime.engine.risk.record_login if runtime.engine.risk else None,
+        on_login=runtime.risk.record_login if runtime.risk else None,
     )
     log.info("admin API (mTLS) on %s", config.admin.listen)
     return admin
@@ -264,7 +255,7 @@ def _record_reload(runtime: Runtime, outcome: bool | None) -> None:
             event_type=AuditEvent.POLICY_RELOADED,
             decision=label,
             reason=runtime.policy_watcher.last_error[:500],
-            policy_version=runtime.engine.policy.version,
+            policy_version=runtime.policy.version,
         )
     )
 

@@ -22,6 +22,9 @@ from admitd.engine import Engine
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import Metrics
+from admitd.sessions.memory_store import MemorySessionStore
+from admitd.sessions.model import Session
+from admitd.sessions.tokens import SessionRef, new_session_token
 from tests.pki_fixtures import PkiSet, url_pem
 from tests.unit.helpers import engine_for
 
@@ -161,7 +164,7 @@ class StalledEngine:
     def __init__(self) -> None:
         self.entered = asyncio.Event()
 
-    async def check(self, ctx: RequestContext) -> NoReturn:
+    async def check(self, ctx: RequestContext, *, deadline: float | None = None) -> NoReturn:
         self.entered.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable: nothing sets the event")
@@ -243,3 +246,37 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+class CountingStore(MemorySessionStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def get(self, ref: SessionRef) -> Session | None:
+        self.lookups += 1
+        return await super().get(ref)
+
+
+@pytest.mark.parametrize(("remaining", "lookups"), [(0.0, 0), (5.0, 1)], ids=["passed", "ahead"])
+async def test_no_session_lookup_starts_after_envoys_deadline(
+    pki: PkiSet, tmp_path: Path, remaining: float, lookups: int
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "routes:\n  - {name: app, match: {path_prefix: /app/}, identities: any, session: required}\n"
+    )
+    store = CountingStore()
+    engine, _ = engine_for(pki.trust_bundle, tmp_path, store=store)
+    lines: list[str] = []
+    service = AuthorizationService(
+        engine, Metrics(CollectorRegistry()), DecisionLog(lines.append, batch=1)
+    )
+    token, _ = new_session_token("late")
+    context = Mock()
+    context.time_remaining.return_value = remaining
+    request = golden_request(url_pem(pki.alice), "/app/x", authorization=f"Bearer {token}")
+    response = await service.Check(request, context)
+    assert store.lookups == lookups
+    if not lookups:
+        assert response.denied_response.status.code == 503
+        assert "deadline passed before the session lookup" in lines[-1]

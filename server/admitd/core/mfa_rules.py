@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["DEFAULT_PRIVILEGED_ROLES", "MfaRules"]
+__all__ = ["DEFAULT_PRIVILEGED_ROLES", "MfaRules", "is_fresh"]
 
 DEFAULT_PRIVILEGED_ROLES = frozenset({"admin", "finance", "analyst", "auditor"})
 
@@ -33,3 +33,16 @@ class MfaRules:
             self.mfa_max_age.get(r, self.default_mfa_max_age) for r in roles & self.privileged_roles
         ]
         return min(ages) if ages else None
+
+    def is_privileged(self, roles: frozenset[str]) -> bool:
+        return bool(roles & self.privileged_roles)
+
+    def is_fresh_for_roles(self, roles: frozenset[str], mfa_age: float | None) -> bool:
+        """Whether MFA `mfa_age` seconds old is fresh enough for these roles by default (a
+        route may ask for fresher). The one rule the decision and device risk share."""
+        return is_fresh(mfa_age, self.max_age_for_roles(roles) or self.default_mfa_max_age)
+
+
+def is_fresh(mfa_age: float | None, max_age: float) -> bool:
+    """MFA verified at most `max_age` seconds ago (never verified is never fresh)."""
+    return mfa_age is not None and mfa_age <= max_age

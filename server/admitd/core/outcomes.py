@@ -50,6 +50,9 @@ _DENIAL_MESSAGES: dict[Reason, str] = {
         "Your role requires a second factor; enrol TOTP or a passkey first."
     ),
     Reason.RISK_CRITICAL: "This sign-in looks too risky to admit; contact your administrator.",
+    Reason.AUTHORIZATION_UNAVAILABLE: (
+        "admitd could not decide, so the request is not admitted. Try again later."
+    ),
     Reason.RISK_UNAVAILABLE: (
         "Device risk cannot be assessed right now, so the request is not admitted."
         " Try again shortly."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from admitd.core.decision import Decision, Reason
 from admitd.core.identity import User
-from admitd.core.mfa_rules import MfaRules
+from admitd.core.mfa_rules import MfaRules, is_fresh
 from admitd.core.risk import RiskAssessment, RiskLevel
 from admitd.core.route import Route
 
@@ -41,8 +41,7 @@ def risk_step_up_max_age(
     step_up_at = route.risk_step_up_at if route else RiskLevel.HIGH
     if risk is None or session is None or not risk.level.at_least(step_up_at):
         return None
-    age = session.mfa_age(now)
-    if age is not None and age <= rules.high_risk_mfa_max_age:
+    if is_fresh(session.mfa_age(now), rules.high_risk_mfa_max_age):
         return None
     return rules.high_risk_mfa_max_age
 
@@ -62,5 +61,4 @@ def moves_risk_history(decision: Decision, user: User | None, now: float, rules:
         return False
     if not risk.level.at_least(RiskLevel.HIGH):
         return True
-    age = user.mfa_age(now) if user is not None else None
-    return age is not None and age <= rules.high_risk_mfa_max_age
+    return user is not None and is_fresh(user.mfa_age(now), rules.high_risk_mfa_max_age)

@@ -8,7 +8,7 @@ from admitd.core.context import RequestContext
 from admitd.core.decision import Reason
 from admitd.core.facts import Facts
 from admitd.core.identity import User, UserState
-from admitd.core.mfa_rules import MfaRules
+from admitd.core.mfa_rules import MfaRules, is_fresh
 from admitd.core.route import Route, SessionRequirement
 
 __all__ = ["SessionVerdict", "is_browser_navigation", "session_verdict"]
@@ -45,19 +45,16 @@ def session_verdict(route: Route | None, facts: Facts, rules: MfaRules) -> Sessi
     return _mfa_verdict(route, lookup.user, facts.now, rules)
 
 
-def _mfa_verdict(route: Route, session: User, now: float, rules: MfaRules) -> SessionVerdict:
-    if session.roles & rules.privileged_roles and not session.factors:
+def _mfa_verdict(route: Route, user: User, now: float, rules: MfaRules) -> SessionVerdict:
+    if rules.is_privileged(user.roles) and not user.factors:
         # A privileged user without an active factor could never step up: refuse outright.
-        return SessionVerdict(Reason.MFA_ENROLLMENT_REQUIRED, session, mfa_checked=True)
-    max_age = _required_max_age(route, session, rules)
+        return SessionVerdict(Reason.MFA_ENROLLMENT_REQUIRED, user, mfa_checked=True)
+    max_age = _required_max_age(route, user, rules)
     if max_age is None:
-        return SessionVerdict(None, session)
-    age = session.mfa_age(now)
-    if age is None or age > max_age:
-        return SessionVerdict(
-            Reason.MFA_STEP_UP_REQUIRED, session, mfa_checked=True, max_age=max_age
-        )
-    return SessionVerdict(None, session, mfa_checked=True, max_age=max_age)
+        return SessionVerdict(None, user)
+    if not is_fresh(user.mfa_age(now), max_age):
+        return SessionVerdict(Reason.MFA_STEP_UP_REQUIRED, user, mfa_checked=True, max_age=max_age)
+    return SessionVerdict(None, user, mfa_checked=True, max_age=max_age)
 
 
 def _required_max_age(route: Route, session: User, rules: MfaRules) -> int | None:

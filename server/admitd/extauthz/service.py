@@ -58,7 +58,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         try:
             try:
                 ctx = context_from_check_request(request)
-                decision, facts = await self._engine.check(ctx)
+                decision, facts = await self._engine.check(ctx, deadline=_deadline(context))
                 source = facts.certificate.source
             except Exception:
                 # Fail closed in one place: whatever goes wrong, the request is not admitted
@@ -74,3 +74,9 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         self._decisions.record(ctx, decision, source, seconds)
         if self._audit is not None:
             self._audit(ctx, decision)  # queued; the append itself happens off the hot path
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """Envoy's deadline for this Check (its ext_authz `timeout`) on time.monotonic()."""
+    remaining = context.time_remaining()
+    return time.monotonic() + remaining if isinstance(remaining, int | float) else None

@@ -145,14 +145,12 @@ class RiskGatherer:
         baseline = self._baselines.cached(session.organisation) or await self._baselines.get(
             session.organisation
         )
-        max_age = self._rules.max_age_for_roles(session.roles) or self._rules.default_mfa_max_age
-        age = session.mfa_age(now)
         assessment = assess(
             telemetry,
             history,
             baseline,
-            privileged=bool(session.roles & self._rules.privileged_roles),
-            mfa_fresh=age is not None and age <= max_age,
+            privileged=self._rules.is_privileged(session.roles),
+            mfa_fresh=self._rules.is_fresh_for_roles(session.roles, session.mfa_age(now)),
             reputation_hit=self._reputation.contains(telemetry.ip),
             config=self._config,
         )

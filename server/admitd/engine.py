@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from admitd.certs.client import ClientCertificates
@@ -34,8 +33,8 @@ ROUTE_EXTENSION = "admitd_route"
 
 
 def _too_late(ctx: RequestContext, policy: PolicySet, route: Route) -> Decision:
-    denial = deny(ctx, policy, Reason.AUTHORIZATION_UNAVAILABLE, route=route)
-    return replace(denial, log_detail="Envoy's deadline passed before the session lookup")
+    detail = "Envoy's deadline passed before the session lookup"
+    return deny(ctx, policy, Reason.AUTHORIZATION_UNAVAILABLE, route=route, log_detail=detail)
 
 
 def _plain_step_up_url(ctx: RequestContext, now: float) -> str:

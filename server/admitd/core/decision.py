@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from admitd.core.identity import CertificateProblem, ClientIdentity, User
 from admitd.core.risk import RiskAssessment
 
-__all__ = ["Decision", "Reason", "reason_from_certificate_problem"]
+__all__ = ["Decision", "Reason", "Step", "reason_from_certificate_problem"]
 
 
 class Reason(StrEnum):
@@ -109,6 +109,15 @@ Headers = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One phase of `decide()` as data: what it looked at and what it concluded
+    (`admitd policy explain` prints these; nothing else depends on their wording)."""
+
+    phase: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What to answer Envoy. `message` is safe to show the client (no secrets, no PEM)."""
 
@@ -131,6 +140,7 @@ class Decision:
     shadow_reason: Reason | None = None  # a shadow route admitted what it would have denied
     # For the decision log only, never the response (e.g. a CEL evaluation error).
     log_detail: str = ""
+    trace: tuple[Step, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def status(self) -> int:

@@ -6,12 +6,11 @@ import re
 from dataclasses import replace
 
 from admitd.core.context import RequestContext
-from admitd.core.decision import Decision, Reason
+from admitd.core.decision import Decision, Headers, Reason, Step
 from admitd.core.facts import Facts
 from admitd.core.identity import ClientIdentity, User
 from admitd.core.risk import RiskAssessment
 from admitd.core.route import PolicySet, Route
-from admitd.core.session_phase import SessionVerdict
 
 __all__ = [
     "ADMITD_HEADER_PREFIX",
@@ -19,9 +18,7 @@ __all__ = [
     "allow",
     "deny",
     "step_up",
-    "with_risk",
     "with_step_up_url",
-    "without_session_credentials",
 ]
 
 ADMITD_HEADER_PREFIX = "x-admitd-"
@@ -65,33 +62,6 @@ _DENIAL_MESSAGES: dict[Reason, str] = {
 }
 
 
-def with_risk(decision: Decision, risk: RiskAssessment | None) -> Decision:
-    """Surface risk level and signals to the upstream and the client (and in a denial's body)."""
-    if risk is None:
-        return decision
-    headers = (
-        ("x-admitd-risk-level", risk.level.value),
-        ("x-admitd-risk-signals", risk.signal_names),
-    )
-    if decision.allowed:
-        return replace(
-            decision,
-            risk=risk,
-            upstream_headers=(*decision.upstream_headers, *headers),
-            client_ok_headers=(*decision.client_ok_headers, *headers),
-        )
-    return replace(
-        decision,
-        risk=risk,
-        client_headers=(*decision.client_headers, *headers),
-        details=(
-            *decision.details,
-            ("risk_level", risk.level.value),
-            ("risk_signals", risk.signal_names),
-        ),
-    )
-
-
 def with_step_up_url(decision: Decision, url: str, *, browser: bool) -> Decision:
     """Point a step-up denial at the step-up page: 302 for a browser, else the URL in the body."""
     if browser:
@@ -102,9 +72,15 @@ def with_step_up_url(decision: Decision, url: str, *, browser: bool) -> Decision
 
 
 def step_up(
-    policy: PolicySet, route: Route | None, identity: ClientIdentity | None, verdict: SessionVerdict
+    policy: PolicySet,
+    route: Route | None,
+    identity: ClientIdentity | None,
+    user: User | None,
+    max_age: int,
+    *,
+    risk: RiskAssessment | None = None,
+    trace: tuple[Step, ...] = (),
 ) -> Decision:
-    max_age = verdict.max_age or 0
     # RFC 9470: lets standard OAuth clients see that a fresher authentication is needed.
     challenge = f'Bearer error="insufficient_user_authentication", max_age={max_age}'
     return Decision(
@@ -116,12 +92,15 @@ def step_up(
         client_headers=(
             ("x-admitd-reason", Reason.MFA_STEP_UP_REQUIRED.value),
             ("www-authenticate", challenge),
+            *_risk_headers(risk),
         ),
         policy_version=policy.version,
-        user=verdict.user,
+        user=user,
         mfa_checked=True,
         step_up_max_age=max_age,
-        details=(("max_age", max_age),),
+        details=(("max_age", max_age), *_risk_details(risk)),
+        risk=risk,
+        trace=trace,
     )
 
 
@@ -132,9 +111,16 @@ def allow(
     identity: ClientIdentity | None,
     reason: Reason,
     *,
+    facts: Facts,
     user: User | None = None,
     mfa_checked: bool = False,
+    risk: RiskAssessment | None = None,
+    shadow_reason: Reason | None = None,
+    log_detail: str = "",
+    trace: tuple[Step, ...] = (),
 ) -> Decision:
+    """An admission, with the headers the upstream gets (identity, user, route's own, risk)
+    and without the identity source's own credentials (`facts`) or client-forged headers."""
     route_name = route.name if route else "(unmatched)"
     upstream = [(ROUTE_HEADER, route_name)]
     if identity is not None:
@@ -146,49 +132,63 @@ def allow(
         upstream += _user_headers(user)
     if route is not None:
         upstream += route.upstream_headers
+    upstream += _risk_headers(risk)
+    setting = {name for name, _ in upstream}
+    removing = list(_headers_to_remove(ctx, setting))
+    _strip_credentials(ctx, facts, setting, upstream, removing)
     return Decision(
         allowed=True,
         reason=reason,
         route=route_name,
         identity=identity,
         upstream_headers=tuple(upstream),
-        headers_to_remove=_headers_to_remove(ctx, {name for name, _ in upstream}),
+        headers_to_remove=tuple(removing),
         policy_version=policy.version,
         user=user,
         mfa_checked=mfa_checked,
+        risk=risk,
+        client_ok_headers=_risk_headers(risk),
+        shadow_reason=shadow_reason,
+        log_detail=log_detail,
+        trace=trace,
     )
 
 
-def without_session_credentials(decision: Decision, ctx: RequestContext, facts: Facts) -> Decision:
-    """An admitted request without the identity source's own cookie or bearer token.
+def _strip_credentials(
+    ctx: RequestContext,
+    facts: Facts,
+    setting: set[str],
+    upstream: list[tuple[str, str]],
+    removing: list[str],
+) -> None:
+    """Keep the identity source's own cookie and bearer token from the upstream.
 
-    The upstream gets `x-admitd-session` (an id) instead: a token it logged or leaked
-    would be a live session for anyone. Other cookies and other bearer tokens stay.
-    A header the route sets itself is overwritten anyway, so it is left to that.
+    It gets `x-admitd-session` (an id) instead: a token it logged or leaked would be a
+    live session for anyone. Other cookies and other bearer tokens stay. A header the
+    route sets itself is overwritten anyway, so it is left to that.
     """
-    if not decision.allowed:
-        return decision
-    setting = {name for name, _ in decision.upstream_headers}
-    removing: list[str] = []
-    adding: list[tuple[str, str]] = []
     if "authorization" not in setting and facts.credential_bearer:
         removing.append("authorization")
-    others = (
-        None
-        if "cookie" in setting or not facts.credential_cookie
-        else _cookies_without(ctx.header("cookie"), facts.credential_cookie)
-    )
+    if "cookie" in setting or not facts.credential_cookie:
+        return
+    others = _cookies_without(ctx.header("cookie"), facts.credential_cookie)
     if others:  # rewritten, not removed and re-added: Envoy's order of the two is not ours
-        adding.append(("cookie", others))
+        upstream.append(("cookie", others))
     elif others is not None:
         removing.append("cookie")
-    if not removing and not adding:
-        return decision
-    return replace(
-        decision,
-        upstream_headers=(*decision.upstream_headers, *adding),
-        headers_to_remove=(*decision.headers_to_remove, *removing),
-    )
+
+
+def _risk_headers(risk: RiskAssessment | None) -> Headers:
+    """Risk level and signals, for the upstream and the client (allowed or not)."""
+    if risk is None:
+        return ()
+    return (("x-admitd-risk-level", risk.level.value), ("x-admitd-risk-signals", risk.signal_names))
+
+
+def _risk_details(risk: RiskAssessment | None) -> tuple[tuple[str, str | int], ...]:
+    if risk is None:
+        return ()
+    return (("risk_level", risk.level.value), ("risk_signals", risk.signal_names))
 
 
 def _cookies_without(header: str, name: str) -> str | None:
@@ -243,6 +243,11 @@ def deny(
     detail: str = "",
     route: Route | None = None,
     identity: ClientIdentity | None = None,
+    user: User | None = None,
+    mfa_checked: bool = False,
+    risk: RiskAssessment | None = None,
+    log_detail: str = "",
+    trace: tuple[Step, ...] = (),
 ) -> Decision:
     message = _DENIAL_MESSAGES.get(reason) or _certificate_message(reason, detail)
     return Decision(
@@ -251,8 +256,14 @@ def deny(
         message=message,
         route=route.name if route else "",
         identity=identity,
-        client_headers=(("x-admitd-reason", reason.value),),
+        client_headers=(("x-admitd-reason", reason.value), *_risk_headers(risk)),
         policy_version=policy.version,
+        user=user,
+        mfa_checked=mfa_checked,
+        details=_risk_details(risk),
+        risk=risk,
+        log_detail=log_detail,
+        trace=trace,
     )
 
 

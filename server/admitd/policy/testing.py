@@ -31,8 +31,10 @@ def load_cases(directory: Path) -> list[PolicyCase]:
     return [case for path in files for case in cases_from_document(load_yaml(path))]
 
 
-def run_case(case: PolicyCase, policy: PolicySet, rules: MfaRules) -> CaseResult:
-    decision = decide(case.ctx, policy, case.facts, rules)
+def run_case(
+    case: PolicyCase, policy: PolicySet, rules: MfaRules, *, explain: bool = False
+) -> CaseResult:
+    decision = decide(case.ctx, policy, case.facts, rules, explain=explain)
     return CaseResult(case, decision, tuple(_differences(case, decision)))
 
 

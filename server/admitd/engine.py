@@ -11,16 +11,17 @@ from admitd.core.context import RequestContext
 from admitd.core.decide import decide
 from admitd.core.decision import Decision, Reason
 from admitd.core.facts import Facts
-from admitd.core.identity import CertificateFacts
+from admitd.core.identity import CertificateFacts, UserState
 from admitd.core.mfa_rules import MfaRules
 from admitd.core.outcomes import deny, with_step_up_url
 from admitd.core.risk_phase import moves_risk_history
 from admitd.core.route import PolicySet, Route
 from admitd.core.session_phase import is_browser_navigation
 from admitd.errors import StoreUnavailable
+from admitd.identity import NOBODY, Found, IdentitySource
 from admitd.risk.gatherer import RiskGatherer, RiskSighting
 from admitd.sessions.config import SessionsConfig
-from admitd.sessions.identity import NO_SESSION, SessionIdentity, SessionLookup
+from admitd.sessions.identity import SessionIdentity
 from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.store import SessionStore
 from admitd.web.return_to import STEP_UP_PATH
@@ -30,6 +31,13 @@ __all__ = ["Engine", "StepUpUrl"]
 StepUpUrl = Callable[[RequestContext, float], str]
 # Envoy per-route `typed_per_filter_config` ext_authz `check_settings.context_extensions`.
 ROUTE_EXTENSION = "admitd_route"
+_NOT_OURS = (UserState.NOT_PRESENTED, UserState.MALFORMED)
+
+
+def _bearer_found(found: Found) -> bool:
+    # The lookup already read a well-formed bearer token of this source: no second parse.
+    user = found.user
+    return user.carrier == "bearer" and user.state not in _NOT_OURS
 
 
 def _too_late(ctx: RequestContext, policy: PolicySet, route: Route) -> Decision:
@@ -52,7 +60,7 @@ class Engine:
         certificates: ClientCertificates,
         *,
         store: SessionStore | None = None,
-        identity: SessionIdentity | None = None,
+        identity: IdentitySource | None = None,
         sessions: SessionsConfig | None = None,
         rules: MfaRules | None = None,
         step_up_url: StepUpUrl | None = None,
@@ -64,15 +72,10 @@ class Engine:
         self.certificates = certificates
         self.sessions = sessions or SessionsConfig()
         self.rules = rules or MfaRules()
-        self.identity = identity or SessionIdentity(
-            store or MemorySessionStore(), self.sessions.cookie_name
-        )
+        self.store: SessionStore = store or MemorySessionStore()
+        self.identity = identity or SessionIdentity(self.store, self.sessions.cookie_name)
         self._step_up_url = step_up_url or _plain_step_up_url
         self._clock = clock
-
-    @property
-    def store(self) -> SessionStore:
-        return self.identity.store
 
     @property
     def policy(self) -> PolicySet:
@@ -97,7 +100,7 @@ class Engine:
         if selected and route is None:
             # Envoy names a route this policy does not have: a config mismatch, so deny.
             return deny(ctx, policy, Reason.NO_MATCHING_ROUTE), Facts(certificate, now=now)
-        found = NO_SESSION
+        found = NOBODY
         if route is not None and route.consults_session:  # organisation variants too
             if deadline is not None and time.monotonic() >= deadline:
                 return _too_late(ctx, policy, route), Facts(certificate, now=now)
@@ -110,7 +113,7 @@ class Engine:
             sighting.assessment if sighting is not None else None,
             risk_unavailable=risk_unavailable,
             credential_cookie=self.identity.cookie_name,
-            credential_bearer=self.identity.carries_own_bearer(ctx),
+            credential_bearer=_bearer_found(found) or self.identity.carries_own_bearer(ctx),
         )
         decision = decide(ctx, policy, facts, self.rules, route)
         self._record_risk(found, sighting, decision, now)
@@ -128,7 +131,7 @@ class Engine:
         return self.certificates.facts_for(ctx, datetime.fromtimestamp(now, UTC))
 
     async def _risk(
-        self, ctx: RequestContext, found: SessionLookup, now: float
+        self, ctx: RequestContext, found: Found, now: float
     ) -> tuple[RiskSighting | None, bool]:
         """The live session's risk sighting; (None, True) when it cannot be assessed."""
         if self.risk is None or found.session is None:
@@ -139,7 +142,7 @@ class Engine:
             return None, True
 
     def _record_risk(
-        self, found: SessionLookup, sighting: RiskSighting | None, decision: Decision, now: float
+        self, found: Found, sighting: RiskSighting | None, decision: Decision, now: float
     ) -> None:
         if self.risk is None or sighting is None or found.session is None:
             return

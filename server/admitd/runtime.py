@@ -148,6 +148,7 @@ def runtime_from_config(config: Config) -> Runtime:
     engine = Engine(
         load_policies(config.policies),
         certificates,
+        store=store,
         identity=identity,
         sessions=config.sessions,
         rules=config.mfa_rules,

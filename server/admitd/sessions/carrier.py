@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from admitd.core.context import RequestContext
-from admitd.sessions.tokens import parse_session_token
+from admitd.sessions.tokens import is_session_token
 
 __all__ = ["carries_session_bearer", "session_token_from_request"]
 
@@ -29,6 +29,6 @@ def carries_session_bearer(authorization: str) -> bool:
     # scheme: an upstream may be laxer than admitd's own carrier.
     for field in authorization.split(",") if authorization else ():
         scheme, _, credentials = field.strip().replace("\t", " ").partition(" ")
-        if scheme.lower() == "bearer" and parse_session_token(credentials.strip()) is not None:
+        if scheme.lower() == "bearer" and is_session_token(credentials.strip()):
             return True
     return False

@@ -1,37 +1,22 @@
 """The admitd-session identity source: a session cookie or bearer token -> the `User` it names.
 
-An identity source turns a request's user credential into a `UserLookup` for the core,
-and names its own credentials so the core can keep them from the upstream. Another
-source (an IdP token) is another module with the same two methods.
+It implements `admitd.identity.IdentitySource`: a request's credential becomes a
+`UserLookup` for the core, and it names its own credentials so the core keeps them from
+the upstream.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from admitd.core.context import RequestContext
 from admitd.core.identity import UserLookup, UserState
 from admitd.errors import StoreUnavailable
+from admitd.identity import NOBODY, Found
 from admitd.sessions.carrier import carries_session_bearer, session_token_from_request
-from admitd.sessions.model import Session, user_from_session
+from admitd.sessions.model import user_from_session
 from admitd.sessions.store import SessionStore
 from admitd.sessions.tokens import SessionRef, parse_session_token
 
-__all__ = ["NO_SESSION", "SessionIdentity", "SessionLookup"]
-
-_NOT_PRESENTED = UserLookup(UserState.NOT_PRESENTED)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionLookup:
-    """What the core gets (`user`), and the stored session behind it for the adapters
-    that need more than the core does (device risk reads its history)."""
-
-    user: UserLookup
-    session: Session | None = None
-
-
-NO_SESSION = SessionLookup(_NOT_PRESENTED)
+__all__ = ["SessionIdentity"]
 
 
 class SessionIdentity:
@@ -45,24 +30,24 @@ class SessionIdentity:
     def carries_own_bearer(self, ctx: RequestContext) -> bool:
         return carries_session_bearer(ctx.header("authorization"))
 
-    async def lookup(self, ctx: RequestContext, now: float) -> SessionLookup:
+    async def lookup(self, ctx: RequestContext, now: float) -> Found:
         token, carrier = session_token_from_request(ctx, self.cookie_name)
         if not token:
-            return NO_SESSION
+            return NOBODY
         ref = parse_session_token(token)
         if ref is None:
-            return SessionLookup(UserLookup.of(UserState.MALFORMED, carrier))
+            return Found(UserLookup.of(UserState.MALFORMED, carrier))
         try:
             session = await self.store.get(ref)
         except StoreUnavailable:
-            return SessionLookup(UserLookup.of(UserState.UNAVAILABLE, carrier))
+            return Found(UserLookup.of(UserState.UNAVAILABLE, carrier))
         if session is None:
-            return SessionLookup(UserLookup.of(UserState.UNKNOWN, carrier))
+            return Found(UserLookup.of(UserState.UNKNOWN, carrier))
         if session.is_expired(now):
-            return SessionLookup(UserLookup.of(UserState.EXPIRED, carrier))
+            return Found(UserLookup.of(UserState.EXPIRED, carrier))
         self._seen[ref] = now
         user = UserLookup(UserState.ACTIVE, user_from_session(session), carrier)
-        return SessionLookup(user, session)
+        return Found(user, session)
 
     async def flush_last_seen(self) -> None:
         """Write batched last-seen times; kept for the next try on failure."""

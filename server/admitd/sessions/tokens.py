@@ -12,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-__all__ = ["SessionRef", "new_session_token", "parse_session_token", "user_tag"]
+__all__ = ["SessionRef", "is_session_token", "new_session_token", "parse_session_token", "user_tag"]
 
 _TOKEN = re.compile(r"([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 
@@ -33,6 +33,11 @@ def new_session_token(user_id: str) -> tuple[str, SessionRef]:
     parsed = parse_session_token(token)
     assert parsed is not None
     return token, parsed
+
+
+def is_session_token(token: str) -> bool:
+    """Shaped like a token admitd issues (no hashing: for stripping credentials)."""
+    return _TOKEN.fullmatch(token) is not None
 
 
 def parse_session_token(token: str) -> SessionRef | None:

@@ -12,6 +12,7 @@ from admitd.core.decide import decide
 from admitd.core.decision import Decision, Reason
 from admitd.core.facts import Facts
 from admitd.core.identity import CertificateFacts, UserState
+from admitd.core.mfa_requirement import with_mfa_requirements
 from admitd.core.mfa_rules import MfaRules
 from admitd.core.outcomes import deny, with_step_up_url
 from admitd.core.risk_phase import moves_risk_history
@@ -68,10 +69,10 @@ class Engine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.risk = risk
-        self._policy = policy
+        self.rules = rules or MfaRules()
+        self._policy = with_mfa_requirements(policy, self.rules)
         self.certificates = certificates
         self.sessions = sessions or SessionsConfig()
-        self.rules = rules or MfaRules()
         self.store: SessionStore = store or MemorySessionStore()
         self.identity = identity or SessionIdentity(self.store, self.sessions.cookie_name)
         self._step_up_url = step_up_url or _plain_step_up_url
@@ -82,7 +83,7 @@ class Engine:
         return self._policy
 
     def replace_policy(self, policy: PolicySet) -> None:
-        self._policy = policy
+        self._policy = with_mfa_requirements(policy, self.rules)
 
     async def check(
         self, ctx: RequestContext, *, deadline: float | None = None
@@ -105,7 +106,9 @@ class Engine:
             if deadline is not None and time.monotonic() >= deadline:
                 return _too_late(ctx, policy, route), Facts(certificate, now=now)
             found = await self.identity.lookup(ctx, now)
-        sighting, risk_unavailable = await self._risk(ctx, found, now)
+        sighting, risk_unavailable = None, False
+        if self.risk is not None and found.session is not None:  # no await otherwise
+            sighting, risk_unavailable = await self._risk(ctx, found, now)
         facts = Facts(
             certificate,
             found.user,

@@ -10,12 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from admitd.core.context import RequestContext
 from admitd.core.identity import ClientIdentity
 from admitd.core.risk import RiskLevel
 from admitd.core.route_index import RouteIndex
+
+if TYPE_CHECKING:
+    from admitd.core.mfa_requirement import MfaRequirement
 
 __all__ = [
     "Condition",
@@ -172,6 +175,9 @@ class Route:
     risk_deny_at: RiskLevel = RiskLevel.CRITICAL
     # The same route as seen by one organisation's sessions (`organisations:` overrides).
     per_organisation: Mapping[str, Route] = field(default_factory=_no_routes)
+    # Merged with the MFA rules when the engine installs the policy (core.mfa_requirement);
+    # None until then, and `decide()` merges on the spot.
+    mfa: MfaRequirement | None = field(default=None, compare=False)
 
     def for_organisation(self, organisation: str) -> Route:
         return self.per_organisation.get(organisation, self)

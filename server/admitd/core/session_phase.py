@@ -8,6 +8,7 @@ from admitd.core.context import RequestContext
 from admitd.core.decision import Reason
 from admitd.core.facts import Facts
 from admitd.core.identity import User, UserState
+from admitd.core.mfa_requirement import mfa_requirement
 from admitd.core.mfa_rules import MfaRules, is_fresh
 from admitd.core.route import Route, SessionRequirement
 
@@ -57,23 +58,9 @@ def _mfa_verdict(route: Route, user: User, now: float, rules: MfaRules) -> Sessi
     return SessionVerdict(None, user, mfa_checked=True, max_age=max_age)
 
 
-def _required_max_age(route: Route, session: User, rules: MfaRules) -> int | None:
-    by_role = route.mfa_max_age_by_role
-    if by_role:
-        # A per-role table: the strictest age among the user's roles, else its `default`.
-        ages = [by_role[role] for role in session.roles if role in by_role]
-        if not ages and "default" in by_role:
-            ages = [by_role["default"]]
-        if route.recovery:
-            ages.append(rules.recovery_max_age)
-        return min(ages) if ages else None
-    candidates = [
-        route.mfa_max_age,
-        rules.recovery_max_age if route.recovery else None,
-        None if route.mfa_max_age is not None else rules.max_age_for_roles(session.roles),
-    ]
-    ages = [age for age in candidates if age is not None]
-    return min(ages) if ages else None
+def _required_max_age(route: Route, user: User, rules: MfaRules) -> int | None:
+    requirement = route.mfa or mfa_requirement(route, rules)
+    return requirement.max_age_for(user.roles)
 
 
 def is_browser_navigation(ctx: RequestContext) -> bool:

@@ -365,3 +365,18 @@ async def test_cli_verify_and_export_round_trip(
     assert "modified: the plaintext does not match its stored digest" in capsys.readouterr().err
     assert checkpoints_from_file(out, signing_key.public_key()).problem is None
     assert sum(1 for _ in records_from_file(out)) == 150
+
+
+async def test_a_stuck_writer_bounds_memory_and_counts_what_it_drops(
+    server: RedisServer, sealer: Sealer, tmp_path: Path
+) -> None:
+    config = AuditConfig(spool_file=tmp_path / "b.spool", instance="b", queue_max_entries=10)
+    registry = CollectorRegistry()
+    log = AuditLog(client_from_url(server.url), sealer, config, registry=registry)
+    await log.start()
+    for n in range(1000):  # no await in between: the writer is as good as stuck
+        log.append(AuditEntry(time=float(n), event_type="x", user=f"u{n}"))
+    assert log.queued <= 12 * 10  # about ten queues' worth waiting, plus the queue
+    dropped = registry.get_sample_value("admitd_audit_appends_total", {"outcome": "dropped"})
+    assert dropped is not None and log.queued + dropped == 1000
+    await shut(log)

@@ -30,6 +30,8 @@ __all__ = ["AuditLog"]
 logger = logging.getLogger("admitd.audit")
 
 _FLUSH_SECONDS = 0.05  # the longest an entry waits in memory before its batch goes out
+# Entries waiting to be spooled, in queues' worth, before new ones are dropped.
+_OVERFLOW_FACTOR = 10
 _RETRY_SECONDS = 1.0  # how often an unreachable Redis is tried again
 
 
@@ -70,6 +72,12 @@ class AuditLog:
                 return
             # Queue first, then the new entry: the spool keeps arrival order. Sealing
             # awaits the KMS, so the writer spools them, ahead of anything queued later.
+            if len(self._overflow) >= _OVERFLOW_FACTOR * self.config.queue_max_entries:
+                # The writer is stuck (Redis and the spool both slow): memory stays bounded,
+                # as the spool's own size bound keeps the disk bounded.
+                self.metrics.appends.labels(DROPPED).inc()
+                logger.critical("audit: writer behind, %s entry LOST", entry.event_type)
+                return
             self._overflow += [*self._queue, entry]
             self._queue.clear()
             self._notify()

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev test lint bench system-deps
+.PHONY: dev test lint bench system-deps node-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +13,15 @@ $(VENV)/.installed: pyproject.toml
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# The test IdP (tests/idp, panva's oidc-provider) from its committed lock file; without
+# node/npm the IdP tests skip themselves, so this is not an error.
+node-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "node/npm missing: the IdP tests will be skipped" >&2; \
+	fi
+
 dev: $(VENV)/.installed
 	$(VENV)/bin/admitd dev
 
@@ -22,7 +31,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-test: system-deps $(VENV)/.installed lint
+test: system-deps node-deps $(VENV)/.installed lint
 	$(PY) -m pytest
 
 bench: system-deps $(VENV)/.installed

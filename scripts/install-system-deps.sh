@@ -8,6 +8,8 @@ declare -A wanted=(
   [wrk]=wrk                     # benchmark load generator
   [chromium]=chromium           # browser e2e tests (driven by playwright, never downloaded)
   [promtool]=prometheus         # alert-rule tests
+  [node]=nodejs                 # the test IdP (tests/idp: oidc-provider), installed by npm ci
+  [npm]=npm
 )
 missing=()
 for command in "${!wanted[@]}"; do

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.idp.harness import Idp, has_node, start_idp
 from tests.integration.redis_server import RedisServer, RedisServers, has_redis_server
 from tests.pki_fixtures import PkiSet, build_test_pki
 
@@ -42,6 +43,16 @@ def redis_servers(tmp_path: Path) -> Iterator[RedisServers]:
 def fresh_redis_server(redis_servers: RedisServers) -> RedisServer:
     """An empty redis-server for this test alone (for tests that stop it or need it empty)."""
     return redis_servers.start()
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
+    """This module's own OpenID Provider (panva's oidc-provider) on a free loopback port.
+    Per module: a test that rotates its keys or restarts it cannot break another module."""
+    if not has_node():
+        pytest.skip("node/npm not installed: the test IdP (tests/idp) runs on Node.js")
+    with start_idp(tmp_path_factory.mktemp("idp")) as provider:
+        yield provider
 
 
 @pytest.fixture

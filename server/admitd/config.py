@@ -22,6 +22,8 @@ from admitd.certs.forwarding import ForwardHeader, TrustedProxy
 from admitd.core.mfa_rules import MfaRules
 from admitd.errors import ConfigError
 from admitd.fields import Fields
+from admitd.jwt.config import SECTION_KEYS as JWT_KEYS
+from admitd.jwt.config import JwtConfig, jwt_config_from_fields
 from admitd.kms.config import SECTION_KEYS as KMS_KEYS
 from admitd.kms.config import KmsConfig, kms_config_from_fields
 from admitd.mfa.config import SECTION_KEYS as MFA_KEYS
@@ -67,6 +69,7 @@ _TOP_KEYS = {
     "web",
     "admin",
     "tls_listen",
+    "jwt",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -113,6 +116,7 @@ class Config:
     risk: RiskConfig = field(default_factory=RiskConfig)
     audit: AuditConfig | None = None  # None: no `audit:` section, no hash-chained log
     tls_listen: TlsListenConfig | None = None  # the Check service over (m)TLS as well
+    jwt: JwtConfig | None = None  # JWT bearer tokens from IdPs (docs/identity.md)
 
 
 # The parsers read defaults from here, so each is written once, in the dataclasses above;
@@ -167,6 +171,7 @@ def config_from_document(doc: YamlDocument) -> Config:
         if fields.has("audit")
         else None,
         tls_listen=tls_listen,
+        jwt=jwt_config_from_fields(fields.sub("jwt", JWT_KEYS)) if fields.has("jwt") else None,
     )
 
 

@@ -107,7 +107,7 @@ class Engine:
                 return _too_late(ctx, policy, route), Facts(certificate, now=now)
             found = await self.identity.lookup(ctx, now)
         sighting, risk_unavailable = None, False
-        if self.risk is not None and found.session is not None:  # no await otherwise
+        if self.risk is not None and found.user.user is not None:  # no await otherwise
             sighting, risk_unavailable = await self._risk(ctx, found, now)
         facts = Facts(
             certificate,
@@ -136,22 +136,25 @@ class Engine:
     async def _risk(
         self, ctx: RequestContext, found: Found, now: float
     ) -> tuple[RiskSighting | None, bool]:
-        """The live session's risk sighting; (None, True) when it cannot be assessed."""
-        if self.risk is None or found.session is None:
+        """The live user's risk sighting, whatever the identity source; (None, True) when it
+        cannot be assessed (fail closed)."""
+        user = found.user.user
+        if self.risk is None or user is None:
             return None, False
         try:
-            return await self.risk.assess(ctx, found.session, now), False
+            return await self.risk.assess(ctx, user, now, found.risk_state), False
         except StoreUnavailable:
             return None, True
 
     def _record_risk(
         self, found: Found, sighting: RiskSighting | None, decision: Decision, now: float
     ) -> None:
-        if self.risk is None or sighting is None or found.session is None:
+        user = found.user.user
+        if self.risk is None or sighting is None or user is None:
             return
         # After the decision: only an admission at a sufficient assurance moves the history.
-        admitted = moves_risk_history(decision, found.user.user, now, self.rules)
-        self.risk.record_outcome(found.session, sighting, admitted=admitted)
+        admitted = moves_risk_history(decision, user, now, self.rules)
+        self.risk.record_outcome(user, sighting, admitted=admitted)
 
     async def flush_last_seen(self) -> None:
         """Write batched last-seen times (off the hot path); kept for the next try on failure."""

@@ -7,23 +7,23 @@ sees the `UserLookup` it produces.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from admitd.core.context import RequestContext
 from admitd.core.identity import UserLookup, UserState
-from admitd.sessions.model import Session
 
 __all__ = ["NOBODY", "Found", "IdentitySource"]
 
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """What the core gets (`user`), and the stored admitd session behind it when there is
-    one: device risk reads the user's history from it."""
+    """What the core gets (`user`), and the user's device-risk history when the source
+    read it on the way (the session pipeline does); None: device risk reads it itself."""
 
     user: UserLookup
-    session: Session | None = None
+    risk_state: Mapping[str, str] | None = None
 
 
 NOBODY = Found(UserLookup(UserState.NOT_PRESENTED))

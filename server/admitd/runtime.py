@@ -30,6 +30,9 @@ from admitd.engine import Engine, StepUpUrl
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
 from admitd.factors import Factors, factors_from_config, sealer_from_config
+from admitd.identity import IdentitySource
+from admitd.identity_chain import ChainedIdentity
+from admitd.jwt.source import JwtIdentity
 from admitd.kms.audit import AuditEvents, LogAuditEvents
 from admitd.metrics import Metrics
 from admitd.policy.loader import load_policies
@@ -68,6 +71,7 @@ class Runtime:
     certificates: ClientCertificates  # the Check path's verifier, shared by the admin API
     identity: SessionIdentity  # the engine's identity source
     risk: RiskGatherer | None
+    jwt: JwtIdentity | None = None  # JWT bearer tokens (the engine asks it via ChainedIdentity)
 
     @property
     def policy(self) -> PolicySet:
@@ -79,6 +83,8 @@ class Runtime:
             await self.audit.start()
         if isinstance(self.identity.store, RedisSessionStore):
             self.identity.store.start()
+        if self.jwt is not None:
+            await self.jwt.start()  # an unreachable JWKS is logged; admitd starts anyway
 
     async def flush_last_seen(self) -> None:
         await self.identity.flush_last_seen()
@@ -91,6 +97,8 @@ class Runtime:
         if self.audit is not None:
             await self.audit.close()  # flushes queued entries and writes a last checkpoint
         await self.store.close()
+        if self.jwt is not None:
+            await self.jwt.close()
 
     def reload_revocation(self) -> bool:
         """Pick up changed CRL/deny-list files; True when the cached verdicts were dropped."""
@@ -145,11 +153,13 @@ def runtime_from_config(config: Config) -> Runtime:
     )
     certificates = _certificates(config, revocation := _revocation(config))
     identity = SessionIdentity(store, config.sessions.cookie_name)
+    jwt = JwtIdentity(config.jwt) if config.jwt is not None else None
+    source: IdentitySource = ChainedIdentity(identity, jwt) if jwt is not None else identity
     engine = Engine(
         load_policies(config.policies),
         certificates,
         store=store,
-        identity=identity,
+        identity=source,
         sessions=config.sessions,
         rules=config.mfa_rules,
         step_up_url=_step_up_url(factors.signer if factors else None),
@@ -170,6 +180,7 @@ def runtime_from_config(config: Config) -> Runtime:
         certificates,
         identity,
         risk,
+        jwt,
     )
 
 

@@ -12,12 +12,13 @@ import pytest
 from admitd.core.decide import decide
 from admitd.core.decision import Reason
 from admitd.core.facts import Facts
-from admitd.core.identity import UserLookup, UserState
+from admitd.core.identity import User, UserLookup, UserState
 from admitd.engine import Engine
 from admitd.errors import StoreUnavailable
 from admitd.extauthz.response import check_response_from_decision
-from admitd.risk.gatherer import RiskGatherer
-from admitd.risk.model import RiskAssessment, RiskLevel, Signal
+from admitd.identity import Found
+from admitd.risk.gatherer import RiskGatherer, RiskSighting
+from admitd.risk.model import RiskAssessment, RiskHistory, RiskLevel, Signal, Telemetry
 from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.model import MfaMethod, Session, user_from_session
 from admitd.sessions.tokens import new_session_token
@@ -125,7 +126,9 @@ def test_recovery_is_refused_above_medium(
 class BaselineDown:
     """A risk gatherer whose organisation baseline cannot be read."""
 
-    async def assess(self, ctx: object, session: Session, now: float) -> object:
+    async def assess(
+        self, ctx: object, user: object, now: float, risk_state: object = None
+    ) -> object:
         raise StoreUnavailable("redis: ConnectionError")
 
 
@@ -145,3 +148,46 @@ async def test_an_unreadable_baseline_is_risk_unavailable_not_a_session_problem(
     )  # fmt: skip
     body = json.loads(check_response_from_decision(decision).denied_response.body)
     assert body["error"]["code"] == "risk_unavailable"
+
+
+class IdpSource:
+    """An identity source other than the admitd session: a user, and no history read."""
+
+    cookie_name = ""
+
+    def carries_own_bearer(self, ctx: object) -> bool:
+        return False
+
+    async def lookup(self, ctx: object, now: float) -> Found:
+        user = User("idp-user", "acme", frozenset({"viewer"}), session_id="j" * 16)
+        return Found(UserLookup(UserState.ACTIVE, user, "bearer"))
+
+    async def flush_last_seen(self) -> None:
+        return None
+
+
+class CriticalRisk:
+    def __init__(self) -> None:
+        self.asked: list[object] = []
+
+    async def assess(
+        self, ctx: object, user: object, now: float, risk_state: object = None
+    ) -> RiskSighting:
+        self.asked.append(risk_state)
+        telemetry = Telemetry("d", "ua", "198.51.100.1", None, None, now)
+        return RiskSighting(telemetry, RiskHistory(), risk(RiskLevel.CRITICAL))
+
+    def record_outcome(self, user: object, sighting: object, *, admitted: bool) -> None:
+        return None
+
+
+async def test_device_risk_applies_to_users_of_any_identity_source(
+    pki: PkiSet, tmp_path: Path
+) -> None:
+    (tmp_path / "p.yaml").write_text(POLICY)
+    engine, _ = engine_for(pki.trust_bundle, tmp_path, clock=NOW)
+    gatherer = CriticalRisk()
+    engine.identity, engine.risk = IdpSource(), cast(RiskGatherer, gatherer)
+    decision, _ = await engine.check(request("/app/x", cert=url_pem(pki.alice)))
+    assert decision.reason is Reason.RISK_CRITICAL
+    assert gatherer.asked == [None]  # no history came with the user: the gatherer reads it

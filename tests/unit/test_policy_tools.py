@@ -70,3 +70,24 @@ def test_schema_describes_exactly_the_loader_keys() -> None:
     assert set(schema["properties"]) == loader.FILE_KEYS
     assert set(route["properties"]) == loader.ROUTE_KEYS
     assert set(route["properties"]["match"]["properties"]) == loader.MATCH_KEYS
+
+
+def test_policy_cases_strip_the_session_credentials_as_production_does(tmp_path: Path) -> None:
+    from admitd.core.mfa_rules import MfaRules
+    from admitd.policy.loader import load_policies
+    from admitd.policy.testing import load_cases, run_case
+    from admitd.sessions.tokens import new_session_token
+
+    token, _ = new_session_token("u")
+    (tmp_path / "p.yaml").write_text("routes:\n  - {name: r, identities: any, session: optional}\n")
+    (tmp_path / "p.test.yaml").write_text(
+        "tests:\n  - name: strip\n    request:\n      path: /x\n      headers:\n"
+        f"        cookie: 'theme=dark; __Host-admitd_session={token}'\n"
+        f"        authorization: 'Bearer {token}'\n"
+        "    principal: spiffe://t/u\n"
+        "    expect: {status: 200, upstream_headers: {cookie: theme=dark}}\n"
+    )
+    (case,) = load_cases(tmp_path)
+    result = run_case(case, load_policies(tmp_path / "p.yaml"), MfaRules())
+    assert result.passed, result.differences
+    assert "authorization" in result.decision.headers_to_remove

@@ -216,3 +216,29 @@ async def test_split_cookie_headers_are_joined_as_one_list(
     assert decision.allowed and decision.user is not None
     setting, _ = ok_headers(check_response_from_decision(decision))
     assert setting["cookie"] == "theme=dark; lang=en"
+
+
+def test_a_forged_risk_header_is_overwritten_not_also_removed() -> None:
+    """Set and removed at once would depend on the order Envoy applies the two."""
+    from admitd.core.context import RequestContext
+    from admitd.core.decide import decide
+    from admitd.core.facts import CertificateFacts, Facts
+    from admitd.core.identity import ClientIdentity, User, UserLookup, UserState
+    from admitd.core.risk import RiskAssessment, RiskLevel
+    from admitd.core.route import IdentityRule, PolicySet, Route, RouteMatch, SessionRequirement
+
+    identity = ClientIdentity("f" * 64, "e" * 64, "01", "CN=a", ("spiffe://t/a",), ())
+    route = Route(
+        "r", RouteMatch(), public=False, identities=IdentityRule(any_identity=True),
+        session=SessionRequirement.REQUIRED,
+    )  # fmt: skip
+    user = UserLookup(UserState.ACTIVE, User("u", "acme", frozenset({"viewer"})), "bearer")
+    risk = RiskAssessment(0.0, RiskLevel.LOW, (), 0.0)
+    ctx = RequestContext(
+        method="GET", scheme="https", host="h", path="/x",
+        headers={"x-forwarded-proto": "https", "x-admitd-risk-level": "low-forged"},
+    )  # fmt: skip
+    facts = Facts(CertificateFacts(identity, None), user, 1.0, risk)
+    decision = decide(ctx, PolicySet((route,)), facts)
+    assert dict(decision.upstream_headers)["x-admitd-risk-level"] == "low"
+    assert "x-admitd-risk-level" not in decision.headers_to_remove

@@ -131,7 +131,10 @@ def _route_outcome(
     trace.add("session", lambda: _session_note(route, facts, verdict))
     needs_step_up = verdict.reason is Reason.MFA_STEP_UP_REQUIRED
     if verdict.reason is not None and not needs_step_up:
-        return _Outcome(verdict.reason, identity, verdict.user, mfa_checked=verdict.mfa_checked)
+        return _Outcome(
+            verdict.reason, identity, verdict.user, mfa_checked=verdict.mfa_checked,
+            log_detail=facts.user.detail,
+        )  # fmt: skip
     return _risk_and_rules(
         ctx, route, facts, rules, trace=trace, identity=identity, verdict=verdict
     )

@@ -34,6 +34,9 @@ class Reason(StrEnum):
     SESSION_INVALID = "session_invalid"
     SESSION_EXPIRED = "session_expired"
     SESSION_STORE_UNAVAILABLE = "session_store_unavailable"
+    TOKEN_INVALID = "token_invalid"  # noqa: S105 (a reason code) a JWT that did not verify
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 (a reason code, not a secret)
+    IDENTITY_PROVIDER_UNAVAILABLE = "identity_provider_unavailable"  # its JWKS unreachable
     MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
     MFA_STEP_UP_REQUIRED = "mfa_step_up_required"
     RISK_CRITICAL = "device_risk_critical"
@@ -79,6 +82,9 @@ _STATUSES: dict[Reason, int] = {
     Reason.SESSION_INVALID: 401,
     Reason.SESSION_EXPIRED: 401,
     Reason.SESSION_STORE_UNAVAILABLE: 503,
+    Reason.TOKEN_INVALID: 401,
+    Reason.TOKEN_EXPIRED: 401,
+    Reason.IDENTITY_PROVIDER_UNAVAILABLE: 503,
     Reason.MFA_ENROLLMENT_REQUIRED: 403,
     Reason.MFA_STEP_UP_REQUIRED: 428,  # RFC 6585; browsers get a 302 instead (redirect_to)
     Reason.RISK_CRITICAL: 403,
@@ -141,10 +147,13 @@ class Decision:
     # For the decision log only, never the response (e.g. a CEL evaluation error).
     log_detail: str = ""
     trace: tuple[Step, ...] = field(default=(), compare=False, repr=False)
+    status_override: int = 0  # a step-up answered 401 for strict RFC 9470 clients
 
     @property
     def status(self) -> int:
-        return 302 if self.redirect_to else self.reason.status
+        if self.redirect_to:
+            return 302
+        return self.status_override or self.reason.status
 
     @property
     def code(self) -> str:

@@ -106,6 +106,10 @@ class User:
     mfa_method: MfaMethod | None = None
     mfa_verified_by: str = "admitd"
     source: str = "session"  # the identity source adapter that produced this user
+    # How a stale MFA is answered for this user's credential (RFC 9470 for an IdP token):
+    # `acr_values` named in the challenge, and 428 (the security policy) or 401 (strict 9470).
+    step_up_acr_values: str = ""
+    step_up_status: int = 428
 
     def mfa_age(self, now: float) -> float | None:
         """Seconds since the last MFA verification, or None if never verified."""
@@ -127,8 +131,9 @@ class UserState(StrEnum):
 class UserLookup:
     state: UserState
     user: User | None = None
-    carrier: str = ""  # "cookie" or "bearer"
+    carrier: str = ""  # "cookie", "bearer" (an admitd session token) or "jwt" (an IdP token)
+    detail: str = ""  # why a credential was refused: for the decision log only, never the client
 
     @classmethod
-    def of(cls, state: UserState, carrier: str = "") -> UserLookup:
-        return cls(state, None, carrier)
+    def of(cls, state: UserState, carrier: str = "", detail: str = "") -> UserLookup:
+        return cls(state, None, carrier, detail)

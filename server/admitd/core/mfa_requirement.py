@@ -60,7 +60,9 @@ def _compiled(route: Route, rules: MfaRules) -> Route:
 
 
 def _capped(ages: dict[str, int], cap: int | None) -> Mapping[str, int]:
-    return MappingProxyType({role: _min(age, cap) or age for role, age in ages.items()})
+    return MappingProxyType(
+        {role: min(age, cap) if cap is not None else age for role, age in ages.items()}
+    )
 
 
 def _min(age: int | None, cap: int | None) -> int | None:

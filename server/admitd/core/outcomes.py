@@ -43,6 +43,12 @@ _DENIAL_MESSAGES: dict[Reason, str] = {
     Reason.SESSION_STORE_UNAVAILABLE: (
         "Session state is unavailable, so the request is not admitted. Try again shortly."
     ),
+    Reason.TOKEN_INVALID: "The bearer token is not valid; get one from the identity provider.",
+    Reason.TOKEN_EXPIRED: "The bearer token has expired; get a new one from the identity provider.",
+    Reason.IDENTITY_PROVIDER_UNAVAILABLE: (
+        "The identity provider's signing keys are unavailable, so the token cannot be checked."
+        " Try again shortly."
+    ),
     Reason.MFA_ENROLLMENT_REQUIRED: (
         "Your role requires a second factor; enrol TOTP or a passkey first."
     ),
@@ -83,6 +89,8 @@ def step_up(
 ) -> Decision:
     # RFC 9470: lets standard OAuth clients see that a fresher authentication is needed.
     challenge = f'Bearer error="insufficient_user_authentication", max_age={max_age}'
+    if user is not None and user.step_up_acr_values:
+        challenge += f', acr_values="{user.step_up_acr_values}"'
     return Decision(
         allowed=False,
         reason=Reason.MFA_STEP_UP_REQUIRED,
@@ -101,7 +109,13 @@ def step_up(
         details=(("max_age", max_age), *_risk_details(risk)),
         risk=risk,
         trace=trace,
+        status_override=_step_up_status(user),
     )
+
+
+def _step_up_status(user: User | None) -> int:
+    """401 for a credential configured for strict RFC 9470 clients; else the reason's 428."""
+    return 401 if user is not None and user.step_up_status == 401 else 0
 
 
 def allow(
@@ -256,7 +270,11 @@ def deny(
         message=message,
         route=route.name if route else "",
         identity=identity,
-        client_headers=(("x-admitd-reason", reason.value), *_risk_headers(risk)),
+        client_headers=(
+            ("x-admitd-reason", reason.value),
+            *_token_challenge(reason),
+            *_risk_headers(risk),
+        ),
         policy_version=policy.version,
         user=user,
         mfa_checked=mfa_checked,
@@ -265,6 +283,13 @@ def deny(
         log_detail=log_detail,
         trace=trace,
     )
+
+
+def _token_challenge(reason: Reason) -> Headers:
+    # RFC 6750 §3.1: a refused bearer token is answered with an `invalid_token` challenge.
+    if reason in (Reason.TOKEN_INVALID, Reason.TOKEN_EXPIRED):
+        return (("www-authenticate", 'Bearer error="invalid_token"'),)
+    return ()
 
 
 def _certificate_message(reason: Reason, detail: str) -> str:

@@ -20,6 +20,13 @@ _REJECTED = {
     UserState.UNKNOWN: Reason.SESSION_INVALID,
     UserState.EXPIRED: Reason.SESSION_EXPIRED,
 }
+# A JWT bearer token's problems have their own codes: the client fixes them at its IdP.
+_TOKEN_REJECTED = {
+    UserState.MALFORMED: Reason.TOKEN_INVALID,
+    UserState.UNKNOWN: Reason.TOKEN_INVALID,
+    UserState.EXPIRED: Reason.TOKEN_EXPIRED,
+    UserState.UNAVAILABLE: Reason.IDENTITY_PROVIDER_UNAVAILABLE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,9 @@ def session_verdict(route: Route | None, facts: Facts, rules: MfaRules) -> Sessi
     if route is None or route.session is SessionRequirement.NONE:
         return SessionVerdict(None)
     lookup = facts.user
+    if lookup.carrier == "jwt" and lookup.state in _TOKEN_REJECTED:
+        # Presented and refused: a bad token is never treated as "no credential".
+        return SessionVerdict(_TOKEN_REJECTED[lookup.state])
     if lookup.state is UserState.UNAVAILABLE:
         # Fail closed: without the store we cannot know the session was not revoked.
         return SessionVerdict(Reason.SESSION_STORE_UNAVAILABLE)

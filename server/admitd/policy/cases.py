@@ -30,6 +30,8 @@ from admitd.core.identity import (
 )
 from admitd.fields import Fields
 from admitd.risk.model import RiskAssessment, RiskLevel, Signal
+from admitd.sessions.carrier import carries_session_bearer
+from admitd.sessions.config import SessionsConfig
 from admitd.yamlsource import YamlDocument
 
 __all__ = ["CASE_KEYS", "Expectation", "PolicyCase", "case_from_fields"]
@@ -61,11 +63,21 @@ class PolicyCase:
 
 def case_from_fields(fields: Fields) -> PolicyCase:
     name = fields.text("name")
+    ctx = _request(fields.sub("request", _REQUEST_KEYS))
+    facts = Facts(
+        _certificate(fields),
+        _session(fields),
+        NOW,
+        _risk(fields),
+        # What the engine's session source says, so the upstream headers match production.
+        credential_cookie=SessionsConfig().cookie_name,
+        credential_bearer=carries_session_bearer(ctx.header("authorization")),
+    )
     return PolicyCase(
         name=name,
         source=f"{fields.doc.file}:{fields.doc.line_of(fields.path) or '?'}",
-        ctx=_request(fields.sub("request", _REQUEST_KEYS)),
-        facts=Facts(_certificate(fields), _session(fields), NOW, _risk(fields)),
+        ctx=ctx,
+        facts=facts,
         expect=_expect(fields.sub("expect", _EXPECT_KEYS)),
     )
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from admitd.core.context import RequestContext
+from admitd.core.identity import User
 from admitd.core.mfa_rules import MfaRules
 from admitd.errors import AdmitdError
 from admitd.risk.baseline import BaselineStore
@@ -28,7 +29,7 @@ from admitd.risk.model import RiskAssessment, RiskHistory, Telemetry
 from admitd.risk.reputation import ReputationList
 from admitd.risk.state import RiskStateStore, needs_record, risk_history_from_fields
 from admitd.risk.telemetry import telemetry_from_request
-from admitd.sessions.model import Session
+from admitd.sessions.model import Session, user_from_session
 from admitd.sessions.tokens import user_tag
 
 __all__ = ["RiskGatherer", "RiskSighting"]
@@ -85,7 +86,7 @@ class RiskGatherer:
             source_address=ip,
         )
         history = await self._state.history(session.user_id)
-        sighting = await self._assess(ctx, session, history, now)
+        sighting = await self._assess(ctx, user_from_session(session), history, now)
         self._metrics.observe(sighting.assessment)
         # Only a login that carried MFA vouches for its device and place; any other
         # waits, as a refused Check does, for the session's first MFA verification.
@@ -99,12 +100,24 @@ class RiskGatherer:
         )
         return sighting.assessment
 
-    async def assess(self, ctx: RequestContext, session: Session, now: float) -> RiskSighting:
-        """Reads only. Raises StoreUnavailable only when the organisation's baseline must
-        be read and cannot."""
-        return await self._assess(ctx, session, risk_history_from_fields(session.risk_state), now)
+    async def assess(
+        self,
+        ctx: RequestContext,
+        user: User,
+        now: float,
+        risk_state: Mapping[str, str] | None = None,
+    ) -> RiskSighting:
+        """Reads only: `risk_state` when the identity source read it with the user (the
+        session pipeline), else one read of the user's history. Raises StoreUnavailable
+        when the history or the organisation's baseline must be read and cannot."""
+        history = (
+            risk_history_from_fields(risk_state)
+            if risk_state is not None
+            else await self._state.history(user.user_id)
+        )
+        return await self._assess(ctx, user, history, now)
 
-    def record_outcome(self, session: Session, sighting: RiskSighting, *, admitted: bool) -> None:
+    def record_outcome(self, session: User, sighting: RiskSighting, *, admitted: bool) -> None:
         """After the decision: record the attempt in the background when it changed
         anything. `admitted` is True only for a Check allowed without a step-up."""
         telemetry, history = sighting.telemetry, sighting.history
@@ -139,7 +152,7 @@ class RiskGatherer:
         )
 
     async def _assess(
-        self, ctx: RequestContext, session: Session, history: RiskHistory, now: float
+        self, ctx: RequestContext, session: User, history: RiskHistory, now: float
     ) -> RiskSighting:
         telemetry = self._telemetry(ctx, now)
         baseline = self._baselines.cached(session.organisation) or await self._baselines.get(
@@ -162,7 +175,7 @@ class RiskGatherer:
         self._recent[key] = at
 
     async def _record(
-        self, key: tuple[str, ...], session: Session, sighting: RiskSighting, admitted: bool
+        self, key: tuple[str, ...], session: User, sighting: RiskSighting, admitted: bool
     ) -> None:
         try:
             await self._state.record(
@@ -188,7 +201,7 @@ class RiskGatherer:
         self._geo.close()
 
 
-def _sighting_key(session: Session, telemetry: Telemetry, admitted: bool) -> tuple[str, ...]:
+def _sighting_key(session: User, telemetry: Telemetry, admitted: bool) -> tuple[str, ...]:
     geo = telemetry.geo
     place = "" if geo is None else f"{geo.lat:.4f},{geo.lon:.4f}"
     return (session.session_id, telemetry.device_id, telemetry.ip, place, str(admitted))

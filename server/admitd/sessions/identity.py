@@ -47,7 +47,7 @@ class SessionIdentity:
             return Found(UserLookup.of(UserState.EXPIRED, carrier))
         self._seen[ref] = now
         user = UserLookup(UserState.ACTIVE, user_from_session(session), carrier)
-        return Found(user, session)
+        return Found(user, session.risk_state)
 
     async def flush_last_seen(self) -> None:
         """Write batched last-seen times; kept for the next try on failure."""

@@ -8,7 +8,9 @@ Three variants share that path; only the edge differs:
 - ceiling: the edge without ext_authz (what Envoy + upstream cost alone),
 - floor:   the edge + bench/floor_server.py, an always-allow grpc.aio Check server
            (what Python gRPC itself costs),
-- admitd:  the edge + `python -m admitd serve` deciding on the client certificate.
+- admitd:  the edge + `python -m admitd serve` deciding on the client certificate;
+  admitd-session adds a fresh-MFA admitd session on a privileged route, admitd-jwt the
+  same route with a JWT bearer token (its JWKS served on loopback; verification cached).
 
     .venv/bin/python bench/run.py [--duration 15] [--connections 32] [--rounds 1]
                                   [--max-streams 4] [--out bench/results/latest.json]
@@ -46,6 +48,7 @@ from admitd.devstack.processes import ProcessGroup, envoy_binary, free_port, wai
 from admitd.pki import DEV_FILES, write_dev_pki
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jwt_setup import BenchJwt, start_jwks
 from session_setup import SESSION_PATH, SESSION_ROUTE, create_fresh_session, start_redis
 
 HOST = "127.0.0.1"
@@ -64,10 +67,15 @@ class Variant:
     authz: str  # "none" | "floor" | "admitd"
     max_streams: int = 0  # authz cluster max_concurrent_streams; 0 = Envoy's default
     session: bool = False  # the privileged route with a fresh MFA session (bearer token)
+    jwt: bool = False  # the privileged route with a fresh-MFA JWT bearer token
 
     @property
     def path(self) -> str:
-        return SESSION_PATH if self.session else PATH
+        return SESSION_PATH if self.has_user else PATH
+
+    @property
+    def has_user(self) -> bool:
+        return self.session or self.jwt
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,7 @@ class Workspace:
     policies: Path
     redis_url: str = ""
     session_token: str = ""
+    jwt: BenchJwt | None = None
 
 
 class BenchError(RuntimeError):
@@ -148,7 +157,9 @@ def _bench_policies() -> dict[str, Any]:
     }
 
 
-def _admitd_config(port: int, policies: Path, redis_url: str) -> dict[str, Any]:
+def _admitd_config(
+    port: int, policies: Path, redis_url: str, jwt: BenchJwt | None = None
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "listen": f"{HOST}:{port}",
         "metrics_listen": "",
@@ -162,13 +173,15 @@ def _admitd_config(port: int, policies: Path, redis_url: str) -> dict[str, Any]:
     }
     if redis_url:
         config["redis_url"] = redis_url
+    if jwt is not None:
+        config["jwt"] = jwt.config
     return config
 
 
 def write_admitd_config(ws: Workspace, port: int) -> Path:
     path = ws.root / f"admitd-{port}.yaml"  # tls paths are relative to this file
     path.write_text(
-        yaml.safe_dump(_admitd_config(port, ws.policies, ws.redis_url), sort_keys=False)
+        yaml.safe_dump(_admitd_config(port, ws.policies, ws.redis_url, ws.jwt), sort_keys=False)
     )
     return path
 
@@ -306,12 +319,19 @@ def variant_stack(
         pids["edge"] = edge_process.pid
         client_port = free_port()
         client_yaml = log_dir / "client.yaml"
-        bearer = ws.session_token if variant.session else ""
+        bearer = _bearer(variant, ws)
         client_yaml.write_text(render_client_config(client_port, edge_port, ws.pki, bearer))
         client = group.start("client", envoy_argv(client_yaml, base_id=client_port))
         wait_for_port(client_port, process=client, timeout=30)
         pids["client"] = client.pid
         yield Stack(client_port=client_port, edge_admin_port=admin_port, pids=pids)
+
+
+def _bearer(variant: Variant, ws: Workspace) -> str:
+    if variant.jwt:
+        assert ws.jwt is not None
+        return ws.jwt.token
+    return ws.session_token if variant.session else ""
 
 
 def _edge_settings(
@@ -346,7 +366,7 @@ def probe(variant: Variant, port: int, upstream: str) -> None:
         raise BenchError(
             f"{variant.name}: GET {variant.path} answered {status}, not 200: {body[:300]!r}"
         )
-    expected = b"x-admitd-user" if variant.session else b"x-admitd-principal"
+    expected = b"x-admitd-user" if variant.has_user else b"x-admitd-principal"
     if variant.authz == "admitd" and upstream == "echo" and expected not in body:
         raise BenchError(f"{variant.name}: 200 but the upstream saw no {expected.decode()}")
 
@@ -547,6 +567,10 @@ def print_report(summaries: dict[str, Summary], ratio: dict[str, float]) -> None
         session = ratio["admitd-session/floor"]
         verdict = "MET" if session >= SESSION_TARGET else "NOT MET"
         print(f"target admitd-session/floor >= {SESSION_TARGET}: {verdict} ({session:.3f})")
+    if "admitd-jwt/floor" in ratio:
+        jwt = ratio["admitd-jwt/floor"]
+        verdict = "MET" if jwt >= TARGET_FLOOR_RATIO else "NOT MET"
+        print(f"target admitd-jwt/floor >= {TARGET_FLOOR_RATIO}: {verdict} ({jwt:.3f})")
     if any(s.non_2xx for s in summaries.values()):
         print("WARNING: some responses were not 2xx/3xx; those numbers are suspect")
 
@@ -581,6 +605,7 @@ def variants(max_streams: list[int]) -> list[Variant]:
         Variant("floor", "floor"),
         Variant("admitd", "admitd"),
         Variant("admitd-session", "admitd", session=True),
+        Variant("admitd-jwt", "admitd", jwt=True),
     ]
     chosen += [Variant(f"admitd-ms{n}", "admitd", max_streams=n) for n in max_streams]
     return chosen
@@ -605,9 +630,11 @@ def run(settings: Settings, chosen: list[Variant], work: Path) -> dict[str, Summ
     runs: dict[str, list[Measurement]] = {v.name: [] for v in chosen}
     with ProcessGroup(work / "logs") as group:
         upstream = start_upstream(group, settings.upstream, work)
-        if any(v.session for v in chosen):
+        if any(v.has_user for v in chosen):
             redis_url = start_redis(group, work)
             ws = replace(ws, redis_url=redis_url, session_token=create_fresh_session(redis_url))
+        if any(v.jwt for v in chosen):
+            ws = replace(ws, jwt=start_jwks(group, work))
         for round_no in range(1, settings.rounds + 1):
             print(f"round {round_no}/{settings.rounds} (upstream: {settings.upstream})", flush=True)
             for variant in chosen:

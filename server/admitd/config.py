@@ -28,6 +28,8 @@ from admitd.kms.config import SECTION_KEYS as KMS_KEYS
 from admitd.kms.config import KmsConfig, kms_config_from_fields
 from admitd.mfa.config import SECTION_KEYS as MFA_KEYS
 from admitd.mfa.config import MfaConfig, mfa_config_from_fields
+from admitd.oidc.config import SECTION_KEYS as OIDC_KEYS
+from admitd.oidc.config import OidcConfig, oidc_config_from_fields
 from admitd.risk.config import SECTION_KEYS as RISK_KEYS
 from admitd.risk.config import RiskConfig, risk_config_from_fields
 from admitd.sessions.config import SECTION_KEYS as SESSION_KEYS
@@ -70,6 +72,7 @@ _TOP_KEYS = {
     "admin",
     "tls_listen",
     "jwt",
+    "oidc",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -117,6 +120,7 @@ class Config:
     audit: AuditConfig | None = None  # None: no `audit:` section, no hash-chained log
     tls_listen: TlsListenConfig | None = None  # the Check service over (m)TLS as well
     jwt: JwtConfig | None = None  # JWT bearer tokens from IdPs (docs/identity.md)
+    oidc: OidcConfig | None = None  # browser sign-in at an IdP (docs/identity.md)
 
 
 # The parsers read defaults from here, so each is written once, in the dataclasses above;
@@ -144,6 +148,7 @@ def config_from_document(doc: YamlDocument) -> Config:
     )
     dev_mode = fields.flag("dev_mode", _DEFAULTS.dev_mode)
     tls_listen = tls_listen_config_from_fields(fields.sub("tls_listen", TLS_LISTEN_KEYS))
+    web = web_config_from_fields(fields.sub("web", WEB_KEYS)) if fields.has("web") else None
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
@@ -164,7 +169,7 @@ def config_from_document(doc: YamlDocument) -> Config:
         sessions=sessions_config_from_fields(fields.sub("sessions", SESSION_KEYS)),
         mfa_rules=mfa_rules_from_fields(fields.sub("sessions", SESSION_KEYS)),
         mfa=mfa_config_from_fields(fields.sub("mfa", MFA_KEYS)),
-        web=web_config_from_fields(fields.sub("web", WEB_KEYS)) if fields.has("web") else None,
+        web=web,
         admin=admin_config_from_fields(fields.sub("admin", ADMIN_KEYS)),
         risk=risk_config_from_fields(fields.sub("risk", RISK_KEYS)),
         audit=audit_config_from_fields(fields.sub("audit", AUDIT_KEYS))
@@ -172,6 +177,9 @@ def config_from_document(doc: YamlDocument) -> Config:
         else None,
         tls_listen=tls_listen,
         jwt=jwt_config_from_fields(fields.sub("jwt", JWT_KEYS)) if fields.has("jwt") else None,
+        oidc=oidc_config_from_fields(fields.sub("oidc", OIDC_KEYS), web)
+        if fields.has("oidc")
+        else None,
     )
 
 

@@ -65,6 +65,7 @@ class Engine:
         sessions: SessionsConfig | None = None,
         rules: MfaRules | None = None,
         step_up_url: StepUpUrl | None = None,
+        sign_in_url: StepUpUrl | None = None,
         risk: RiskGatherer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -76,6 +77,7 @@ class Engine:
         self.store: SessionStore = store or MemorySessionStore()
         self.identity = identity or SessionIdentity(self.store, self.sessions.cookie_name)
         self._step_up_url = step_up_url or _plain_step_up_url
+        self._sign_in_url = sign_in_url  # set when `oidc:` is: browsers sign in at the IdP
         self._clock = clock
 
     @property
@@ -123,7 +125,19 @@ class Engine:
         if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
             browser = is_browser_navigation(ctx)
             decision = with_step_up_url(decision, self._step_up_url(ctx, now), browser=browser)
+        elif self._needs_sign_in(ctx, decision):
+            # Still 401 session_required; the redirect makes it a 302 for the browser only.
+            assert self._sign_in_url is not None
+            decision = with_step_up_url(decision, self._sign_in_url(ctx, now), browser=True)
         return decision, facts
+
+    def _needs_sign_in(self, ctx: RequestContext, decision: Decision) -> bool:
+        # API clients keep their 401: only a page load can follow a redirect to the IdP.
+        return (
+            self._sign_in_url is not None
+            and decision.reason is Reason.SESSION_REQUIRED
+            and is_browser_navigation(ctx)
+        )
 
     def _certificate(
         self, ctx: RequestContext, route: Route | None, now: float

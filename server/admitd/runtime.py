@@ -35,6 +35,7 @@ from admitd.identity_chain import ChainedIdentity
 from admitd.jwt.source import JwtIdentity
 from admitd.kms.audit import AuditEvents, LogAuditEvents
 from admitd.metrics import Metrics
+from admitd.oidc.handlers import sign_in_location
 from admitd.policy.loader import load_policies
 from admitd.policy.watch import PolicyWatcher
 from admitd.risk.baseline import BaselineStore
@@ -153,7 +154,8 @@ def runtime_from_config(config: Config) -> Runtime:
     )
     certificates = _certificates(config, revocation := _revocation(config))
     identity = SessionIdentity(store, config.sessions.cookie_name)
-    jwt = JwtIdentity(config.jwt) if config.jwt is not None else None
+    # The session store records revoke-user: that user's tokens issued before it are refused.
+    jwt = JwtIdentity(config.jwt, revocations=store) if config.jwt is not None else None
     source: IdentitySource = ChainedIdentity(identity, jwt) if jwt is not None else identity
     engine = Engine(
         load_policies(config.policies),
@@ -163,6 +165,7 @@ def runtime_from_config(config: Config) -> Runtime:
         sessions=config.sessions,
         rules=config.mfa_rules,
         step_up_url=_step_up_url(factors.signer if factors else None),
+        sign_in_url=_sign_in_url(config, factors.signer if factors else None),
         risk=risk,
     )
     return Runtime(
@@ -291,3 +294,9 @@ def _step_up_url(signer: ReturnToSigner | None) -> StepUpUrl | None:
         return None  # the engine's plain step-up path
     # Signed with the authority Envoy forwards as Host, which the step-up app checks.
     return lambda ctx, now: step_up_location(signer, ctx.host, ctx.path, now)
+
+
+def _sign_in_url(config: Config, signer: ReturnToSigner | None) -> StepUpUrl | None:
+    if config.oidc is None or signer is None:
+        return None  # no IdP to send a browser to: it gets the 401 page like an API client
+    return lambda ctx, now: sign_in_location(signer, ctx.host, ctx.path, now)

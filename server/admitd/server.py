@@ -22,12 +22,15 @@ from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import serve_metrics
+from admitd.oidc.handlers import OidcRoutes, add_oidc_routes
+from admitd.oidc.provider import HttpClient, OidcProvider
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.tokens import SessionRef
 from admitd.tls_listen import check_server_credentials
 from admitd.web.app import build_web_app, start_web_server
 from admitd.web.handlers import VerifiedHook
+from admitd.web.return_to import ReturnToSigner
 
 __all__ = ["run", "serve"]
 
@@ -173,9 +176,34 @@ async def _start_web(runtime: Runtime) -> web.AppRunner | None:
         on_verified=_promote_sighting(runtime),
         device_header=config.risk.device_id_header,
     )
+    _add_sign_in(app, runtime, factors.signer)
     runner = await start_web_server(app, config.web.listen)
     log.info("step-up pages on %s", config.web.listen)
     return runner
+
+
+def _add_sign_in(app: web.Application, runtime: Runtime, signer: ReturnToSigner) -> None:
+    """OIDC sign-in and logout, when `oidc:` is configured; the IdP is first asked then."""
+    config = runtime.config
+    if config.oidc is None or config.web is None:
+        return
+    client = HttpClient()
+
+    async def close(_app: web.Application) -> None:
+        await client.close()
+
+    app.on_cleanup.append(close)
+    routes = OidcRoutes(
+        provider=OidcProvider(config.oidc, client),
+        store=runtime.store,
+        signer=signer,
+        sessions=config.sessions,
+        origins=config.web.origins,
+        clock=time.time,
+        on_login=runtime.risk.record_login if runtime.risk else None,
+        device_header=config.risk.device_id_header,
+    )
+    add_oidc_routes(app, routes)
 
 
 def _promote_sighting(runtime: Runtime) -> VerifiedHook | None:

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     RISK_UNAVAILABLE = "risk_unavailable"
     RECOVERY_BLOCKED_BY_RISK = "recovery_blocked_by_risk"
     ROLE_REQUIRED = "role_required"
+    SCOPE_REQUIRED = "scope_required"
     CONDITION_FAILED = "condition_failed"
 
     @property
@@ -91,6 +92,7 @@ _STATUSES: dict[Reason, int] = {
     Reason.RISK_UNAVAILABLE: 503,
     Reason.RECOVERY_BLOCKED_BY_RISK: 403,
     Reason.ROLE_REQUIRED: 403,
+    Reason.SCOPE_REQUIRED: 403,
     Reason.CONDITION_FAILED: 403,
 }
 

@@ -110,6 +110,8 @@ class User:
     # `acr_values` named in the challenge, and 428 (the security policy) or 401 (strict 9470).
     step_up_acr_values: str = ""
     step_up_status: int = 428
+    # OAuth scopes the user's token grants (`scope` / `scp`); an admitd session has none.
+    scopes: frozenset[str] = frozenset()
 
     def mfa_age(self, now: float) -> float | None:
         """Seconds since the last MFA verification, or None if never verified."""

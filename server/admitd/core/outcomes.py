@@ -61,6 +61,7 @@ _DENIAL_MESSAGES: dict[Reason, str] = {
         " Try again shortly."
     ),
     Reason.ROLE_REQUIRED: "Your roles do not include one this route requires.",
+    Reason.SCOPE_REQUIRED: "Your token lacks a scope this route requires.",
     Reason.CONDITION_FAILED: "The request does not meet this route's conditions.",
     Reason.RECOVERY_BLOCKED_BY_RISK: (
         "Account recovery is not available from this device or network right now."

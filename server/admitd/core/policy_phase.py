@@ -1,4 +1,4 @@
-"""The route's own rules: required roles, then CEL conditions over a documented activation."""
+"""The route's own rules: required roles and scopes, then CEL conditions over an activation."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def policy_denial(
         return None
     if route.roles and (user is None or not route.roles & user.roles):
         return Refusal(Reason.ROLE_REQUIRED)
+    if route.scopes and (user is None or not route.scopes <= user.scopes):
+        # All listed scopes, as Envoy's jwt_authn `requires_all`; a session grants none.
+        missing = route.scopes - (user.scopes if user is not None else frozenset())
+        return Refusal(Reason.SCOPE_REQUIRED, f"missing scopes: {' '.join(sorted(missing))}")
     if route.conditions:
         activation = condition_activation(ctx, identity=identity, user=user, risk=risk, now=now)
         for number, condition in enumerate(route.conditions, 1):

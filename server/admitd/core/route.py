@@ -165,6 +165,7 @@ class Route:
     recovery: bool = False
     mfa_max_age_by_role: Mapping[str, int] = field(default_factory=_no_ages)
     roles: frozenset[str] = frozenset()  # any one of them admits; empty = no role needed
+    scopes: frozenset[str] = frozenset()  # all must be in the user's token (OAuth `scope`)
     conditions: tuple[Condition, ...] = ()  # CEL; all must hold
     upstream_headers: tuple[tuple[str, str], ...] = ()
     shadow: bool = False  # evaluate and log, never enforce (roll a rule out safely)

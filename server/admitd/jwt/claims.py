@@ -54,7 +54,18 @@ def user_from_claims(claims: Mapping[str, object], issuer: IssuerConfig, token_i
         source="jwt",
         step_up_acr_values=issuer.acr_values,
         step_up_status=issuer.step_up_status,
+        scopes=_scopes(claims),
     )
+
+
+def _scopes(claims: Mapping[str, object]) -> frozenset[str]:
+    # RFC 9068 / RFC 8693: `scope` is one space-separated string; Okta and Entra ID send
+    # `scp`, as a list or a string.
+    scopes: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        scopes.update(value.split() if isinstance(value, str) else _strings(value))
+    return frozenset(scopes)
 
 
 def _method(amr: tuple[str, ...]) -> MfaMethod:

@@ -64,6 +64,7 @@ ROUTE_KEYS = {
     "mfa_max_age",
     "recovery",
     "roles",
+    "scopes",
     "conditions",
     "upstream_headers",
     "shadow",
@@ -199,18 +200,25 @@ def _single_route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
         raise fields.error(
             "roles", "a public route has no session, so no roles", "remove `public` or `roles`"
         )
+    scopes = frozenset(fields.texts("scopes"))
+    if public and scopes:
+        raise fields.error(
+            "scopes", "a public route has no token, so no scopes", "remove `public` or `scopes`"
+        )
     step_up_at, deny_at = route_parts.risk_thresholds(fields)
+    needs_user = bool(roles or scopes) and session is SessionRequirement.NONE
     return Route(
         name,
         match,
         public,
         identities,
         doc.file,
-        SessionRequirement.REQUIRED if roles and session is SessionRequirement.NONE else session,
+        SessionRequirement.REQUIRED if needs_user else session,
         mfa_max_age,
         recovery,
         mfa_max_age_by_role=by_role,
         roles=roles,
+        scopes=scopes,
         conditions=tuple(route_parts.condition(fields, c) for c in fields.texts("conditions")),
         upstream_headers=route_parts.upstream_headers(fields),
         shadow=fields.flag("shadow", False),

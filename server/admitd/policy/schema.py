@@ -44,6 +44,7 @@ def _route_properties() -> dict[str, Any]:
         },
         "recovery": {"type": "boolean", "default": False},
         "roles": {**_STRINGS, "description": "any one of these roles admits"},
+        "scopes": {**_STRINGS, "description": "all must be in the JWT's `scope` / `scp`"},
         "conditions": {
             **_STRINGS,
             "description": f"CEL over {', '.join(sorted(CONDITION_VARIABLES))}; all must hold",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "INVALIDATION_CHANNEL",
+    "REVOKED_AT",
     "RISK_STATE",
     "session_key",
     "user_factors_key",
@@ -17,6 +18,9 @@ PREFIX = "admitd"
 INVALIDATION_CHANNEL = f"{PREFIX}:sessions:invalidate"
 # `user_key(tag, RISK_STATE)`: the user's device-risk state hash (admitd.risk.state).
 RISK_STATE = "risk"
+# `user_key(tag, REVOKED_AT)`: when the user was last revoked (`revoke-user`); their IdP
+# tokens issued before it are refused. Kept without expiry: a token may live long.
+REVOKED_AT = "revoked_at"
 
 
 def session_key(tag: str, session_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 
 from admitd.sessions.model import MfaMethod, Session
@@ -17,6 +18,7 @@ class MemorySessionStore:
     def __init__(self) -> None:
         self._sessions: dict[SessionRef, Session] = {}
         self._factors: dict[str, dict[MfaMethod, float]] = {}
+        self._revoked_at: dict[str, float] = {}
 
     async def get(self, ref: SessionRef) -> Session | None:
         session = self._sessions.get(ref)
@@ -47,7 +49,11 @@ class MemorySessionStore:
         doomed = [ref for ref in self._sessions if ref.tag == tag]
         for ref in doomed:
             del self._sessions[ref]
+        self._revoked_at[user_id] = time.time()
         return len(doomed)
+
+    async def revoked_at(self, user_id: str) -> float | None:
+        return self._revoked_at.get(user_id)
 
     async def list_user(self, user_id: str) -> list[Session]:
         factors = await self.factors(user_id)

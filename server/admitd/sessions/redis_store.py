@@ -4,7 +4,8 @@ One Check costs at most one round trip (a pipeline of HGETALL + HKEYS), and
 usually none: sessions are cached for `cache_ttl` seconds, and every write
 publishes the user's tag on INVALIDATION_CHANNEL so each replica drops its copy
 at once. While the invalidation subscription is down, nothing is served from
-the cache: a revocation must never be missed.
+the cache: a revocation must never be missed. A user's revocation time (read for
+their IdP tokens) is cached the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
@@ -21,6 +23,7 @@ import redis.asyncio as redis
 from admitd.errors import StoreUnavailable
 from admitd.sessions.keys import (
     INVALIDATION_CHANNEL,
+    REVOKED_AT,
     RISK_STATE,
     session_key,
     user_factors_key,
@@ -49,6 +52,7 @@ class RedisSessionStore:
         self._ttl = cache_ttl
         self._size = cache_size
         self._cache: dict[SessionRef, tuple[float, Session | None]] = {}
+        self._revoked: dict[str, tuple[float, float | None]] = {}  # tag -> (read at, time)
         self._listening = False
         self._closing = False
         self._listener: asyncio.Task[None] | None = None
@@ -143,9 +147,23 @@ class RedisSessionStore:
             for session_id in ids:
                 pipe.delete(session_key(tag, session_id))
             pipe.delete(user_sessions_key(tag))
+            pipe.set(user_key(tag, REVOKED_AT), repr(time.time()))
             results = await pipe.execute()
         await self._invalidate(tag)
         return sum(int(r) for r in results[: len(ids)])
+
+    async def revoked_at(self, user_id: str) -> float | None:
+        tag, now = user_tag(user_id), time.monotonic()
+        cached = self._revoked.get(tag)
+        if cached is not None and self._listening and now - cached[0] < self._ttl:
+            return cached[1]
+        raw = await self._redis.get(user_key(tag, REVOKED_AT))
+        at = _float(raw)
+        if self._listening:
+            if len(self._revoked) >= self._size:
+                self._revoked.clear()
+            self._revoked[tag] = (now, at)
+        return at
 
     async def list_user(self, user_id: str) -> list[Session]:
         tag = user_tag(user_id)
@@ -199,6 +217,7 @@ class RedisSessionStore:
     def _forget(self, tag: str) -> None:
         for ref in [r for r in self._cache if r.tag == tag]:
             del self._cache[ref]
+        self._revoked.pop(tag, None)
 
     async def _listen_forever(self) -> None:
         while not self._closing:
@@ -215,6 +234,7 @@ class RedisSessionStore:
                     )
             self._listening = False
             self._cache.clear()
+            self._revoked.clear()
             await asyncio.sleep(0.5)
 
     async def _listen_once(self) -> None:
@@ -223,6 +243,7 @@ class RedisSessionStore:
         async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(INVALIDATION_CHANNEL)
             self._cache.clear()
+            self._revoked.clear()
             self._listening = True
             log.info("session invalidation feed subscribed; cache on")
             while not self._closing:
@@ -257,3 +278,12 @@ return 0
 def _texts(values: Iterable[bytes | str]) -> list[str]:
     # The client decodes responses; this only narrows the type for mypy.
     return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+
+def _float(raw: bytes | str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return math.inf  # unreadable: fail closed, every token of the user is refused

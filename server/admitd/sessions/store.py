@@ -38,7 +38,11 @@ class SessionStore(Protocol):
     async def revoke(self, ref: SessionRef) -> bool: ...
 
     async def revoke_user(self, user_id: str) -> int:
-        """Revoke every session of a user (incident response); returns how many."""
+        """Revoke every session of a user (incident response); returns how many. Also
+        records the time, so the user's IdP tokens issued before it are refused."""
+
+    async def revoked_at(self, user_id: str) -> float | None:
+        """When `revoke_user` last ran for this user, or None (never)."""
 
     async def list_user(self, user_id: str) -> list[Session]: ...
 
@@ -78,6 +82,9 @@ class DelegatingSessionStore:
 
     async def revoke_user(self, user_id: str) -> int:
         return await self._inner.revoke_user(user_id)
+
+    async def revoked_at(self, user_id: str) -> float | None:
+        return await self._inner.revoked_at(user_id)
 
     async def list_user(self, user_id: str) -> list[Session]:
         return await self._inner.list_user(user_id)

@@ -257,13 +257,9 @@ def _path(fields: Fields, key: str, base: Path) -> Path:
 
 
 def _address(fields: Fields, key: str, default: str, *, optional: bool = False) -> str:
-    value = fields.raw.get(key, default)
-    if optional and value in ("", None, False):
+    if optional and fields.raw.get(key, default) in ("", None, False):
         return ""
-    host, sep, port = str(value).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise fields.error(key, f"expected HOST:PORT, got {value!r}", f"e.g. {default}")
-    return str(value)
+    return fields.address(key, default)
 
 
 def _redis_url(fields: Fields) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
+from pathlib import Path
 
 from admitd.errors import ConfigError
 from admitd.yamlsource import KeyPath, YamlDocument
@@ -80,6 +82,28 @@ class Fields:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.error(key, f"expected a list of non-empty strings, got {_kind(value)}")
         return list(value)
+
+    def address(self, key: str, default: str | None = None, *, example: str = "") -> str:
+        """A listen address, HOST:PORT (port 1-65535)."""
+        value = self.text(key, default)
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            hint = f"e.g. {example or default}"
+            raise self.error(key, f"expected HOST:PORT, got {value!r}", hint)
+        return value
+
+    def private_file(self, key: str, fix: str) -> tuple[Path, bytes]:
+        """The file `key` names (relative to the config file) and its bytes; it must be
+        readable by its owner only, since it holds a secret."""
+        path = Path(self.doc.file).resolve().parent / self.text(key)
+        try:
+            mode = path.stat().st_mode
+            data = path.read_bytes()
+        except OSError as exc:
+            raise self.error(key, f"cannot read {path}: {exc.strerror}", fix) from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise self.error(key, f"{path} is readable by group or others", f"chmod 600 {path}")
+        return path, data
 
     def mapping_list(self, key: str) -> list[tuple[KeyPath, object]]:
         value = self.raw.get(key, [])

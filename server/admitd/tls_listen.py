@@ -47,7 +47,7 @@ def tls_listen_config_from_fields(fields: Fields) -> TlsListenConfig | None:
     if problem is not None:
         raise fields.error("server_key", problem, "give the key that belongs to server_cert")
     ca = _file(fields, "client_ca", base) if fields.has("client_ca") else None
-    return TlsListenConfig(_address(fields), cert, key, ca)
+    return TlsListenConfig(fields.address("address", example="0.0.0.0:9443"), cert, key, ca)
 
 
 def check_server_credentials(config: TlsListenConfig) -> grpc.ServerCredentials:
@@ -67,11 +67,3 @@ def _file(fields: Fields, key: str, base: Path) -> Path:
     if not path.is_file():
         raise fields.error(key, f"{path} does not exist", "a PEM file")
     return path
-
-
-def _address(fields: Fields) -> str:
-    value = fields.text("address")
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise fields.error("address", f"expected HOST:PORT, got {value!r}", "e.g. 0.0.0.0:9443")
-    return value

@@ -45,7 +45,7 @@ def admin_config_from_fields(fields: Fields) -> AdminConfig | None:
             "list SAN URIs, DNS names or subjects, e.g. spiffe://example.org/sa/login",
         )
     allowed = frozenset(principal_from_text(fields, "principals", p) for p in principals)
-    listen = _listen(fields)
+    listen = fields.address("listen", _DEFAULT_LISTEN)
     cert, key = _key_pair(fields, base)
     return AdminConfig(server_cert=cert, server_key=key, principals=allowed, listen=listen)
 
@@ -68,13 +68,3 @@ def _existing_file(fields: Fields, key: str, base: Path) -> Path:
     if not path.is_file():
         raise fields.error(key, f"{path} does not exist", "a PEM file for the admin API's TLS")
     return path
-
-
-def _listen(fields: Fields) -> str:
-    value = fields.text("listen", _DEFAULT_LISTEN)
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise fields.error(
-            "listen", f"expected HOST:PORT, got {value!r}", f"e.g. {_DEFAULT_LISTEN}"
-        )
-    return value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -12,7 +12,14 @@ from admitd.fields import Fields
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["SECTION_KEYS", "IssuerConfig", "JwtConfig", "jwt_config_from_fields"]
+__all__ = [
+    "SECTION_KEYS",
+    "IssuerConfig",
+    "JwtConfig",
+    "claim_mapping_from_fields",
+    "idp_url",
+    "jwt_config_from_fields",
+]
 
 SECTION_KEYS = {"issuers", "cache_size", "refresh_interval_seconds", "fetch_timeout_seconds"}
 ISSUER_KEYS = {
@@ -107,18 +114,27 @@ def jwt_config_from_fields(fields: Fields) -> JwtConfig:
 
 
 def _issuer(fields: Fields) -> IssuerConfig:
-    issuer = _url(fields, "issuer")
-    jwks_uri = _url(fields, "jwks_uri") if fields.has("jwks_uri") else ""
     audiences = fields.texts("audiences")
     if not audiences:
         raise fields.error(
             "audiences", "required", "the `aud` values this API accepts, e.g. [https://api.example]"
         )
+    mapping = claim_mapping_from_fields(fields, audiences=tuple(audiences))
+    return replace(
+        mapping,
+        jwks_uri=idp_url(fields, "jwks_uri") if fields.has("jwks_uri") else "",
+        acr_values=_acr_values(fields),
+        step_up_status=_step_up_status(fields),
+    )
+
+
+def claim_mapping_from_fields(fields: Fields, *, audiences: tuple[str, ...]) -> IssuerConfig:
+    """An issuer, its algorithms and its claim mapping (user, organisation, roles, MFA):
+    what `jwt:` issuers and `oidc:` share."""
     d = _DEFAULT_ISSUER
     return IssuerConfig(
-        issuer=issuer,
-        audiences=tuple(audiences),
-        jwks_uri=jwks_uri,
+        issuer=idp_url(fields, "issuer"),
+        audiences=audiences,
         algorithms=_algorithms(fields),
         leeway_seconds=fields.integer("leeway_seconds", d.leeway_seconds, maximum=600),
         user_claim=fields.text("user_claim", d.user_claim),
@@ -128,13 +144,11 @@ def _issuer(fields: Fields) -> IssuerConfig:
         role_map=_role_map(fields),
         mfa_amr=frozenset(fields.texts("mfa_amr")) if fields.has("mfa_amr") else d.mfa_amr,
         mfa_acr=frozenset(fields.texts("mfa_acr")),
-        acr_values=_acr_values(fields),
         assume_mfa_enrolled=fields.flag("assume_mfa_enrolled", d.assume_mfa_enrolled),
-        step_up_status=_step_up_status(fields),
     )
 
 
-def _url(fields: Fields, key: str) -> str:
+def idp_url(fields: Fields, key: str) -> str:
     value = fields.text(key)
     parts = urlsplit(value)
     # Plain http only for loopback: a JWKS fetched over the network unauthenticated is a

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from admitd.fields import Fields
-from admitd.jwt.config import IssuerConfig
+from admitd.jwt.config import IssuerConfig, claim_mapping_from_fields
 from admitd.web.config import WebConfig
 
 __all__ = ["CALLBACK_PATH", "SECTION_KEYS", "OidcConfig", "oidc_config_from_fields"]
@@ -34,8 +32,6 @@ SECTION_KEYS = {
     "assume_mfa_enrolled",
     "fetch_timeout_seconds",
 }
-_ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
-               "ES512", "EdDSA")  # fmt: skip
 _MAX_SECRET_BYTES = 4096
 
 
@@ -77,34 +73,8 @@ def oidc_config_from_fields(fields: Fields, web: WebConfig | None) -> OidcConfig
 
 
 def _claims(fields: Fields, client_id: str) -> IssuerConfig:
-    d = IssuerConfig(issuer="", audiences=())
-    return IssuerConfig(
-        issuer=_issuer(fields),
-        audiences=(client_id,),
-        algorithms=_algorithms(fields, d.algorithms),
-        leeway_seconds=fields.integer("leeway_seconds", d.leeway_seconds, maximum=600),
-        user_claim=fields.text("user_claim", d.user_claim),
-        organisation_claim=fields.optional_text("organisation_claim") or "",
-        default_organisation=fields.optional_text("default_organisation") or "",
-        roles_claim=fields.text("roles_claim", d.roles_claim),
-        role_map=_role_map(fields),
-        mfa_amr=frozenset(fields.texts("mfa_amr")) if fields.has("mfa_amr") else d.mfa_amr,
-        mfa_acr=frozenset(fields.texts("mfa_acr")),
-        assume_mfa_enrolled=fields.flag("assume_mfa_enrolled", d.assume_mfa_enrolled),
-    )
-
-
-def _issuer(fields: Fields) -> str:
-    value = fields.text("issuer")
-    parts = urlsplit(value)
-    # Plain http only for loopback: discovery and keys fetched unauthenticated over a network
-    # are keys anyone on the path can replace.
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise fields.error(
-            "issuer", f"expected an https URL, got {value!r}", "e.g. https://idp.example/realms/x"
-        )
-    return value
+    # An ID token is for admitd itself: its audience is the client ID.
+    return claim_mapping_from_fields(fields, audiences=(client_id,))
 
 
 def _own_url(fields: Fields, key: str, default: str, web: WebConfig) -> str:
@@ -124,13 +94,7 @@ def _secret(fields: Fields) -> str:
     key = "client_secret_file"
     path = Path(fields.doc.file).resolve().parent / fields.text(key)
     fix = f"write the client secret to {path} and chmod 600 {path}"
-    try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise fields.error(key, f"cannot read {path}: {exc.strerror}", fix) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise fields.error(key, f"{path} is readable by group or others", f"chmod 600 {path}")
+    path, data = fields.private_file(key, fix)
     try:
         secret = data.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -145,21 +109,3 @@ def _scopes(fields: Fields) -> tuple[str, ...]:
     if "openid" not in scopes:
         raise fields.error("scopes", "`openid` is missing", "an OpenID Connect request needs it")
     return tuple(scopes)
-
-
-def _algorithms(fields: Fields, default: tuple[str, ...]) -> tuple[str, ...]:
-    algorithms = fields.texts("algorithms") or list(default)
-    refused = [alg for alg in algorithms if alg not in _ASYMMETRIC]
-    if refused:
-        raise fields.error(
-            "algorithms",
-            f"{refused[0]!r} is not accepted (never `none`, never an HMAC algorithm)",
-            f"one or more of: {', '.join(_ASYMMETRIC)}",
-        )
-    return tuple(algorithms)
-
-
-def _role_map(fields: Fields) -> MappingProxyType[str, tuple[str, ...]]:
-    raw = fields.raw.get("role_map") or {}
-    table = fields.sub("role_map", set(raw) if isinstance(raw, dict) else set())
-    return MappingProxyType({name: tuple(table.texts(name)) for name in table.raw})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,7 +48,7 @@ def web_config_from_fields(fields: Fields) -> WebConfig:
         rp_id=rp_id,
         origins=tuple(origins),
         signing_key=_signing_key(fields),
-        listen=_listen(fields),
+        listen=fields.address("listen", _DEFAULTS.listen),
         rp_name=fields.text("rp_name", _DEFAULTS.rp_name),
     )
 
@@ -71,25 +70,9 @@ def _signing_key(fields: Fields) -> bytes:
     key = "signing_key_file"
     path = Path(fields.doc.file).resolve().parent / fields.text(key)
     fix = f"create it with: head -c 32 /dev/urandom > {path} && chmod 600 {path}"
-    try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise fields.error(key, f"cannot read {path}: {exc.strerror}", fix) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise fields.error(key, f"{path} is readable by group or others", f"chmod 600 {path}")
+    path, data = fields.private_file(key, fix)
     if not _MIN_KEY_BYTES <= len(data) <= _MAX_KEY_BYTES:
         raise fields.error(
             key, f"{path} holds {len(data)} bytes; at least {_MIN_KEY_BYTES} are needed", fix
         )
     return data
-
-
-def _listen(fields: Fields) -> str:
-    value = fields.text("listen", _DEFAULTS.listen)
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise fields.error(
-            "listen", f"expected HOST:PORT, got {value!r}", f"e.g. {_DEFAULTS.listen}"
-        )
-    return value

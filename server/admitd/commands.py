@@ -16,6 +16,7 @@ __all__ = ["registrars"]
 
 if TYPE_CHECKING:
     from admitd.config import Config
+    from admitd.devstack.stack import DevOidc
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -123,6 +124,19 @@ def _add_dev(commands: Commands) -> None:
     parser.add_argument("--policies", type=Path, default=Path("policies"))
     parser.add_argument("--redis-url", default=None, help="share session state through this Redis")
     parser.add_argument("--https-port", type=int, default=8443)
+    oidc = parser.add_argument_group(
+        "sign-in at a real IdP (default: the dev sign-in page, no IdP)"
+    )
+    oidc.add_argument("--oidc-issuer", metavar="URL", help="the OpenID Provider's issuer")
+    oidc.add_argument("--oidc-client-id", default="admitd-dev", metavar="ID")
+    oidc.add_argument(
+        "--oidc-client-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="admitd's client secret at the IdP (chmod 600); needed with --oidc-issuer",
+    )
+    oidc.add_argument("--oidc-organisation-claim", metavar="CLAIM")
+    oidc.add_argument("--oidc-roles-claim", metavar="CLAIM", help="default: groups")
     parser.set_defaults(handler=_dev)
 
 
@@ -135,7 +149,34 @@ def _dev(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{args.policies} does not exist", key="--policies", fix="run from the repository root"
         )
-    return run_dev_stack(args.home, args.policies, DevPorts(https=args.https_port), args.redis_url)
+    ports = DevPorts(https=args.https_port)
+    return run_dev_stack(args.home, args.policies, ports, args.redis_url, _dev_oidc(args))
+
+
+def _dev_oidc(args: argparse.Namespace) -> DevOidc | None:
+    from admitd.devstack.stack import DevOidc
+
+    if args.oidc_issuer is None:
+        if args.oidc_client_secret_file is not None:
+            raise ConfigError(
+                "--oidc-client-secret-file without --oidc-issuer",
+                key="--oidc-issuer",
+                fix="name the IdP with --oidc-issuer URL, or drop the secret file",
+            )
+        return None
+    if args.oidc_client_secret_file is None:
+        raise ConfigError(
+            "--oidc-issuer needs admitd's client secret",
+            key="--oidc-client-secret-file",
+            fix="write the secret to a file, chmod 600 it, and pass --oidc-client-secret-file",
+        )
+    return DevOidc(
+        issuer=args.oidc_issuer,
+        client_id=args.oidc_client_id,
+        client_secret_file=args.oidc_client_secret_file,
+        organisation_claim=args.oidc_organisation_claim,
+        roles_claim=args.oidc_roles_claim,
+    )
 
 
 def _add_pki(commands: Commands) -> None:

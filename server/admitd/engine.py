@@ -16,7 +16,7 @@ from admitd.core.mfa_requirement import with_mfa_requirements
 from admitd.core.mfa_rules import MfaRules
 from admitd.core.outcomes import deny, with_step_up_url
 from admitd.core.risk_phase import moves_risk_history
-from admitd.core.route import PolicySet, Route
+from admitd.core.route import PolicySet, Route, StepUpAt
 from admitd.core.session_phase import is_browser_navigation
 from admitd.errors import StoreUnavailable
 from admitd.identity import NOBODY, Found, IdentitySource
@@ -27,9 +27,10 @@ from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.store import SessionStore
 from admitd.web.return_to import STEP_UP_PATH
 
-__all__ = ["Engine", "StepUpUrl"]
+__all__ = ["Engine", "IdpStepUpUrl", "StepUpUrl"]
 
 StepUpUrl = Callable[[RequestContext, float], str]
+IdpStepUpUrl = Callable[[RequestContext, float, int], str]  # ..., max_age
 # Envoy per-route `typed_per_filter_config` ext_authz `check_settings.context_extensions`.
 ROUTE_EXTENSION = "admitd_route"
 _NOT_OURS = (UserState.NOT_PRESENTED, UserState.MALFORMED)
@@ -66,6 +67,8 @@ class Engine:
         rules: MfaRules | None = None,
         step_up_url: StepUpUrl | None = None,
         sign_in_url: StepUpUrl | None = None,
+        idp_step_up_url: IdpStepUpUrl | None = None,
+        default_step_up: StepUpAt = StepUpAt.ADMITD,
         risk: RiskGatherer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -78,6 +81,8 @@ class Engine:
         self.identity = identity or SessionIdentity(self.store, self.sessions.cookie_name)
         self._step_up_url = step_up_url or _plain_step_up_url
         self._sign_in_url = sign_in_url  # set when `oidc:` is: browsers sign in at the IdP
+        self._idp_step_up_url = idp_step_up_url  # ... and may step up there
+        self._default_step_up = default_step_up
         self._clock = clock
 
     @property
@@ -124,12 +129,27 @@ class Engine:
         self._record_risk(found, sighting, decision, now)
         if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
             browser = is_browser_navigation(ctx)
-            decision = with_step_up_url(decision, self._step_up_url(ctx, now), browser=browser)
+            url = self._step_up_location(ctx, route, decision, now)
+            decision = with_step_up_url(decision, url, browser=browser)
         elif self._needs_sign_in(ctx, decision):
             # Still 401 session_required; the redirect makes it a 302 for the browser only.
             assert self._sign_in_url is not None
             decision = with_step_up_url(decision, self._sign_in_url(ctx, now), browser=True)
         return decision, facts
+
+    def _step_up_location(
+        self, ctx: RequestContext, route: Route | None, decision: Decision, now: float
+    ) -> str:
+        """admitd's step-up page, or the IdP's login with `max_age` when the route (as the
+        user's organisation sees it) or the deployment says so."""
+        max_age = decision.step_up_max_age
+        if self._idp_step_up_url is None or route is None or not max_age:
+            return self._step_up_url(ctx, now)
+        user = decision.user
+        variant = route.for_organisation(user.organisation) if user is not None else route
+        if (variant.step_up or self._default_step_up) is StepUpAt.IDP:
+            return self._idp_step_up_url(ctx, now, max_age)
+        return self._step_up_url(ctx, now)
 
     def _needs_sign_in(self, ctx: RequestContext, decision: Decision) -> bool:
         # API clients keep their 401: only a page load can follow a redirect to the IdP.

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
@@ -25,17 +26,18 @@ from admitd.certs.verify import CertificateVerifier
 from admitd.config import Config
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision
-from admitd.core.route import PolicySet
-from admitd.engine import Engine, StepUpUrl
+from admitd.core.route import PolicySet, StepUpAt
+from admitd.engine import Engine, IdpStepUpUrl, StepUpUrl
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
 from admitd.factors import Factors, factors_from_config, sealer_from_config
 from admitd.identity import IdentitySource
 from admitd.identity_chain import ChainedIdentity
+from admitd.jwt.metrics import IdpMetrics
 from admitd.jwt.source import JwtIdentity
 from admitd.kms.audit import AuditEvents, LogAuditEvents
 from admitd.metrics import Metrics
-from admitd.oidc.handlers import sign_in_location
+from admitd.oidc.handlers import sign_in_location, step_up_sign_in_location
 from admitd.policy.loader import load_policies
 from admitd.policy.watch import PolicyWatcher
 from admitd.risk.baseline import BaselineStore
@@ -49,6 +51,7 @@ from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.store import SessionStore
+from admitd.web.dev_sign_in import dev_sign_in_location
 from admitd.web.return_to import ReturnToSigner, step_up_location
 
 __all__ = ["Runtime", "runtime_from_config", "session_store_from_config"]
@@ -73,6 +76,7 @@ class Runtime:
     identity: SessionIdentity  # the engine's identity source
     risk: RiskGatherer | None
     jwt: JwtIdentity | None = None  # JWT bearer tokens (the engine asks it via ChainedIdentity)
+    idp_metrics: IdpMetrics | None = None  # JWKS fetches, OIDC discovery and callbacks
 
     @property
     def policy(self) -> PolicySet:
@@ -128,7 +132,8 @@ class Runtime:
 
 
 def runtime_from_config(config: Config) -> Runtime:
-    watcher = PolicyWatcher(config.policies)  # before the first load: no change is missed
+    # Before the first load: no change is missed.
+    watcher = PolicyWatcher(config.policies, load=_policy_loader(config))
     registry = CollectorRegistry()
     metrics = Metrics(registry, privileged_roles=config.mfa_rules.privileged_roles)
     client = client_from_url(config.redis_url) if config.redis_url else None
@@ -155,10 +160,15 @@ def runtime_from_config(config: Config) -> Runtime:
     certificates = _certificates(config, revocation := _revocation(config))
     identity = SessionIdentity(store, config.sessions.cookie_name)
     # The session store records revoke-user: that user's tokens issued before it are refused.
-    jwt = JwtIdentity(config.jwt, revocations=store) if config.jwt is not None else None
+    idp_metrics = IdpMetrics(registry)
+    jwt = (
+        JwtIdentity(config.jwt, revocations=store, metrics=idp_metrics)
+        if config.jwt is not None
+        else None
+    )
     source: IdentitySource = ChainedIdentity(identity, jwt) if jwt is not None else identity
     engine = Engine(
-        load_policies(config.policies),
+        _policy_loader(config)(config.policies),
         certificates,
         store=store,
         identity=source,
@@ -166,6 +176,8 @@ def runtime_from_config(config: Config) -> Runtime:
         rules=config.mfa_rules,
         step_up_url=_step_up_url(factors.signer if factors else None),
         sign_in_url=_sign_in_url(config, factors.signer if factors else None),
+        idp_step_up_url=_idp_step_up_url(config, factors.signer if factors else None),
+        default_step_up=config.oidc.step_up if config.oidc is not None else StepUpAt.ADMITD,
         risk=risk,
     )
     return Runtime(
@@ -184,6 +196,7 @@ def runtime_from_config(config: Config) -> Runtime:
         identity,
         risk,
         jwt,
+        idp_metrics=idp_metrics,
     )
 
 
@@ -289,6 +302,38 @@ def _risk(
     return baselines, reputation, gatherer
 
 
+def _policy_loader(config: Config) -> Callable[[Path], PolicySet]:
+    """Policies as this config can serve them: at start-up and on every reload."""
+
+    def load(path: Path) -> PolicySet:
+        policy = load_policies(path)
+        if config.oidc is None:
+            _refuse_idp_step_up(policy, config)
+        return policy
+
+    return load
+
+
+def _refuse_idp_step_up(policy: PolicySet, config: Config) -> None:
+    for route in policy.routes:
+        for variant in (route, *route.per_organisation.values()):
+            if variant.step_up is StepUpAt.IDP:
+                raise ConfigError(
+                    f"route {route.name!r} steps up at the IdP, but no IdP is configured",
+                    file=route.source,
+                    key=f"{route.name}.step_up",
+                    fix=f"configure `oidc:` in {config.file}, or write `step_up: admitd`",
+                )
+
+
+def _idp_step_up_url(config: Config, signer: ReturnToSigner | None) -> IdpStepUpUrl | None:
+    if config.oidc is None or signer is None:
+        return None
+    return lambda ctx, now, max_age: step_up_sign_in_location(
+        signer, ctx.host, ctx.path, now, max_age
+    )
+
+
 def _step_up_url(signer: ReturnToSigner | None) -> StepUpUrl | None:
     if signer is None:
         return None  # the engine's plain step-up path
@@ -297,6 +342,10 @@ def _step_up_url(signer: ReturnToSigner | None) -> StepUpUrl | None:
 
 
 def _sign_in_url(config: Config, signer: ReturnToSigner | None) -> StepUpUrl | None:
-    if config.oidc is None or signer is None:
-        return None  # no IdP to send a browser to: it gets the 401 page like an API client
-    return lambda ctx, now: sign_in_location(signer, ctx.host, ctx.path, now)
+    if signer is None:
+        return None  # no web app: a browser gets the 401 page like an API client
+    if config.oidc is not None:
+        return lambda ctx, now: sign_in_location(signer, ctx.host, ctx.path, now)
+    if config.dev_mode:  # `admitd dev` without an IdP: the dev sign-in page (server.py)
+        return lambda ctx, now: dev_sign_in_location(signer, ctx.host, ctx.path, now)
+    return None  # no IdP to send a browser to: it gets the 401 page like an API client

@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import time
+from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
@@ -22,13 +23,15 @@ from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import serve_metrics
+from admitd.mfa.ports import TotpFactor
 from admitd.oidc.handlers import OidcRoutes, add_oidc_routes
-from admitd.oidc.provider import HttpClient, OidcProvider
+from admitd.oidc.provider import HttpClient, OidcProvider, ProviderUnavailable
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.tokens import SessionRef
 from admitd.tls_listen import check_server_credentials
 from admitd.web.app import build_web_app, start_web_server
+from admitd.web.dev_sign_in import DEV_SIGN_IN_PATH, DevSignIn, add_dev_sign_in_routes
 from admitd.web.handlers import VerifiedHook
 from admitd.web.return_to import ReturnToSigner
 
@@ -175,26 +178,37 @@ async def _start_web(runtime: Runtime) -> web.AppRunner | None:
         clock=time.time,
         on_verified=_promote_sighting(runtime),
         device_header=config.risk.device_id_header,
+        form_targets=(_origin(config.oidc.issuer),) if config.oidc is not None else (),
     )
     _add_sign_in(app, runtime, factors.signer)
+    _add_dev_sign_in(app, runtime, factors.totp, factors.signer)
     runner = await start_web_server(app, config.web.listen)
     log.info("step-up pages on %s", config.web.listen)
     return runner
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _add_sign_in(app: web.Application, runtime: Runtime, signer: ReturnToSigner) -> None:
-    """OIDC sign-in and logout, when `oidc:` is configured; the IdP is first asked then."""
+    """OIDC sign-in and logout, when `oidc:` is configured; the IdP is asked once at start,
+    in the background (an IdP that is down delays nothing)."""
     config = runtime.config
     if config.oidc is None or config.web is None:
         return
     client = HttpClient()
+    provider = OidcProvider(config.oidc, client, metrics=runtime.idp_metrics)
+    discovery = asyncio.create_task(_discover_at_start(provider))
 
     async def close(_app: web.Application) -> None:
+        discovery.cancel()
         await client.close()
 
     app.on_cleanup.append(close)
     routes = OidcRoutes(
-        provider=OidcProvider(config.oidc, client),
+        provider=provider,
         store=runtime.store,
         signer=signer,
         sessions=config.sessions,
@@ -204,6 +218,35 @@ def _add_sign_in(app: web.Application, runtime: Runtime, signer: ReturnToSigner)
         device_header=config.risk.device_id_header,
     )
     add_oidc_routes(app, routes)
+
+
+async def _discover_at_start(provider: OidcProvider) -> None:
+    """Ask the IdP once at start, so an unreachable one is in the log before anyone signs in;
+    admitd serves anyway (sign-in answers 503, and discovery is retried by the next one)."""
+    try:
+        await provider.metadata()
+    except ProviderUnavailable as exc:
+        log.warning("identity provider %s unavailable at start: %s", provider.config.issuer, exc)
+
+
+def _add_dev_sign_in(
+    app: web.Application, runtime: Runtime, totp: TotpFactor, signer: ReturnToSigner
+) -> None:
+    """The IdP-less sign-in page, with `dev_mode: true` and no `oidc:` (a real IdP wins)."""
+    config = runtime.config
+    if config.oidc is not None:
+        return
+    routes = DevSignIn(
+        store=runtime.store,
+        totp=totp,
+        signer=signer,
+        sessions=config.sessions,
+        clock=time.time,
+        on_login=runtime.risk.record_login if runtime.risk else None,
+        device_header=config.risk.device_id_header,
+    )
+    if add_dev_sign_in_routes(app, routes, dev_mode=config.dev_mode):
+        log.warning("dev_mode: %s signs anyone in as any dev user, no password", DEV_SIGN_IN_PATH)
 
 
 def _promote_sighting(runtime: Runtime) -> VerifiedHook | None:

@@ -71,9 +71,14 @@ def start_edge(
     redis_url: str | None = None,
     extra_config: dict[str, object] | None = None,
     authz_tls: bool = False,
+    https_port: int | None = None,
+    web_port: int | None = None,
 ) -> EdgeStack:
-    """`authz_tls`: Envoy asks admitd over mutual TLS (`tls_listen`), with no plaintext port."""
+    """`authz_tls`: Envoy asks admitd over mutual TLS (`tls_listen`), with no plaintext port.
+    `web_port`: Envoy routes /.admitd/ there (admitd's own pages, `web:` in `extra_config`)."""
     ports = {name: free_port() for name in ("https", "authz", "metrics", "upstream", "admin")}
+    if https_port is not None:
+        ports["https"] = https_port
     deny_list = work / "denylist.txt"
     deny_list.write_text("")
     config = {
@@ -105,6 +110,7 @@ def start_edge(
                 server_key=pki.directory / "server.key",
                 trust_bundle=pki.trust_bundle,
                 authz_tls=tls,
+                web_port=web_port,
             )
         )
     )

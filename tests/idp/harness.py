@@ -84,9 +84,10 @@ class Idp:
         keys: Sequence[Json] | None = None,
         redirect_uris: Sequence[str] = (),
         access_token_ttl: int = 600,
+        port: int | None = None,
     ) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()  # a chosen port: an issuer configured before it runs
         self.keys: list[Json] = list(keys or [generate_signing_key(), generate_signing_key()])
         self.redirect_uris: list[str] = list(redirect_uris) or [DEFAULT_REDIRECT_URI]
         self.access_token_ttl = access_token_ttl
@@ -294,11 +295,14 @@ class Idp:
             body["acr"] = acr
         self._post("/test/login-as", json.dumps(body).encode(), "application/json")
 
-    def register_client(self, redirect_uris: Sequence[str]) -> Json:
+    def register_client(
+        self, redirect_uris: Sequence[str], post_logout_redirect_uris: Sequence[str] = ()
+    ) -> Json:
         """Dynamic client registration (RFC 7591), for a redirect URI known only after the
         IdP started (an edge on a free port); the reply has client_id and client_secret."""
         metadata = {
             "redirect_uris": list(redirect_uris),
+            "post_logout_redirect_uris": list(post_logout_redirect_uris),
             "grant_types": ["authorization_code", "refresh_token"],
             "require_auth_time": True,
         }
@@ -354,10 +358,16 @@ def start_idp(
     keys: Sequence[Json] | None = None,
     redirect_uris: Sequence[str] = (),
     access_token_ttl: int = 600,
+    port: int | None = None,
 ) -> Iterator[Idp]:
-    """A started IdP (deps installed with `npm ci` when missing), stopped on exit."""
+    """A started IdP (deps installed with `npm ci` when missing), stopped on exit; on `port`
+    when given (else a free one)."""
     ensure_node_modules()
     with Idp(
-        tmp_dir, keys=keys, redirect_uris=redirect_uris, access_token_ttl=access_token_ttl
+        tmp_dir,
+        keys=keys,
+        redirect_uris=redirect_uris,
+        access_token_ttl=access_token_ttl,
+        port=port,
     ) as idp:
         yield idp

@@ -8,9 +8,11 @@ from types import MappingProxyType
 
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from admitd.core.identity import UserState
 from admitd.jwt.config import IssuerConfig, JwtConfig
+from admitd.jwt.metrics import IdpMetrics
 from admitd.jwt.source import JwtIdentity
 from tests.unit.helpers import request
 from tests.unit.jwt_tokens import AUDIENCE, NOW, Idp
@@ -50,12 +52,15 @@ async def server() -> AsyncIterator[Server]:
     await runner.cleanup()
 
 
-def source_for(server: Server, timeout: float = 1.0) -> JwtIdentity:
+def source_for(
+    server: Server, timeout: float = 1.0, metrics: IdpMetrics | None = None
+) -> JwtIdentity:
     issuer = IssuerConfig(
         issuer=server.url, audiences=(AUDIENCE,), organisation_claim="org",
         role_map=MappingProxyType({}),
     )  # fmt: skip
-    return JwtIdentity(JwtConfig(issuers=(issuer,), fetch_timeout_seconds=timeout))
+    config = JwtConfig(issuers=(issuer,), fetch_timeout_seconds=timeout)
+    return JwtIdentity(config, metrics=metrics)
 
 
 async def state_of(source: JwtIdentity, token: str) -> UserState:
@@ -110,5 +115,27 @@ async def test_a_slow_idp_blocks_a_check_only_for_the_bounded_wait(server: Serve
         assert server.hits == 2  # single-flight: five Checks, one fetch
         await asyncio.sleep(0.6)  # the fetch went on; the next Check finds the key
         assert await state_of(source, token) is UserState.ACTIVE
+    finally:
+        await source.close()
+
+
+async def test_every_fetch_is_counted_by_issuer_and_outcome(server: Server) -> None:
+    registry = CollectorRegistry()
+    source = source_for(server, metrics=IdpMetrics(registry))
+
+    def fetches(outcome: str) -> float | None:
+        labels = {"issuer": server.url, "outcome": outcome}
+        return registry.get_sample_value("admitd_jwks_fetches_total", labels)
+
+    try:
+        await source.start()
+        assert (fetches("ok"), fetches("error")) == (1.0, None)
+        server.up = False
+        stranger = Idp("rsa-new").token(iss=server.url)  # an unknown kid: fetch on demand
+        assert await state_of(source, stranger) is UserState.UNKNOWN
+        assert (fetches("ok"), fetches("error")) == (1.0, 1.0)
+        assert await state_of(source, stranger) is UserState.UNKNOWN  # within the interval
+        assert (fetches("error"), fetches("rate_limited")) == (1.0, 1.0)
+        assert server.hits == 2  # what was counted is what reached the IdP
     finally:
         await source.close()

@@ -15,10 +15,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from admitd.jwt.config import IssuerConfig
 from admitd.mfa.ports import MfaResult, TotpEnrolment
 from admitd.oidc import OidcConfig, OidcProvider, OidcRoutes, add_oidc_routes
+from admitd.oidc.handlers import step_up_sign_in_location
 from admitd.oidc.provider import HttpClient
 from admitd.oidc.state import STATE_COOKIE, LoginState
 from admitd.sessions import MfaMethod, Session, parse_session_token
 from admitd.sessions.config import SessionsConfig
+from admitd.sessions.model import user_from_session
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.web import ReturnToSigner, build_web_app
@@ -69,6 +71,7 @@ class App:
     store: RedisSessionStore
     idp: Idp
     logins: list[tuple[Session, str, str]]
+    routes: OidcRoutes
 
 
 def oidc_config(idp: Idp) -> OidcConfig:
@@ -108,7 +111,7 @@ async def app(idp: Idp, redis_server: RedisServer) -> AsyncIterator[App]:
     add_oidc_routes(web_app, routes)
     # Cookies by hand: the test server is plain http and these cookies are Secure.
     async with TestClient(TestServer(web_app), cookie_jar=DummyCookieJar()) as client:
-        yield App(client, store, idp, logins)
+        yield App(client, store, idp, logins, routes)
     await http.close()
     await store.close()
 
@@ -261,3 +264,114 @@ async def test_a_cross_site_logout_is_refused_and_keeps_the_session(app: App) ->
         )
         assert response.status == 403
     assert await session_of(app, signed) is not None
+
+
+# Step-up at the IdP: a Check sends the browser to the start with a signed `step_up`.
+
+
+async def step_up_start(app: App, path: str = "/admin/keys", max_age: int = 300) -> ClientResponse:
+    location = step_up_sign_in_location(SIGNER, HOST, path, time.time(), max_age)
+    return await app.client.get(location, headers={"Host": HOST}, allow_redirects=False)
+
+
+async def stepped_up(
+    app: App, user: str, old_token: str, max_age: int = 300, **login: object
+) -> ClientResponse:
+    started = await step_up_start(app, max_age=max_age)
+    path = await at_idp(app, started.headers["Location"], user, **login)
+    cookies = f"{STATE_COOKIE}={started.cookies[STATE_COOKIE].value}; {COOKIE}={old_token}"
+    return await app.client.get(
+        path, headers={"Host": HOST, "Cookie": cookies}, allow_redirects=False
+    )
+
+
+async def test_a_step_up_asks_the_idp_for_a_new_login_within_max_age(app: App) -> None:
+    response = await step_up_start(app, max_age=120)
+    assert response.status == 302
+    query = dict(parse_qsl(urlsplit(response.headers["Location"]).query))
+    assert (query["max_age"], query["prompt"]) == ("120", "login")
+    assert "acr_values" not in query
+    plain = dict(parse_qsl(urlsplit((await start(app)).headers["Location"]).query))
+    assert "max_age" not in plain and "prompt" not in plain
+
+
+async def test_step_up_acr_values_are_sent_when_configured(app: App) -> None:
+    app.routes.provider.config = replace(
+        app.routes.provider.config, step_up_acr_values="mfa", step_up_prompt_login=False
+    )
+    query = dict(parse_qsl(urlsplit((await step_up_start(app)).headers["Location"]).query))
+    assert query["acr_values"] == "mfa" and "prompt" not in query
+
+
+async def test_a_step_up_the_browser_made_laxer_is_a_plain_sign_in(app: App) -> None:
+    location = step_up_sign_in_location(SIGNER, HOST, "/admin/keys", time.time(), 300)
+    laxer = location.replace("step_up=300.", "step_up=86400.")
+    response = await app.client.get(laxer, headers={"Host": HOST}, allow_redirects=False)
+    query = dict(parse_qsl(urlsplit(response.headers["Location"]).query))
+    assert "max_age" not in query
+    # ... whose old login does not count as a step-up: the Check would ask again.
+    unsealed = LoginState.unseal(
+        SIGNER.subkey("oidc-state"), response.cookies[STATE_COOKIE].value, time.time()
+    )
+    assert unsealed is not None and unsealed.step_up_max_age == 0
+
+
+async def test_a_fresh_mfa_login_steps_up_and_replaces_the_old_session(app: App) -> None:
+    old = await signed_in(app, "alice", auth_age=3600)
+    old_token = old.cookies[COOKIE].value
+    response = await stepped_up(app, "alice", old_token)
+    assert response.status == 303 and response.headers["Location"] == "/admin/keys"
+    session = await session_of(app, response)
+    assert session is not None and session.user_id == "alice"
+    assert session.mfa_verified_at is not None and time.time() - session.mfa_verified_at < 30
+    old_ref = parse_session_token(old_token)
+    assert old_ref is not None and await app.store.get(old_ref) is None  # revoked
+
+
+async def test_an_old_login_at_the_idp_is_explained_not_looped(app: App) -> None:
+    old_token = (await signed_in(app, "alice", auth_age=3600)).cookies[COOKIE].value
+    # An IdP that ignored max_age and prompt=login: the login it reports is 20 minutes old.
+    response = await stepped_up(app, "alice", old_token, auth_age=1200)
+    assert response.status == 403 and "Location" not in response.headers
+    page = await response.text()
+    assert "did not ask you to sign in again" in page and 'action="/.admitd/logout"' in page
+    assert COOKIE not in response.cookies  # no new session ...
+    old_ref = parse_session_token(old_token)
+    assert old_ref is not None and await app.store.get(old_ref) is not None  # ... old one kept
+
+
+async def test_a_fresh_login_without_a_second_factor_is_explained(app: App) -> None:
+    old_token = (await signed_in(app, "bob")).cookies[COOKIE].value
+    response = await stepped_up(app, "bob", old_token)
+    assert response.status == 403
+    assert "without a second factor" in await response.text()
+    assert COOKIE not in response.cookies
+
+
+async def test_an_idp_session_carries_the_factor_the_idp_vouched_for(app: App) -> None:
+    alice = await session_of(app, await signed_in(app, "alice"))
+    bob = await session_of(app, await signed_in(app, "bob"))
+    assert alice is not None and bob is not None
+    assert user_from_session(alice).factors == {MfaMethod.TOTP}
+    # By default the IdP is trusted to enrol everyone, so bob can be asked to step up there.
+    assert user_from_session(bob).factors == {MfaMethod.TOTP}
+    config = app.routes.provider.config
+    strict = replace(config.claims, assume_mfa_enrolled=False)
+    app.routes.provider.config = replace(config, claims=strict)
+    bob = await session_of(app, await signed_in(app, "bob"))
+    assert bob is not None and user_from_session(bob).factors == frozenset()
+
+
+def callbacks(app: App, outcome: str) -> float:
+    metrics = app.routes.provider.metrics
+    return metrics.oidc_callbacks.labels(outcome)._value.get()  # type: ignore[no-any-return]
+
+
+async def test_each_callback_outcome_is_counted(app: App) -> None:
+    await signed_in(app, "carol")
+    started = await start(app)
+    path = await at_idp(app, started.headers["Location"], "bob")
+    await callback(app, path.replace("state=", "state=x", 1), started.cookies[STATE_COOKIE].value)
+    await stepped_up(app, "bob", "")
+    assert [callbacks(app, o) for o in ("session", "refused", "step_up_refused")] == [1, 1, 1]
+    assert callbacks(app, "unavailable") == 0

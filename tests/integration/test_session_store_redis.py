@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from admitd.errors import StoreUnavailable
-from admitd.sessions.model import MfaMethod, Session
+from admitd.sessions.model import MfaMethod, Session, user_from_session
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token
@@ -66,6 +67,21 @@ async def test_life_cycle(replicas: tuple[RedisSessionStore, RedisSessionStore])
     assert await store.revoke(ref)
     assert await store.get(ref) is None
     assert not await store.set_mfa(ref, time.time(), MfaMethod.TOTP)  # revoked stays revoked
+
+
+async def test_the_factors_an_idp_vouched_for_are_kept_apart_from_enrolments(
+    replicas: tuple[RedisSessionStore, RedisSessionStore],
+) -> None:
+    store, other = replicas
+    _, ref = new_session_token("ida")
+    vouched = dataclasses.replace(
+        session_for(ref, "ida", {"admin"}), idp_factors=frozenset({MfaMethod.PASSKEY})
+    )
+    await store.create(ref, vouched)
+    session = await other.get(ref)
+    assert session is not None and session.idp_factors == {MfaMethod.PASSKEY}
+    assert session.factors == frozenset()  # no enrolment at admitd: revoking one leaves it
+    assert user_from_session(session).factors == {MfaMethod.PASSKEY}
 
 
 async def test_revocation_reaches_the_other_replicas_cache(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from admitd.certs.client import ClientCertificates
 from admitd.certs.forwarding import TrustedProxy
@@ -50,13 +51,16 @@ def engine_for(
     clock: float | None = None,
     store: SessionStore | None = None,
     sessions: SessionsConfig | None = None,
+    **engine_options: Any,
 ) -> tuple[Engine, RevocationSource]:
     trust = trust_store_from_files([trust_bundle], config_file="test", key="tls.trust_bundle")
     revocation = RevocationSource(crl_files, deny_list, trust)
     revocation.load()
     verifier = CertificateVerifier(trust, lambda: revocation.data, max_chain_depth=8)
     certs = ClientCertificates(verifier.verify, proxies, cache_size=100, max_chain_length=8)
-    engine = Engine(load_policies(policies), certs, store=store, sessions=sessions)
+    engine = Engine(
+        load_policies(policies), certs, store=store, sessions=sessions, **engine_options
+    )
     if clock is not None:
         engine._clock = lambda: clock
     return engine, revocation

@@ -34,7 +34,7 @@ def test_directory_merges_files_in_name_order(tmp_path: Path) -> None:
     [
         pytest.param(
             "routes:\n  - name: x\n    matc: {}\n",
-            r"p.yaml:3: routes\[0\].matc: unknown key \(allowed keys here: allow_path_parameters, conditions, identities, match, mfa_max_age, name, organisations, public, recovery, risk, roles, scopes, session, shadow, upstream_headers\)",
+            r"p.yaml:3: routes\[0\].matc: unknown key \(allowed keys here: allow_path_parameters, conditions, identities, match, mfa_max_age, name, organisations, public, recovery, risk, roles, scopes, session, shadow, step_up, upstream_headers\)",
             id="unknown-key",
         ),
         pytest.param(

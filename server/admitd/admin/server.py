@@ -21,12 +21,12 @@ import grpc
 from admitd.admin.caller import CallerCertificateCheck, PeerVerdict
 from admitd.admin.config import AdminConfig
 from admitd.admin.servicer import AdminApi, admin_handler
-from admitd.admin.sessions import LoginHook, SessionAdmin
+from admitd.admin.sessions import SessionAdmin
 from admitd.admin.tls import server_certificate_validity
 from admitd.core.mfa_rules import DEFAULT_PRIVILEGED_ROLES
 from admitd.errors import ConfigError
 from admitd.mfa.ports import TotpFactor
-from admitd.sessions.store import SessionStore
+from admitd.sessions.store import LoginHook, SessionStore
 
 __all__ = ["SessionLifetimes", "server_credentials", "start_admin_server"]
 

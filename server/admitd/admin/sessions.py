@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from admitd.admin.errors import InvalidRequest, PreconditionFailed, SessionNotFound
 from admitd.mfa.ports import MfaResult, TotpEnrolment, TotpFactor
 from admitd.sessions.model import MfaMethod, Session
-from admitd.sessions.store import SessionStore
+from admitd.sessions.store import LoginHook, SessionStore
 from admitd.sessions.tokens import SessionRef, new_session_token, parse_session_token, user_tag
 
 __all__ = [
@@ -32,9 +32,6 @@ __all__ = [
     "SessionAdmin",
     "ref_for_session",
 ]
-
-# (session, user agent, source IP, now): records the login attempt's device telemetry.
-LoginHook = Callable[[Session, str, str, float], Awaitable[object]]
 
 _MAX_TEXT = 256
 # A first-factor enrolment grant is for "right after this login", not for the session's life.

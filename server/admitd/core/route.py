@@ -28,6 +28,7 @@ __all__ = [
     "Route",
     "RouteMatch",
     "SessionRequirement",
+    "StepUpAt",
     "Unmatched",
     "glob_pattern",
 ]
@@ -149,6 +150,13 @@ class SessionRequirement(StrEnum):
     REQUIRED = "required"  # no valid session, no admission
 
 
+class StepUpAt(StrEnum):
+    """Where a browser with stale MFA proves a fresh second factor."""
+
+    ADMITD = "admitd"  # admitd's own step-up page (TOTP, passkey)
+    IDP = "idp"  # the OpenID Provider, asked for a new login with `max_age` (`oidc:`)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """`mfa_max_age` (seconds) applies to every session on the route; without it,
@@ -174,6 +182,7 @@ class Route:
     allow_path_parameters: bool = False
     risk_step_up_at: RiskLevel = RiskLevel.HIGH
     risk_deny_at: RiskLevel = RiskLevel.CRITICAL
+    step_up: StepUpAt | None = None  # None: the deployment's default (`oidc.step_up`)
     # The same route as seen by one organisation's sessions (`organisations:` overrides).
     per_organisation: Mapping[str, Route] = field(default_factory=_no_routes)
     # Merged with the MFA rules when the engine installs the policy (core.mfa_requirement);

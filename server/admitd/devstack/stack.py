@@ -13,11 +13,14 @@ from pathlib import Path
 
 import yaml
 
+from admitd.config import load_config
 from admitd.devstack.envoy_config import EdgeSettings, render_edge_config
 from admitd.devstack.processes import ProcessGroup, envoy_binary, wait_for_port
 from admitd.pki import DEV_FILES, write_dev_pki
+from admitd.web.dev_sign_in import DEV_SIGN_IN_PATH
+from admitd.web.dev_users import DEV_USERS
 
-__all__ = ["DevPorts", "run_dev_stack", "write_dev_config"]
+__all__ = ["DevOidc", "DevPorts", "run_dev_stack", "start_dev_processes", "write_dev_config"]
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,40 @@ class DevPorts:
     admin: int = 9443
 
 
+@dataclass(frozen=True, slots=True)
+class DevOidc:
+    """`admitd dev --oidc-issuer`: sign in at this IdP instead of the dev sign-in page."""
+
+    issuer: str
+    client_id: str
+    client_secret_file: Path
+    organisation_claim: str | None = None
+    roles_claim: str | None = None
+
+    def section(self) -> dict[str, object]:
+        """The `oidc:` section (admitd.oidc.config); redirect URIs default to web.origins[0]."""
+        section: dict[str, object] = {
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "client_secret_file": str(self.client_secret_file.resolve()),
+        }
+        if self.organisation_claim:
+            section["organisation_claim"] = self.organisation_claim
+        if self.roles_claim:
+            section["roles_claim"] = self.roles_claim
+        return section
+
+
 def write_dev_config(
-    home: Path, policies: Path, ports: DevPorts, redis_url: str | None
+    home: Path,
+    policies: Path,
+    ports: DevPorts,
+    redis_url: str | None,
+    oidc: DevOidc | None = None,
 ) -> tuple[Path, Path]:
-    """Write PKI (if absent), admitd.yaml and envoy.yaml under `home`; return both config paths."""
+    """Write PKI (if absent), admitd.yaml and envoy.yaml under `home`; return both config paths.
+
+    Without `oidc`, browsers sign in on the dev sign-in page (dev_mode, no `oidc:`)."""
     pki = home / "pki"
     if not (pki / DEV_FILES["trust"]).exists():
         write_dev_pki(pki)
@@ -68,6 +101,8 @@ def write_dev_config(
         "rp_id": "localhost",
         "origins": [f"https://localhost:{ports.https}"],
     }
+    if oidc is not None:
+        config["oidc"] = oidc.section()
     config["admin"] = {
         "listen": f"127.0.0.1:{ports.admin}",
         "server_cert": f"pki/{DEV_FILES['server_cert']}",
@@ -106,38 +141,54 @@ def _signing_key(home: Path) -> Path:
     return path
 
 
-def run_dev_stack(home: Path, policies: Path, ports: DevPorts, redis_url: str | None) -> int:
-    admitd_yaml, envoy_yaml = write_dev_config(home, policies, ports, redis_url)
+def run_dev_stack(
+    home: Path,
+    policies: Path,
+    ports: DevPorts,
+    redis_url: str | None,
+    oidc: DevOidc | None = None,
+) -> int:
+    admitd_yaml, envoy_yaml = write_dev_config(home, policies, ports, redis_url, oidc)
+    # Fail here, with the loader's file/key/fix, not in admitd's log after a timeout.
+    load_config(admitd_yaml)
     if not redis_url:
         log.warning(
             "no --redis-url: session state uses the embedded in-memory store (single process only)"
         )
     with ProcessGroup(home / "logs") as group:
-        upstream = group.start(
-            "upstream",
-            [sys.executable, "-m", "admitd.devstack.echo", "--port", str(ports.upstream)],
-        )
-        wait_for_port(ports.upstream, process=upstream)
-        admitd = group.start(
-            "admitd", [sys.executable, "-m", "admitd", "serve", "--config", str(admitd_yaml)]
-        )
-        wait_for_port(ports.authz, process=admitd)
-        envoy = group.start(
-            "envoy",
-            [
-                envoy_binary(),
-                "-c",
-                str(envoy_yaml),
-                "--log-level",
-                "warn",
-                "--base-id",
-                str(ports.https),
-            ],
-        )
-        wait_for_port(ports.https, process=envoy)
-        print(_banner(home / "pki", ports), flush=True)
+        start_dev_processes(group, admitd_yaml, envoy_yaml, ports)
+        print(_banner(home / "pki", ports, oidc), flush=True)
         _wait_for_interrupt(group)
     return 0
+
+
+def start_dev_processes(
+    group: ProcessGroup, admitd_yaml: Path, envoy_yaml: Path, ports: DevPorts
+) -> None:
+    """The echo upstream, admitd and Envoy from the written configs; returns once all listen."""
+    upstream = group.start(
+        "upstream",
+        [sys.executable, "-m", "admitd.devstack.echo", "--port", str(ports.upstream)],
+    )
+    wait_for_port(ports.upstream, process=upstream)
+    admitd = group.start(
+        "admitd", [sys.executable, "-m", "admitd", "serve", "--config", str(admitd_yaml)]
+    )
+    wait_for_port(ports.authz, process=admitd)
+    wait_for_port(ports.web, process=admitd)
+    envoy = group.start(
+        "envoy",
+        [
+            envoy_binary(),
+            "-c",
+            str(envoy_yaml),
+            "--log-level",
+            "warn",
+            "--base-id",
+            str(ports.https),
+        ],
+    )
+    wait_for_port(ports.https, process=envoy)
 
 
 def _wait_for_interrupt(group: ProcessGroup) -> None:
@@ -153,7 +204,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _banner(pki: Path, ports: DevPorts) -> str:
+def _banner(pki: Path, ports: DevPorts, oidc: DevOidc | None = None) -> str:
     url = f"https://localhost:{ports.https}"
     ca = f"--cacert {pki / 'root-ca.pem'}"
     alice = f"--cert {pki / 'alice.pem'} --key {pki / 'alice.key'}"
@@ -188,4 +239,26 @@ Sessions and MFA step-up (/finance/ needs a finance/admin role with MFA under 15
   curl -s {ca} {alice} -H "authorization: Bearer $(cat {pki.parent}/ana.token)" {url}/finance/ledger
   # a privileged user must enrol a factor first (then step up at {url}/.admitd/step-up):
   admitd sessions totp-enrol {admin_tls} --user fin --org acme
-"""
+{_browser_banner(pki, url, oidc)}"""
+
+
+def _browser_banner(pki: Path, url: str, oidc: DevOidc | None) -> str:
+    """How to walk the browser flow: the routes need a client certificate in the browser."""
+    p12 = pki / "alice.p12"
+    lines = [
+        "",
+        "In a browser (import alice's certificate first; any export password):",
+        f"  openssl pkcs12 -export -in {pki / 'alice.pem'} -inkey {pki / 'alice.key'} -out {p12}",
+        f"  then open {url}/finance/ledger",
+    ]
+    if oidc is not None:
+        lines.append(f"  you sign in at {oidc.issuer} (client {oidc.client_id}); register")
+        lines.append(f"  the redirect URI {url}/.admitd/oidc/callback there")
+        return "\n".join(lines) + "\n"
+    lines.append(f"  no session: you land on the dev sign-in page, {url}{DEV_SIGN_IN_PATH}:")
+    lines.append("  pick a user (tick 'Also enrol an authenticator app' for a QR code)")
+    lines.extend(
+        f"    {user.user_id:<4} {user.organisation:<7} {user.role_list:<8} {user.note}"
+        for user in DEV_USERS
+    )
+    return "\n".join(lines) + "\n"

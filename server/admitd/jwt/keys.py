@@ -4,6 +4,8 @@ A fetch is single-flight (concurrent Checks that miss a `kid` share one request)
 rate-limited (at most one per `refresh_interval_seconds` per issuer: a stream of tokens
 with made-up `kid`s cannot make admitd hammer the IdP), and a Check waits for it at most
 `fetch_timeout_seconds`; the fetch itself goes on, so the next Check finds the keys.
+Each fetch is counted in `admitd_jwks_fetches_total{issuer, outcome}` (jwt/metrics.py), and so
+is a fetch the rate limit held back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from admitd.jwt.config import IssuerConfig
+from admitd.jwt.metrics import FetchOutcome, IdpMetrics
 
 __all__ = ["Fetch", "IssuerKeys", "KeyFetchError", "http_fetch"]
 
@@ -67,8 +70,10 @@ class IssuerKeys:
         min_interval: float,
         wait: float,
         clock: Callable[[], float] = time.monotonic,
+        metrics: IdpMetrics | None = None,
     ) -> None:
         self.issuer = issuer
+        self.metrics = metrics or IdpMetrics()
         self.keys: KeySet | None = None
         self._fetch = fetch
         self._min_interval = min_interval
@@ -96,6 +101,8 @@ class IssuerKeys:
             if not force:
                 self._last_attempt = now
             self._inflight = asyncio.get_running_loop().create_task(self._run())
+        elif self._inflight is None:
+            self.metrics.jwks_fetch(self.issuer.issuer, FetchOutcome.RATE_LIMITED)
         if self._inflight is not None:
             # shield: a Check that stops waiting does not cancel the fetch the next one needs.
             await asyncio.wait([asyncio.shield(self._inflight)], timeout=self._wait)
@@ -107,9 +114,11 @@ class IssuerKeys:
     async def _run(self) -> None:
         try:
             self.keys = await self._load()
+            self.metrics.jwks_fetch(self.issuer.issuer, FetchOutcome.OK)
         except KeyFetchError as exc:
             # Keys already held stay in use: a flaky IdP does not take verified tokens down.
             log.warning("jwks for %s unavailable: %s", self.issuer.issuer, exc)
+            self.metrics.jwks_fetch(self.issuer.issuer, FetchOutcome.ERROR)
         finally:
             self.fetches += 1
             self._inflight = None

@@ -30,6 +30,7 @@ from admitd.identity import NOBODY, Found
 from admitd.jwt.claims import ClaimsError, user_from_claims
 from admitd.jwt.config import JwtConfig
 from admitd.jwt.keys import Fetch, IssuerKeys, http_fetch
+from admitd.jwt.metrics import IdpMetrics
 from admitd.jwt.revocation import RevocationTimes, is_revoked, issued_at
 from admitd.jwt.verifier import JwtVerifier, Refused, TokenProblem
 
@@ -69,6 +70,7 @@ class JwtIdentity:
         config: JwtConfig,
         fetch: Fetch | None = None,
         revocations: RevocationTimes | None = None,
+        metrics: IdpMetrics | None = None,
     ) -> None:
         self.config = config
         self.revocations = revocations  # None: no store records revoke-user (tests only)
@@ -80,6 +82,7 @@ class JwtIdentity:
                 fetch,
                 min_interval=config.refresh_interval_seconds,
                 wait=config.fetch_timeout_seconds,
+                metrics=metrics,
             )
             for issuer in config.issuers
         }

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from admitd.core.route import StepUpAt
 from admitd.fields import Fields
 from admitd.jwt.config import IssuerConfig, claim_mapping_from_fields
 from admitd.web.config import WebConfig
@@ -31,6 +32,9 @@ SECTION_KEYS = {
     "mfa_acr",
     "assume_mfa_enrolled",
     "fetch_timeout_seconds",
+    "step_up",
+    "step_up_acr_values",
+    "step_up_prompt_login",
 }
 _MAX_SECRET_BYTES = 4096
 
@@ -47,6 +51,11 @@ class OidcConfig:
     post_logout_redirect_uri: str
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     fetch_timeout_seconds: float = 5.0
+    # Where stale MFA is refreshed for routes that do not say (`step_up:` on a route).
+    # The IdP by default: with `oidc:`, users' second factors live there.
+    step_up: StepUpAt = StepUpAt.IDP
+    step_up_acr_values: str = ""  # sent with a step-up authorization request
+    step_up_prompt_login: bool = True  # and `prompt=login`, beside `max_age`
 
     @property
     def issuer(self) -> str:
@@ -69,6 +78,9 @@ def oidc_config_from_fields(fields: Fields, web: WebConfig | None) -> OidcConfig
         post_logout_redirect_uri=_own_url(fields, "post_logout_redirect_uri", origin + "/", web),
         scopes=_scopes(fields),
         fetch_timeout_seconds=fields.number("fetch_timeout_seconds", 5.0, minimum=0.1),
+        step_up=StepUpAt(fields.choice("step_up", StepUpAt.IDP.value, tuple(StepUpAt))),
+        step_up_acr_values=" ".join(fields.texts("step_up_acr_values")),
+        step_up_prompt_login=fields.flag("step_up_prompt_login", True),
     )
 
 

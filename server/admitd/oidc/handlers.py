@@ -4,24 +4,31 @@ A callback creates a session only when every check passed: the signed state cook
 `state` it names, the IdP's `iss` (RFC 9207), the code (the IdP redeems it once, with the
 PKCE verifier), and the ID token (signature, `iss`, `aud`, `azp`, `exp`/`iat`, `nonce`).
 Anything else is a 400 page and no session: a forged or replayed callback gets nowhere.
+A step-up (oidc/step_up.py) must also show a fresh second factor, or the browser gets a
+403 page that explains why, and keeps the session it had.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
+from html import escape
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
 from admitd.jwt.claims import ClaimsError, user_from_claims
+from admitd.jwt.metrics import CallbackOutcome
+from admitd.oidc.config import OidcConfig
 from admitd.oidc.provider import CallbackRefused, OidcProvider, ProviderUnavailable
 from admitd.oidc.state import STATE_COOKIE, STATE_TTL, LoginState, new_login_state, pkce_challenge
-from admitd.sessions import Session, SessionStore, new_session_token, parse_session_token
+from admitd.oidc.step_up import sign_step_up, step_up_problem, verify_step_up
+from admitd.sessions import Session, SessionStore, parse_session_token
 from admitd.sessions.config import SessionsConfig
-from admitd.web.pages import message_page
+from admitd.web.browser_session import BrowserSessions, LoginHook, NewUser
+from admitd.web.pages import html_page, message_page
 from admitd.web.return_to import STEP_UP_PREFIX, ReturnToSigner, is_safe_relative_path
 
 __all__ = [
@@ -31,13 +38,16 @@ __all__ = [
     "OidcRoutes",
     "add_oidc_routes",
     "sign_in_location",
+    "step_up_sign_in_location",
 ]
 
 log = logging.getLogger(__name__)
 OIDC_PREFIX = f"{STEP_UP_PREFIX}/oidc"
 LOGOUT_PATH = f"{STEP_UP_PREFIX}/logout"
-# (session, user agent, source IP, now): the login's device telemetry, as CreateSession has it.
-LoginHook = Callable[[Session, str, str, float], Awaitable[object]]
+
+
+class StepUpRefused(Exception):
+    """A step-up's ID token shows no fresh second factor: explained, never redirected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,14 @@ class OidcRoutes:
     def _state_key(self) -> bytes:
         return self.signer.subkey("oidc-state")
 
+    @property
+    def _browser_sessions(self) -> BrowserSessions:
+        return BrowserSessions(self.store, self.sessions, self.on_login, self.device_header)
+
+    @property
+    def _step_up_key(self) -> bytes:
+        return self.signer.subkey("oidc-step-up")
+
     async def start(self, request: web.Request) -> web.StreamResponse:
         """302 to the IdP's authorization endpoint (code flow, PKCE S256, state, nonce)."""
         try:
@@ -64,7 +82,9 @@ class OidcRoutes:
         now = self.clock()
         token = request.query.get("return_to", "")
         path = (self.signer.verify(token, request.host, now) if token else None) or "/"
-        login = new_login_state(path, now)
+        # A step-up only with the link a Check signed: a browser cannot ask for a laxer one.
+        max_age = verify_step_up(self._step_up_key, token, request.query.get("step_up", ""))
+        login = new_login_state(path, now, max_age or 0)
         config = self.provider.config
         query = {
             "response_type": "code",
@@ -75,6 +95,7 @@ class OidcRoutes:
             "nonce": login.nonce,
             "code_challenge": pkce_challenge(login.verifier),
             "code_challenge_method": "S256",
+            **_step_up_parameters(login.step_up_max_age, config),
         }
         separator = "&" if "?" in meta.authorization_endpoint else "?"
         response = _redirect(302, meta.authorization_endpoint + separator + urlencode(query))
@@ -91,16 +112,19 @@ class OidcRoutes:
             session, token = await self._session_for(request, login)
         except CallbackRefused as exc:
             log.warning("oidc callback refused: %s", exc)
+            self.provider.metrics.callback(CallbackOutcome.REFUSED)
             return _refused()
+        except StepUpRefused as exc:
+            log.warning("oidc step-up refused: %s", exc)
+            self.provider.metrics.callback(CallbackOutcome.STEP_UP_REFUSED)
+            return _step_up_refused(str(exc), login.return_path)
         except ProviderUnavailable as exc:
+            self.provider.metrics.callback(CallbackOutcome.UNAVAILABLE)
             return _unavailable(exc)
+        self.provider.metrics.callback(CallbackOutcome.SESSION)
         response = _redirect(303, login.return_path)
         response.del_cookie(STATE_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
-        response.set_cookie(
-            self.sessions.cookie_name, token, path="/",
-            max_age=int(session.absolute_expires_at - session.created_at),
-            secure=True, httponly=True, samesite="Lax",
-        )  # fmt: skip
+        self._browser_sessions.set_cookie(response, session, token)
         return response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
@@ -143,26 +167,30 @@ class OidcRoutes:
             user = user_from_claims(claims, self.provider.config.claims, "")
         except ClaimsError as exc:
             raise CallbackRefused(str(exc)) from None
-        token, ref = new_session_token(user.user_id)
-        session = Session(
-            session_id=ref.session_id,
-            user_id=user.user_id,
-            organisation=user.organisation,
-            roles=user.roles,
-            device_id=request.headers.get(self.device_header, "")[:128],
-            created_at=now,
-            last_seen_at=now,
-            idle_timeout=float(self.sessions.idle_timeout),
-            absolute_expires_at=now + self.sessions.absolute_timeout,
+        if login.step_up_max_age:
+            leeway = self.provider.config.claims.leeway_seconds
+            problem = step_up_problem(claims, user, login.step_up_max_age, now, leeway)
+            if problem is not None:
+                raise StepUpRefused(problem)
+        new_user = NewUser(
+            user.user_id,
+            user.organisation,
+            user.roles,
             # auth_time, and only when amr/acr say it was a second factor (jwt/claims.py).
             mfa_verified_at=user.mfa_verified_at,
             mfa_method=user.mfa_method,
+            idp_factors=user.factors,
         )
-        await self.store.create(ref, session)
-        if self.on_login is not None:
-            agent = request.headers.get("User-Agent", "")
-            await self.on_login(session, agent, _client_ip(request), now)
+        session, _, token = await self._browser_sessions.start(request, new_user, now)
+        await self._revoke_previous(request)
         return session, token
+
+    async def _revoke_previous(self, request: web.Request) -> None:
+        # The browser's cookie is about to be replaced: its old session (a sign-in before,
+        # or the one a step-up refreshes) must not stay usable by whoever copied it.
+        old = parse_session_token(request.cookies.get(self.sessions.cookie_name, ""))
+        if old is not None:
+            await self.store.revoke(old)
 
     def _same_origin(self, request: web.Request) -> bool:
         # Logout is a state change: only a form on one of our origins may ask for it.
@@ -192,6 +220,32 @@ def sign_in_location(signer: ReturnToSigner, host: str, path: str, now: float) -
     return f"{OIDC_PREFIX}/start?return_to={quote(signer.sign(host, target, now), safe='')}"
 
 
+def step_up_sign_in_location(
+    signer: ReturnToSigner, host: str, path: str, now: float, max_age: int
+) -> str:
+    """Where a browser with stale MFA is sent when the IdP does the step-up: the sign-in
+    start, remembering `path` and asking for a login within `max_age` seconds."""
+    target = path if is_safe_relative_path(path) else "/"
+    token = signer.sign(host, target, now)
+    step_up = sign_step_up(signer.subkey("oidc-step-up"), token, max_age)
+    return (
+        f"{OIDC_PREFIX}/start?return_to={quote(token, safe='')}&step_up={quote(step_up, safe='')}"
+    )
+
+
+def _step_up_parameters(max_age: int, config: OidcConfig) -> dict[str, str]:
+    """OpenID Connect Core §3.1.2.1: `max_age` makes the IdP re-authenticate a login older
+    than that; `prompt=login` and `acr_values` ask for a fresh, stronger one outright."""
+    if not max_age:
+        return {}
+    parameters = {"max_age": str(max_age)}
+    if config.step_up_prompt_login:
+        parameters["prompt"] = "login"
+    if config.step_up_acr_values:
+        parameters["acr_values"] = config.step_up_acr_values
+    return parameters
+
+
 def add_oidc_routes(app: web.Application, routes: OidcRoutes) -> None:
     app.router.add_get(f"{OIDC_PREFIX}/start", routes.start)
     app.router.add_get(f"{OIDC_PREFIX}/callback", routes.callback)
@@ -202,14 +256,28 @@ def _redirect(status: int, location: str) -> web.Response:
     return web.Response(status=status, headers={"Location": location})
 
 
-def _client_ip(request: web.Request) -> str:
-    # Behind Envoy (the only way in), the address Envoy saw, as it sets it for us.
-    return request.headers.get("x-envoy-external-address") or request.remote or ""
-
-
 def _refused() -> web.Response:
     text = message_page("Sign-in failed", "This sign-in link is not valid any more. Start again.")
     response = web.Response(text=text, status=400, content_type="text/html")
+    response.del_cookie(STATE_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    return response
+
+
+def _step_up_refused(problem: str, return_path: str) -> web.Response:
+    """Why the step-up did not count, and what to do; a link to try once more, no redirect."""
+    body = (
+        "<h1>Second factor not confirmed</h1>\n"
+        f'<p role="alert">{escape(problem)}</p>\n'
+        "<p>This page needs a recent sign-in with a second factor (an authenticator app,"
+        " a security key or a passkey) at your identity provider.</p>\n"
+        f'<p><a href="{escape(return_path)}">Try again</a>: you will be asked to sign in'
+        " once more. If your account has no second factor, ask your administrator to set"
+        " one up.</p>\n"
+        f'<form method="post" action="{LOGOUT_PATH}"><button type="submit">Sign out</button>'
+        "</form>"
+    )
+    text = html_page("Second factor not confirmed", body)
+    response = web.Response(text=text, status=403, content_type="text/html")
     response.del_cookie(STATE_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
     return response
 

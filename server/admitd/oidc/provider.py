@@ -5,6 +5,9 @@ retried by the next sign-in, never more often than `_RETRY_SECONDS`. The ID toke
 verified by the JWT verifier (joserfc: signature from the JWKS, allowed algorithm, `iss`,
 `aud`, `exp` with leeway), then by the checks OpenID Connect Core §3.1.3.7 adds for an
 ID token: `iat`, `azp`, `nonce`.
+
+Discovery is counted in `admitd_oidc_discovery_total`, the JWKS fetches with the JWT issuers'
+in `admitd_jwks_fetches_total`; `metrics.callback()` is for the callback handler.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from urllib.parse import quote
 import aiohttp
 
 from admitd.jwt.keys import Fetch, IssuerKeys, KeyFetchError, http_fetch
+from admitd.jwt.metrics import DiscoveryOutcome, IdpMetrics
 from admitd.jwt.verifier import JwtVerifier, Refused
 from admitd.oidc.config import OidcConfig
 
@@ -82,8 +86,10 @@ class OidcProvider:
         session_factory: Callable[[], aiohttp.ClientSession],
         *,
         clock: Callable[[], float] = time.monotonic,
+        metrics: IdpMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or IdpMetrics()
         self._session_factory = session_factory
         self._fetch: Fetch = http_fetch(session_factory, config.fetch_timeout_seconds)
         self._clock = clock
@@ -134,7 +140,9 @@ class OidcProvider:
             meta = await self.metadata()
             issuer = replace(self.config.claims, jwks_uri=meta.jwks_uri)
             wait = self.config.fetch_timeout_seconds
-            self._keys = IssuerKeys(issuer, self._fetch, min_interval=30.0, wait=wait)
+            self._keys = IssuerKeys(
+                issuer, self._fetch, min_interval=30.0, wait=wait, metrics=self.metrics
+            )
             await self._keys.refresh(force=True)
         return self._keys
 
@@ -144,10 +152,13 @@ class OidcProvider:
             raise ProviderUnavailable("discovery failed moments ago")
         try:
             document = await self._fetch(self.config.issuer.rstrip("/") + _DISCOVERY)
-            return _metadata_from(document, self.config.issuer)
+            metadata = _metadata_from(document, self.config.issuer)
         except (KeyFetchError, ProviderUnavailable) as exc:
             self._failed_at = now
+            self.metrics.discovery(DiscoveryOutcome.ERROR)
             raise ProviderUnavailable(f"discovery: {exc}") from None
+        self.metrics.discovery(DiscoveryOutcome.OK)
+        return metadata
 
     async def _post(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, object]]:
         # client_secret_basic (RFC 6749 §2.3.1): id and secret form-urlencoded, then Basic.

@@ -32,10 +32,18 @@ class LoginState:
     verifier: str  # RFC 7636 code_verifier
     return_path: str  # an already verified same-host path
     expires: int
+    step_up_max_age: int = 0  # > 0: a step-up, accepted only with MFA that recent
 
     def seal(self, key: bytes) -> str:
         body = json.dumps(
-            [self.state, self.nonce, self.verifier, self.return_path, self.expires],
+            [
+                self.state,
+                self.nonce,
+                self.verifier,
+                self.return_path,
+                self.expires,
+                self.step_up_max_age,
+            ],
             separators=(",", ":"),
         ).encode()
         encoded = _b64(body)
@@ -50,15 +58,15 @@ class LoginState:
         if not hmac.compare_digest(_b64(_mac(key, parts[1])), parts[2]):
             return None
         try:
-            state, nonce, verifier, path, expires = json.loads(_unb64(parts[1]))
+            state, nonce, verifier, path, expires, max_age = json.loads(_unb64(parts[1]))
         except (ValueError, TypeError, binascii.Error):
             return None
-        if not isinstance(expires, int) or not now < expires:
+        if not isinstance(expires, int) or not now < expires or not isinstance(max_age, int):
             return None
-        return cls(str(state), str(nonce), str(verifier), str(path), expires)
+        return cls(str(state), str(nonce), str(verifier), str(path), expires, max_age)
 
 
-def new_login_state(return_path: str, now: float) -> LoginState:
+def new_login_state(return_path: str, now: float, step_up_max_age: int = 0) -> LoginState:
     """Fresh random values (256 bits each, RFC 7636 §7.1 asks for at least that)."""
     return LoginState(
         state=secrets.token_urlsafe(32),
@@ -66,6 +74,7 @@ def new_login_state(return_path: str, now: float) -> LoginState:
         verifier=secrets.token_urlsafe(48),
         return_path=return_path,
         expires=int(now) + STATE_TTL,
+        step_up_max_age=step_up_max_age,
     )
 
 

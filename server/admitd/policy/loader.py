@@ -41,6 +41,7 @@ from admitd.core.route import (
     Route,
     RouteMatch,
     SessionRequirement,
+    StepUpAt,
     Unmatched,
     glob_pattern,
 )
@@ -71,6 +72,7 @@ ROUTE_KEYS = {
     "risk",
     "organisations",
     "allow_path_parameters",
+    "step_up",
 }
 DEFAULTABLE_KEYS = ROUTE_KEYS - {"name", "match", "organisations"}
 # What an organisation may change on a route (its identity and match stay the route's;
@@ -225,7 +227,14 @@ def _single_route(doc: YamlDocument, path: KeyPath, raw: object) -> Route:
         allow_path_parameters=fields.flag("allow_path_parameters", False),
         risk_step_up_at=step_up_at,
         risk_deny_at=deny_at,
+        step_up=_step_up(fields),
     )
+
+
+def _step_up(fields: Fields) -> StepUpAt | None:
+    if not fields.has("step_up"):
+        return None
+    return StepUpAt(fields.choice("step_up", StepUpAt.ADMITD.value, tuple(StepUpAt)))
 
 
 def _with_defaults(raw: object, defaults: Mapping[str, object]) -> object:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from admitd.core.route import SessionRequirement, Unmatched
+from admitd.core.route import SessionRequirement, StepUpAt, Unmatched
 from admitd.policy.loader import (
     DEFAULTABLE_KEYS,
     FILE_KEYS,
@@ -55,6 +55,10 @@ def _route_properties() -> dict[str, Any]:
             "type": "boolean",
             "default": False,
             "description": "admit ';' in the path (servlet containers cut `;params` off)",
+        },
+        "step_up": {
+            "enum": [at.value for at in StepUpAt],
+            "description": "where stale MFA is refreshed; default `oidc.step_up`",
         },
         "risk": _object(
             {key: {"enum": [level.value for level in RiskLevel]} for key in RISK_KEYS}, RISK_KEYS

@@ -35,6 +35,9 @@ class Session:
     mfa_verified_at: float | None = None
     mfa_method: MfaMethod | None = None
     factors: frozenset[MfaMethod] = frozenset()
+    # The factors the IdP vouched for at an OIDC sign-in (its `amr`, or `assume_mfa_enrolled`):
+    # the user's second factor lives there, so admitd holds no enrolment of its own.
+    idp_factors: frozenset[MfaMethod] = frozenset()
     # Until when this session may enrol the user's first second factor: set only by the
     # login service right after primary authentication (CreateSession), used up by the
     # first registration attempt (SessionStore.take_enrolment_grant).
@@ -65,7 +68,7 @@ def user_from_session(session: Session) -> User:
         roles=session.roles,
         session_id=session.session_id,
         device_id=session.device_id,
-        factors=session.factors,
+        factors=session.factors | session.idp_factors,
         mfa_verified_at=session.mfa_verified_at,
         mfa_method=session.mfa_method,
     )

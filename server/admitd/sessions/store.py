@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Protocol
 
@@ -12,11 +12,15 @@ from admitd.sessions.tokens import SessionRef
 __all__ = [
     "ENROLMENT_GRANT_FIELD",
     "DelegatingSessionStore",
+    "LoginHook",
     "SessionStore",
     "fields_from_session",
     "session_from_fields",
 ]
 
+# (session, user agent, source IP, now): records a login's device telemetry (device risk),
+# for every way a session starts: CreateSession, the IdP's callback, the dev sign-in.
+LoginHook = Callable[[Session, str, str, float], Awaitable[object]]
 # The session hash field holding `Session.enrolment_grant_until`.
 ENROLMENT_GRANT_FIELD = "enrolment_grant_until"
 
@@ -118,6 +122,8 @@ def fields_from_session(session: Session) -> dict[str, str]:
         fields["mfa_method"] = session.mfa_method.value
     if session.enrolment_grant_until is not None:
         fields[ENROLMENT_GRANT_FIELD] = repr(session.enrolment_grant_until)
+    if session.idp_factors:
+        fields["idp_factors"] = ",".join(sorted(f.value for f in session.idp_factors))
     return fields
 
 
@@ -146,6 +152,7 @@ def session_from_fields(
             mfa_method=MfaMethod(method) if method else None,
             factors=factors,
             enrolment_grant_until=float(grant) if grant else None,
+            idp_factors=factors_from_names(fields.get("idp_factors", "").split(",")),
             risk_state=MappingProxyType(dict(risk_state or {})),
         )
     except (KeyError, ValueError):

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from admitd.errors import AdmitdError
 from admitd.mfa.ports import PasskeyFactor, TotpFactor
@@ -19,19 +20,26 @@ from admitd.web.handlers import StepUp, VerifiedHook
 from admitd.web.pages import message_page
 from admitd.web.return_to import STEP_UP_PATH, ReturnToSigner
 
-__all__ = ["DEFAULT_COOKIE_NAME", "SECURITY_HEADERS", "build_web_app", "start_web_server"]
+__all__ = [
+    "DEFAULT_COOKIE_NAME",
+    "SECURITY_HEADERS",
+    "build_web_app",
+    "security_headers",
+    "start_web_server",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COOKIE_NAME = "__Host-admitd_session"
 _MAX_BODY = 64 * 1024  # a WebAuthn response is a few KiB
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'self'{form_targets}; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
     # The page carries a CSRF token and the return_to: never cache it anywhere.
     "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
+    "Content-Security-Policy": _CSP.format(form_targets=""),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     # The URL holds the return_to token; do not hand it to anyone else.
@@ -44,6 +52,16 @@ SECURITY_HEADERS = {
     # owner can make. admitd only answers behind Envoy's TLS listener anyway.
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
+
+
+def security_headers(form_targets: tuple[str, ...] = ()) -> dict[str, str]:
+    """The headers every page gets; `form_targets` are origins a form's redirect may reach
+    (browsers apply `form-action` to every redirect after a submit: sign-out goes on to
+    the IdP's end-session endpoint)."""
+    extra = "".join(f" {origin}" for origin in form_targets)
+    return {**SECURITY_HEADERS, "Content-Security-Policy": _CSP.format(form_targets=extra)}
+
+
 _ASSETS = {"passkey.js": "text/javascript", "step-up.css": "text/css"}
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,6 +78,7 @@ def build_web_app(
     enrol_max_age: float = 300.0,
     on_verified: VerifiedHook | None = None,
     device_header: str = "x-device-id",
+    form_targets: tuple[str, ...] = (),
 ) -> web.Application:
     """The step-up app; `clock` returns Unix seconds (a seam for tests). `on_verified`
     runs after each successful verification, with the request's `device_header` value."""
@@ -75,7 +94,8 @@ def build_web_app(
         on_verified=on_verified,
         device_header=device_header,
     )
-    app = web.Application(middlewares=[_security_headers, _fail_closed], client_max_size=_MAX_BODY)
+    headers = _security_headers(security_headers(form_targets))
+    app = web.Application(middlewares=[headers, _fail_closed], client_max_size=_MAX_BODY)
     app.router.add_get(STEP_UP_PATH, step_up.page)
     app.router.add_post(f"{STEP_UP_PATH}/totp", step_up.totp_form)
     app.router.add_get(f"{STEP_UP_PATH}/passkey/options", step_up.passkey_options)
@@ -106,15 +126,18 @@ def _asset(name: str, content_type: str) -> _Handler:
     return handler
 
 
-@web.middleware
-async def _security_headers(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # redirects and aiohttp's own 404/405 get them too
-        exc.headers.update(SECURITY_HEADERS)
-        raise
-    response.headers.update(SECURITY_HEADERS)
-    return response
+def _security_headers(headers: dict[str, str]) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects and aiohttp's own 404/405 get them too
+            exc.headers.update(headers)
+            raise
+        response.headers.update(headers)
+        return response
+
+    return middleware
 
 
 @web.middleware

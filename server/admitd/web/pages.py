@@ -7,7 +7,7 @@ from html import escape
 
 from admitd.web.return_to import STEP_UP_PATH
 
-__all__ = ["StepUpView", "message_page", "step_up_page"]
+__all__ = ["StepUpView", "html_page", "message_page", "step_up_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,11 @@ def step_up_page(view: StepUpView) -> str:
 def message_page(title: str, message: str) -> str:
     """A page that only says what happened (no session, refused, unavailable)."""
     body = f'<h1>{escape(title)}</h1>\n<p role="alert">{escape(message)}</p>'
+    return _document(title, body)
+
+
+def html_page(title: str, body: str) -> str:
+    """`body` (already escaped HTML) in admitd's page frame: stylesheet, no script."""
     return _document(title, body)
 
 

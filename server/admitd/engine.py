@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from admitd.certs.client import ClientCertificates
@@ -34,6 +35,10 @@ IdpStepUpUrl = Callable[[RequestContext, float, int], str]  # ..., max_age
 # Envoy per-route `typed_per_filter_config` ext_authz `check_settings.context_extensions`.
 ROUTE_EXTENSION = "admitd_route"
 _NOT_OURS = (UserState.NOT_PRESENTED, UserState.MALFORMED)
+# A browser without a live session signs in again when a sign-in is configured.
+_SIGN_IN_AGAIN = frozenset(
+    {Reason.SESSION_REQUIRED, Reason.SESSION_INVALID, Reason.SESSION_EXPIRED}
+)
 
 
 def _bearer_found(found: Found) -> bool:
@@ -127,15 +132,23 @@ class Engine:
         )
         decision = decide(ctx, policy, facts, self.rules, route)
         self._record_risk(found, sighting, decision, now)
-        if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
-            browser = is_browser_navigation(ctx)
-            url = self._step_up_location(ctx, route, decision, now)
-            decision = with_step_up_url(decision, url, browser=browser)
-        elif self._needs_sign_in(ctx, decision):
-            # Still 401 session_required; the redirect makes it a 302 for the browser only.
-            assert self._sign_in_url is not None
-            decision = with_step_up_url(decision, self._sign_in_url(ctx, now), browser=True)
+        if not decision.allowed:
+            decision = self._for_the_client(ctx, route, decision, now)
         return decision, facts
+
+    def _for_the_client(
+        self, ctx: RequestContext, route: Route | None, decision: Decision, now: float
+    ) -> Decision:
+        """Where a denial sends its client: a browser to step up or sign in (302), or to a
+        page that explains it; an API client gets the same reason as JSON."""
+        browser = is_browser_navigation(ctx)
+        if decision.reason is Reason.MFA_STEP_UP_REQUIRED:
+            url = self._step_up_location(ctx, route, decision, now)
+            return with_step_up_url(decision, url, browser=browser)
+        if browser and self._sign_in_url is not None and decision.reason in _SIGN_IN_AGAIN:
+            # Still 401; the redirect makes it a 302 for the browser only.
+            return with_step_up_url(decision, self._sign_in_url(ctx, now), browser=True)
+        return replace(decision, page=True) if browser else decision
 
     def _step_up_location(
         self, ctx: RequestContext, route: Route | None, decision: Decision, now: float
@@ -150,14 +163,6 @@ class Engine:
         if (variant.step_up or self._default_step_up) is StepUpAt.IDP:
             return self._idp_step_up_url(ctx, now, max_age)
         return self._step_up_url(ctx, now)
-
-    def _needs_sign_in(self, ctx: RequestContext, decision: Decision) -> bool:
-        # API clients keep their 401: only a page load can follow a redirect to the IdP.
-        return (
-            self._sign_in_url is not None
-            and decision.reason is Reason.SESSION_REQUIRED
-            and is_browser_navigation(ctx)
-        )
 
     def _certificate(
         self, ctx: RequestContext, route: Route | None, now: float

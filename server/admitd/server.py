@@ -20,6 +20,7 @@ from admitd.admin.server import start_admin_server
 from admitd.audit.entry import AuditEntry, AuditEvent
 from admitd.config import Config
 from admitd.errors import AdmitdError, ConfigError
+from admitd.extauthz.denial_page import DenialPages
 from admitd.extauthz.service import AuthorizationService
 from admitd.logs import DecisionLog
 from admitd.metrics import serve_metrics
@@ -100,8 +101,10 @@ def _grpc_server(
     runtime: Runtime, decisions: DecisionLog
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server()
+    # Pages for browsers name the CAs whose certificates are accepted.
+    pages = DenialPages(runtime.revocation.issuers.issuer_names())
     service = AuthorizationService(
-        runtime.engine, runtime.metrics, decisions, runtime.audit_decision
+        runtime.engine, runtime.metrics, decisions, runtime.audit_decision, pages
     )
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()

@@ -113,3 +113,14 @@ async def test_an_api_client_without_a_session_keeps_its_401(pki: PkiSet, tmp_pa
         )
         assert decision.reason is Reason.SESSION_REQUIRED and decision.status == 401
         assert decision.redirect_to == ""
+
+
+@pytest.mark.parametrize("cookie", ["garbage", "v1.notatoken"])
+async def test_a_browser_with_a_dead_session_signs_in_again(
+    pki: PkiSet, tmp_path: Path, cookie: str
+) -> None:
+    engine = _engine(pki, tmp_path)
+    headers = {"sec-fetch-mode": "navigate", "cookie": f"__Host-admitd_session={cookie}"}
+    decision, _ = await engine.check(request("/app/x", cert=url_pem(pki.alice), headers=headers))
+    assert decision.reason is Reason.SESSION_INVALID and decision.status == 302
+    assert decision.redirect_to.startswith("/.admitd/oidc/start?return_to=")

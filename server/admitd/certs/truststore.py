@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import NameOID
 
 from admitd.errors import ConfigError
 
@@ -26,6 +27,18 @@ class TrustStore:
 
     def issuer_certificates(self) -> tuple[x509.Certificate, ...]:
         return self.roots + self.intermediates
+
+    def issuer_names(self) -> tuple[str, ...]:
+        """Each CA's common name (else its whole subject), for people: which CA issues
+        the certificates this bundle accepts. Distinct, in bundle order."""
+        names = (_display_name(c.subject) for c in self.issuer_certificates())
+        return tuple(dict.fromkeys(names))
+
+
+def _display_name(subject: x509.Name) -> str:
+    common = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = common[0].value if common else subject.rfc4514_string()
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
 def trust_store_from_files(paths: list[Path], *, config_file: str, key: str) -> TrustStore:

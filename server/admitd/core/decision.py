@@ -150,6 +150,9 @@ class Decision:
     log_detail: str = ""
     trace: tuple[Step, ...] = field(default=(), compare=False, repr=False)
     status_override: int = 0  # a step-up answered 401 for strict RFC 9470 clients
+    # A denial of a browser navigation: answered as an HTML page (same status and reason);
+    # every other client gets the JSON body.
+    page: bool = False
 
     @property
     def status(self) -> int:

@@ -16,7 +16,7 @@ from google.rpc import code_pb2, status_pb2
 
 from admitd.core.decision import Decision
 
-__all__ = ["check_response_from_decision", "denial_body"]
+__all__ = ["check_response_from_decision", "denial_body", "header_options"]
 
 _OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _DENIAL_HEADERS = (("content-type", "application/json"), ("cache-control", "no-store"))
@@ -56,9 +56,9 @@ def _build(decision: Decision) -> CheckResponse:
         return CheckResponse(
             status=status_pb2.Status(code=code_pb2.OK),
             ok_response=OkHttpResponse(
-                headers=_header_options(decision.upstream_headers),
+                headers=header_options(decision.upstream_headers),
                 headers_to_remove=list(decision.headers_to_remove),
-                response_headers_to_add=_header_options(decision.client_ok_headers),
+                response_headers_to_add=header_options(decision.client_ok_headers),
             ),
             dynamic_metadata=_metadata(decision),
         )
@@ -67,7 +67,7 @@ def _build(decision: Decision) -> CheckResponse:
         denied_response=DeniedHttpResponse(
             # HttpStatus is an open enum: 495 is not listed, but Envoy passes it through.
             status=HttpStatus(code=decision.status),
-            headers=_header_options((*_DENIAL_HEADERS, *decision.client_headers)),
+            headers=header_options((*_DENIAL_HEADERS, *decision.client_headers)),
             body=denial_body(decision),
         ),
     )
@@ -81,7 +81,7 @@ def denial_body(decision: Decision) -> str:
     return json.dumps({"error": error}, separators=(",", ":"))
 
 
-def _header_options(headers: tuple[tuple[str, str], ...]) -> list[HeaderValueOption]:
+def header_options(headers: tuple[tuple[str, str], ...]) -> list[HeaderValueOption]:
     return [
         HeaderValueOption(header=HeaderValue(key=key, value=value), append_action=_OVERWRITE)
         for key, value in headers

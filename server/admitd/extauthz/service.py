@@ -13,7 +13,9 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason
+from admitd.core.session_phase import is_browser_navigation
 from admitd.engine import Engine
+from admitd.extauthz.denial_page import DenialPages
 from admitd.extauthz.request import context_from_check_request
 from admitd.extauthz.response import check_response_from_decision
 from admitd.logs import DecisionLog
@@ -41,8 +43,10 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         metrics: Metrics,
         decisions: DecisionLog,
         audit: Callable[[RequestContext, Decision], None] | None = None,
+        pages: DenialPages | None = None,
     ) -> None:
         self._engine = engine
+        self._pages = pages or DenialPages()
         self._metrics = metrics
         self._decisions = decisions
         self._audit = audit
@@ -64,7 +68,9 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
                 # Fail closed in one place: whatever goes wrong, the request is not admitted
                 # and the client sees a generic 503, while the traceback stays in our log.
                 log.exception("Check failed; answering fail-closed")
-                decision, source = FAIL_CLOSED, ""
+                decision, source = replace(FAIL_CLOSED, page=is_browser_navigation(ctx)), ""
+            if decision.page:
+                return self._pages.response(decision, ctx.request_id)
             return check_response_from_decision(decision)
         finally:
             self._record(ctx, decision, source, time.perf_counter() - started)

@@ -13,11 +13,13 @@ $(VENV)/.installed: pyproject.toml
 system-deps:
 	bash scripts/install-system-deps.sh
 
-# The test IdP (tests/idp, panva's oidc-provider) from its committed lock file; without
-# node/npm the IdP tests skip themselves, so this is not an error.
+# The test IdP (tests/idp, panva's oidc-provider) and axe-core (tests/a11y, for the
+# accessibility checks) from their committed lock files; without node/npm those tests
+# skip themselves, so this is not an error.
 node-deps:
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error; \
+		npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error; \
 	else \
 		echo "node/npm missing: the IdP tests will be skipped" >&2; \
 	fi

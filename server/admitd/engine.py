@@ -28,9 +28,11 @@ from admitd.sessions.memory_store import MemorySessionStore
 from admitd.sessions.store import SessionStore
 from admitd.web.return_to import STEP_UP_PATH
 
-__all__ = ["Engine", "IdpStepUpUrl", "StepUpUrl"]
+__all__ = ["Engine", "IdpStepUpUrl", "SignInUrl", "StepUpUrl"]
 
-StepUpUrl = Callable[[RequestContext, float], str]
+# (request, now, the step-up decision): the page knows how recent MFA must be, and why.
+StepUpUrl = Callable[[RequestContext, float, Decision], str]
+SignInUrl = Callable[[RequestContext, float], str]
 IdpStepUpUrl = Callable[[RequestContext, float, int], str]  # ..., max_age
 # Envoy per-route `typed_per_filter_config` ext_authz `check_settings.context_extensions`.
 ROUTE_EXTENSION = "admitd_route"
@@ -52,7 +54,7 @@ def _too_late(ctx: RequestContext, policy: PolicySet, route: Route) -> Decision:
     return deny(ctx, policy, Reason.AUTHORIZATION_UNAVAILABLE, route=route, log_detail=detail)
 
 
-def _plain_step_up_url(ctx: RequestContext, now: float) -> str:
+def _plain_step_up_url(ctx: RequestContext, now: float, decision: Decision) -> str:
     # Without a signing key there is no return_to: the page sends the browser to "/".
     return STEP_UP_PATH
 
@@ -71,7 +73,7 @@ class Engine:
         sessions: SessionsConfig | None = None,
         rules: MfaRules | None = None,
         step_up_url: StepUpUrl | None = None,
-        sign_in_url: StepUpUrl | None = None,
+        sign_in_url: SignInUrl | None = None,
         idp_step_up_url: IdpStepUpUrl | None = None,
         default_step_up: StepUpAt = StepUpAt.ADMITD,
         risk: RiskGatherer | None = None,
@@ -157,12 +159,12 @@ class Engine:
         user's organisation sees it) or the deployment says so."""
         max_age = decision.step_up_max_age
         if self._idp_step_up_url is None or route is None or not max_age:
-            return self._step_up_url(ctx, now)
+            return self._step_up_url(ctx, now, decision)
         user = decision.user
         variant = route.for_organisation(user.organisation) if user is not None else route
         if (variant.step_up or self._default_step_up) is StepUpAt.IDP:
             return self._idp_step_up_url(ctx, now, max_age)
-        return self._step_up_url(ctx, now)
+        return self._step_up_url(ctx, now, decision)
 
     def _certificate(
         self, ctx: RequestContext, route: Route | None, now: float

@@ -26,8 +26,9 @@ from admitd.certs.verify import CertificateVerifier
 from admitd.config import Config
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision
+from admitd.core.risk import RiskLevel
 from admitd.core.route import PolicySet, StepUpAt
-from admitd.engine import Engine, IdpStepUpUrl, StepUpUrl
+from admitd.engine import Engine, IdpStepUpUrl, SignInUrl, StepUpUrl
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
 from admitd.factors import Factors, factors_from_config, sealer_from_config
@@ -53,6 +54,7 @@ from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.store import SessionStore
 from admitd.web.dev_sign_in import dev_sign_in_location
 from admitd.web.return_to import ReturnToSigner, step_up_location
+from admitd.web.step_up_reason import StepUpReason
 
 __all__ = ["Runtime", "runtime_from_config", "session_store_from_config"]
 
@@ -337,11 +339,26 @@ def _idp_step_up_url(config: Config, signer: ReturnToSigner | None) -> IdpStepUp
 def _step_up_url(signer: ReturnToSigner | None) -> StepUpUrl | None:
     if signer is None:
         return None  # the engine's plain step-up path
-    # Signed with the authority Envoy forwards as Host, which the step-up app checks.
-    return lambda ctx, now: step_up_location(signer, ctx.host, ctx.path, now)
+
+    def location(ctx: RequestContext, now: float, decision: Decision) -> str:
+        # Signed with the authority Envoy forwards as Host, which the step-up app checks;
+        # the page says why it asks (max age, risk signals) only from this signed reason.
+        reason = _step_up_reason(decision)
+        return step_up_location(signer, ctx.host, ctx.path, now, reason)
+
+    return location
 
 
-def _sign_in_url(config: Config, signer: ReturnToSigner | None) -> StepUpUrl | None:
+def _step_up_reason(decision: Decision) -> StepUpReason | None:
+    if not decision.step_up_max_age:
+        return None
+    risk = decision.risk
+    # Signals only when they counted: a low-risk sighting's signals did not raise anything.
+    unusual = risk is not None and risk.level.above(RiskLevel.LOW)
+    return StepUpReason(decision.step_up_max_age, risk.signals if unusual and risk else ())
+
+
+def _sign_in_url(config: Config, signer: ReturnToSigner | None) -> SignInUrl | None:
     if signer is None:
         return None  # no web app: a browser gets the 401 page like an API client
     if config.oidc is not None:

@@ -117,6 +117,9 @@ def test_totp_step_up_returns_to_the_page(stack: Stack, browser: Browser) -> Non
     assert reply.headers["cache-control"] == "no-store"
     assert reply.headers["x-frame-options"] == "DENY"
     assert reply.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    # The Check's redirect signed why it asks (the route's 60 s), and the page says so.
+    assert "?return_to=" in page.url and "&reason=60." in page.url
+    assert "check within the last 1 minute" in page.locator("main").inner_text()
     page.get_by_label("6-digit code").fill("000000")
     page.get_by_role("button", name="Verify code").click()
     alert = page.get_by_role("alert")

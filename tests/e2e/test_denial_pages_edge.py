@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from admitd.sessions import new_session_token
 from admitd.sessions.redis_client import client_from_url
 from admitd.sessions.redis_store import RedisSessionStore
+from tests.e2e.axe import assert_accessible
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.stack import EdgeStack, Response, start_edge
 from tests.integration.redis_server import RedisServer
 from tests.pki_fixtures import PkiSet
@@ -189,3 +192,41 @@ def test_a_page_names_the_signed_in_user(
     case = next(c for c in CASES if c[4] == "role_required")
     page = ask(edge, certs, sessions, case, BROWSER).body.decode()
     assert "<dt>Signed in as</dt><dd>vic (acme)</dd>" in page
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium")
+def test_the_pages_are_accessible_in_a_real_browser(
+    edge: EdgeStack, certs: dict[str, tuple[Path, Path]], sessions: dict[str, str]
+) -> None:
+    origin = f"https://localhost:{edge.https_port}"
+    cert, key = certs["alice"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            # No certificate: the 495 page, as a person without one meets it.
+            page = browser.new_context(ignore_https_errors=True).new_page()
+            reply = page.goto(f"{origin}/api/x")
+            assert reply is not None and reply.status == 495
+            assert page.get_by_role("heading", name="Certificate required").is_visible()
+            assert_accessible(page, "denied-certificate-required")
+            with_cert = browser.new_context(
+                ignore_https_errors=True,
+                client_certificates=[
+                    {"origin": origin, "certPath": str(cert), "keyPath": str(key)}
+                ],
+            )
+            with_cert.add_cookies(
+                [{"name": COOKIE, "value": sessions["vic"], "url": origin, "secure": True}]
+            )
+            page = with_cert.new_page()
+            for path, status, name in (
+                ("/finance/q", 403, "denied-role-required"),
+                ("/nowhere", 403, "denied-no-matching-route"),
+            ):
+                reply = page.goto(f"{origin}{path}")
+                assert reply is not None and reply.status == status
+                assert_accessible(page, name)
+        finally:
+            browser.close()

@@ -21,6 +21,7 @@ from playwright.sync_api import Page, sync_playwright
 from admitd.devstack.processes import ProcessGroup, free_port
 from admitd.devstack.stack import DevPorts, start_dev_processes, write_dev_config
 from admitd.web.dev_sign_in import DEV_SIGN_IN_PATH
+from tests.e2e.axe import assert_accessible, axe_available
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -78,6 +79,8 @@ def _walk(page: Page, origin: str) -> None:
     assert "fin (acme: finance)" in page.locator("main").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dev-sign-in.png"), full_page=True)
+    if axe_available():
+        assert_accessible(page, "a11y-dev-sign-in")
 
     page.get_by_role("radio", name=re.compile(r"^fin ")).check()
     page.get_by_label("Also enrol an authenticator app").check()
@@ -86,6 +89,8 @@ def _walk(page: Page, origin: str) -> None:
     qr = page.get_by_role("img", name=re.compile("QR code to add fin"))
     assert qr.is_visible() and (qr.bounding_box() or {}).get("width", 0) >= 200
     page.screenshot(path=str(ARTIFACTS / "dev-sign-in-totp.png"), full_page=True)
+    if axe_available():
+        assert_accessible(page, "a11y-dev-sign-in-totp")
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     totp = pyotp.TOTP(secret)
 

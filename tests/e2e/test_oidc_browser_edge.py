@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Request, sync_playwright
 
 from admitd.devstack.processes import free_port
+from tests.e2e.axe import assert_accessible, axe_available
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.stack import EdgeStack, start_edge
 from tests.idp.harness import Idp, has_node
@@ -202,6 +203,8 @@ def test_a_login_without_a_second_factor_is_explained_not_looped(
     assert reply.headers["content-security-policy"].startswith("default-src 'none'")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "oidc-step-up-refused.png"), full_page=True)
+    if axe_available():
+        assert_accessible(page, "a11y-oidc-step-up-refused")
     signed_in = session_cookie(context)
     assert signed_in  # the sign-in's session stands; only the step-up did not count
 

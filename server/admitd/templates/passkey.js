@@ -42,8 +42,13 @@
     const credential = await navigator.credentials.create({
       publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
     });
-    await call("POST", `${base}/register`, { credential: credential.toJSON() });
-    window.location.reload();  // the page now offers the new passkey
+    const result = await call("POST", `${base}/register`, {
+      credential: credential.toJSON(),
+      return_to: meta("admitd-return-to"),
+      reason: meta("admitd-reason"),
+    });
+    // The step-up page again: it confirms the new passkey and shows the next step.
+    window.location.assign(result.location);
   }
 
   function wire(id, action) {

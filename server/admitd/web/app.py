@@ -16,8 +16,8 @@ from aiohttp.typedefs import Middleware
 from admitd.errors import AdmitdError
 from admitd.mfa.ports import PasskeyFactor, TotpFactor
 from admitd.sessions import SessionStore
-from admitd.web.handlers import StepUp, VerifiedHook
-from admitd.web.pages import message_page
+from admitd.web.handlers import SIGNED_OUT_PATH, StepUp, VerifiedHook
+from admitd.web.pages import SIGN_OUT_PATH, message_page
 from admitd.web.return_to import STEP_UP_PATH, ReturnToSigner
 
 __all__ = [
@@ -102,6 +102,8 @@ def build_web_app(
     app.router.add_post(f"{STEP_UP_PATH}/passkey/verify", step_up.passkey_verify)
     app.router.add_get(f"{STEP_UP_PATH}/passkey/register/options", step_up.register_options)
     app.router.add_post(f"{STEP_UP_PATH}/passkey/register", step_up.register)
+    app.router.add_post(SIGN_OUT_PATH, step_up.sign_out)
+    app.router.add_get(SIGNED_OUT_PATH, step_up.signed_out)
     for name, content_type in _ASSETS.items():
         app.router.add_get(f"{STEP_UP_PATH}/{name}", _asset(name, content_type))
     return app

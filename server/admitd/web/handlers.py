@@ -6,16 +6,31 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from admitd.mfa.ports import MfaResult, PasskeyFactor, TotpFactor
 from admitd.sessions import MfaMethod, Session, SessionRef, SessionStore, parse_session_token
 from admitd.web.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token, is_valid_csrf
-from admitd.web.pages import StepUpView, message_page, step_up_page
-from admitd.web.return_to import ReturnToSigner
+from admitd.web.pages import (
+    SIGN_OUT_PATH,
+    FreshView,
+    StepUpView,
+    fresh_page,
+    message_page,
+    step_up_page,
+)
+from admitd.web.return_to import STEP_UP_PATH, STEP_UP_PREFIX, ReturnToSigner
+from admitd.web.risk_words import SIGNAL_WORDS, age_in_words, minutes_in_words
+from admitd.web.step_up_reason import REASON_KEY_LABEL, StepUpReason, verify_reason
 
-__all__ = ["Caller", "StepUp", "VerifiedHook"]
+__all__ = ["OIDC_LOGOUT_PATH", "SIGNED_OUT_PATH", "Caller", "StepUp", "VerifiedHook"]
+
+# oidc/handlers.py LOGOUT_PATH (a test keeps them equal; importing it here would be a cycle):
+# with `oidc:` it also ends the IdP session, so the pages post there when it is routed.
+OIDC_LOGOUT_PATH = f"{STEP_UP_PREFIX}/logout"
+SIGNED_OUT_PATH = f"{STEP_UP_PATH}/signed-out"
 
 VerifiedHook = Callable[[SessionRef, str], Awaitable[None]]
 _CODE = re.compile(r"[0-9]{6,8}")
@@ -32,6 +47,16 @@ class Caller:
     ref: SessionRef
     session: Session
     csrf: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where the page sends the browser back, and why it asks: both verified, or empty."""
+
+    token: str = ""
+    path: str = ""
+    reason_value: str = ""
+    reason: StepUpReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +87,37 @@ class StepUp:
         caller = await self._caller(request)
         if caller is None:
             return _no_session()
-        token = request.query.get("return_to", "")
-        valid = self._return_path(request, token) is not None
-        notice = "" if valid or not token else "The page you came from expired; you'll go home."
-        return self._render(caller, token if valid else "", notice=notice)
+        query = request.query
+        target = self._target(request, query.get("return_to", ""), query.get("reason", ""))
+        added = query.get("added") == "passkey" and MfaMethod.PASSKEY in caller.session.factors
+        if self._is_fresh(caller.session, target):
+            if target.path and not added:
+                raise web.HTTPSeeOther(target.path)  # nothing to ask: straight back
+            notice = "Passkey added. Use it next time you are asked." if added else ""
+            return self._render_fresh(request, caller, target, notice)
+        expired = query.get("return_to") and not target.path
+        notice = "The page you came from expired; you'll go home." if expired else ""
+        if added:
+            notice = 'Passkey added. Next: choose "Use a passkey" below to finish this check.'
+        return self._render(request, caller, target, notice=notice)
+
+    async def sign_out(self, request: web.Request) -> web.Response:
+        """Revoke the session and clear its cookie (POST, CSRF-checked like the TOTP form)."""
+        caller = await self._caller(request)
+        if caller is not None:
+            form = await request.post()
+            if not self._csrf_ok(request, caller, str(form.get(CSRF_FIELD, ""))):
+                return _refused()
+            await self.store.revoke(caller.ref)
+        response = web.HTTPSeeOther(SIGNED_OUT_PATH)
+        response.del_cookie(self.cookie_name, path="/", secure=True, httponly=True, samesite="Lax")
+        response.del_cookie(CSRF_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+        raise response
+
+    async def signed_out(self, _request: web.Request) -> web.Response:
+        message = "Your session has ended on this device."
+        text = message_page("You're signed out", message, link=("Sign in again", "/"))
+        return web.Response(text=text, content_type="text/html")
 
     async def totp_form(self, request: web.Request) -> web.Response:
         caller = await self._caller(request)
@@ -75,12 +127,16 @@ class StepUp:
         token, code = str(form.get("return_to", "")), str(form.get("code", "")).replace(" ", "")
         if not self._csrf_ok(request, caller, str(form.get(CSRF_FIELD, ""))):
             return _refused()
+        target = self._target(request, token, str(form.get("reason", "")))
         if _CODE.fullmatch(code) is None:  # not a guess worth counting
-            return self._render(caller, token, error="Enter the 6-digit code.", status=401)
+            return self._render(
+                request, caller, target, error="Enter the 6-digit code.", status=401
+            )
         s = caller.session
         result = await self.totp.verify(s.user_id, s.organisation, code, self.clock())
         if result is not MfaResult.OK:
-            return self._render(caller, token, error=_MESSAGES[result], status=_status(result))
+            error, status = _MESSAGES[result], _status(result)
+            return self._render(request, caller, target, error=error, status=status)
         return await self._verified(request, caller, MfaMethod.TOTP, token, as_json=False)
 
     async def passkey_options(self, request: web.Request) -> web.Response:
@@ -124,7 +180,13 @@ class StepUp:
         )
         if result is not MfaResult.OK:
             return _json_refusal(result)
-        return web.json_response({"registered": True})
+        # The next step is the step-up page again: it confirms, then offers the new passkey
+        # (or, when MFA is fresh, the way on).
+        document = posted.document
+        target = self._target(
+            request, str(document.get("return_to", "")), str(document.get("reason", ""))
+        )
+        return web.json_response({"registered": True, "location": _added_location(target)})
 
     async def _caller(self, request: web.Request) -> Caller | None:
         """The session behind the cookie; Bearer tokens are for API clients, not this page."""
@@ -183,24 +245,104 @@ class StepUp:
             return web.json_response({"location": location})
         raise web.HTTPSeeOther(location)
 
+    def _target(self, request: web.Request, token: str, reason: str) -> _Target:
+        path = self._return_path(request, token)
+        if path is None:
+            return _Target()
+        signed = verify_reason(self.signer.subkey(REASON_KEY_LABEL), token, reason)
+        return _Target(token, path, reason if signed else "", signed)
+
+    def _is_fresh(self, session: Session, target: _Target) -> bool:
+        # Only a known max age sends the browser straight back: a guess shorter than the
+        # route's would bounce between the route and this page. Without a page to go back
+        # to, "fresh" is the window in which this session may also add a passkey.
+        age = session.mfa_age(self.clock())
+        if age is None:
+            return False
+        if target.reason is not None:
+            return age <= target.reason.max_age
+        return not target.path and age <= self.enrol_max_age
+
+    def _why(self, session: Session, reason: StepUpReason | None) -> tuple[str, ...]:
+        lines = []
+        if reason is not None:
+            within = minutes_in_words(reason.max_age)
+            lines.append(f"This page needs a second-factor check within the last {within}.")
+            if reason.signals:
+                words = "; ".join(SIGNAL_WORDS[signal] for signal in reason.signals)
+                lines.append(f"This sign-in looks unusual: {words}.")
+        age = session.mfa_age(self.clock())
+        if age is None:
+            lines.append("This session has not checked a second factor yet.")
+        else:
+            lines.append(f"Your last second-factor check was {age_in_words(age)}.")
+        return tuple(lines)
+
     def _render(
-        self, caller: Caller, token: str, *, error: str = "", notice: str = "", status: int = 200
+        self,
+        request: web.Request,
+        caller: Caller,
+        target: _Target,
+        *,
+        error: str = "",
+        notice: str = "",
+        status: int = 200,
     ) -> web.Response:
-        factors = caller.session.factors
+        s = caller.session
         view = StepUpView(
             csrf=caller.csrf,
-            return_to=token,
-            has_totp=MfaMethod.TOTP in factors,
-            has_passkey=MfaMethod.PASSKEY in factors,
-            can_enrol_passkey=self._may_enrol(caller.session),
+            return_to=target.token,
+            has_totp=MfaMethod.TOTP in s.factors,
+            has_passkey=MfaMethod.PASSKEY in s.factors,
+            can_enrol_passkey=self._may_enrol(s),
             error=error,
             notice=notice,
+            user=s.user_id,
+            organisation=s.organisation,
+            destination=f"{request.host}{target.path}" if target.path else "",
+            why=self._why(s, target.reason),
+            reason=target.reason_value,
+            sign_out=_sign_out_action(request.app),
         )
-        response = web.Response(text=step_up_page(view), status=status, content_type="text/html")
+        return self._html(caller, step_up_page(view), status)
+
+    def _render_fresh(
+        self, request: web.Request, caller: Caller, target: _Target, notice: str
+    ) -> web.Response:
+        s = caller.session
+        view = FreshView(
+            csrf=caller.csrf,
+            user=s.user_id,
+            organisation=s.organisation,
+            verified=age_in_words(s.mfa_age(self.clock()) or 0.0),
+            continue_path=target.path,
+            destination=f"{request.host}{target.path}",
+            can_enrol_passkey=self._may_enrol(s) and MfaMethod.PASSKEY not in s.factors,
+            notice=notice,
+            sign_out=_sign_out_action(request.app),
+        )
+        return self._html(caller, fresh_page(view), 200)
+
+    def _html(self, caller: Caller, text: str, status: int) -> web.Response:
+        response = web.Response(text=text, status=status, content_type="text/html")
         response.set_cookie(
             CSRF_COOKIE, caller.csrf, path="/", secure=True, httponly=True, samesite="Strict"
         )
         return response
+
+
+def _sign_out_action(app: web.Application) -> str:
+    """The OIDC logout when this app routes one (it also ends the IdP session), else ours."""
+    for route in app.router.routes():
+        resource = route.resource
+        if route.method == "POST" and resource and resource.canonical == OIDC_LOGOUT_PATH:
+            return OIDC_LOGOUT_PATH
+    return SIGN_OUT_PATH
+
+
+def _added_location(target: _Target) -> str:
+    query = {"return_to": target.token, "reason": target.reason_value, "added": "passkey"}
+    return f"{STEP_UP_PATH}?{urlencode({k: v for k, v in query.items() if v})}"
 
 
 def _status(result: MfaResult) -> int:
@@ -208,12 +350,14 @@ def _status(result: MfaResult) -> int:
 
 
 def _no_session() -> web.Response:
-    text = message_page("Sign in required", "Your session has ended. Sign in again to continue.")
+    message = "Your session has ended. Sign in again to continue."
+    text = message_page("Sign in required", message, link=("Sign in again", "/"))
     return web.Response(text=text, status=401, content_type="text/html")
 
 
 def _refused() -> web.Response:
-    text = message_page("Request refused", "This form expired. Go back, reload and try again.")
+    message = "This form expired. Go back, reload and try again."
+    text = message_page("Request refused", message, link=("Go to the home page", "/"))
     return web.Response(text=text, status=403, content_type="text/html")
 
 

@@ -15,6 +15,8 @@ import hmac
 import re
 from urllib.parse import quote
 
+from admitd.web.step_up_reason import REASON_KEY_LABEL, StepUpReason, sign_reason
+
 __all__ = [
     "RETURN_TO_TTL",
     "STEP_UP_PATH",
@@ -87,14 +89,26 @@ class ReturnToSigner:
         return hmac.new(self._key, _LABEL + message, hashlib.sha256).digest()
 
 
-def step_up_location(signer: ReturnToSigner, host: str, path: str, now: float) -> str:
-    """Where a browser with stale MFA is sent: the step-up page, remembering `path`.
+def step_up_location(
+    signer: ReturnToSigner,
+    host: str,
+    path: str,
+    now: float,
+    reason: StepUpReason | None = None,
+) -> str:
+    """Where a browser with stale MFA is sent: the step-up page, remembering `path`, and
+    (when given) why, signed together with that return_to (web/step_up_reason.py).
 
     A path that is not a safe relative path (should not happen behind Envoy's path
     normalisation) is replaced by "/" rather than signed.
     """
     target = path if is_safe_relative_path(path) else "/"
-    return f"{STEP_UP_PATH}?return_to={quote(signer.sign(host, target, now), safe='')}"
+    token = signer.sign(host, target, now)
+    location = f"{STEP_UP_PATH}?return_to={quote(token, safe='')}"
+    if reason is None:
+        return location
+    signed = sign_reason(signer.subkey(REASON_KEY_LABEL), token, reason)
+    return f"{location}&reason={quote(signed, safe='')}"
 
 
 def _b64(data: bytes) -> str:

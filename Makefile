@@ -24,8 +24,10 @@ node-deps:
 		echo "node/npm missing: the IdP tests will be skipped" >&2; \
 	fi
 
+# `make dev REDIS_URL=redis://127.0.0.1:6379/0`: share session state (and the audit log)
+# through that Redis; without it, the embedded in-memory store.
 dev: $(VENV)/.installed
-	$(VENV)/bin/admitd dev
+	$(VENV)/bin/admitd dev $(if $(REDIS_URL),--redis-url '$(REDIS_URL)')
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check server tests bench

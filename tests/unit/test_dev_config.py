@@ -10,7 +10,8 @@ from aiohttp import web
 
 from admitd.commands import _dev_oidc
 from admitd.config import load_config
-from admitd.devstack.stack import DevOidc, DevPorts, _banner, write_dev_config
+from admitd.devstack.banner import banner_text
+from admitd.devstack.stack import DevOidc, DevPorts, write_dev_config
 from admitd.errors import ConfigError
 from admitd.runtime import runtime_from_config
 from admitd.server import _add_dev_sign_in
@@ -90,11 +91,11 @@ def test_the_dev_command_needs_issuer_and_secret_together(tmp_path: Path) -> Non
 
 
 def test_the_banner_names_the_sign_in_page_and_every_dev_user(home: Path) -> None:
-    banner = _banner(home / "pki", DevPorts())
+    banner = banner_text(home, DevPorts())
     assert f"https://localhost:8443{DEV_SIGN_IN_PATH}" in banner
     for user in DEV_USERS:
         assert f"{user.user_id:<4} {user.organisation:<7} {user.role_list:<8}" in banner
     oidc = DevOidc("https://idp.example", "admitd-dev", Path("s"))
-    with_idp = _banner(home / "pki", DevPorts(), oidc)
+    with_idp = banner_text(home, DevPorts(), oidc)
     assert DEV_SIGN_IN_PATH not in with_idp and "https://idp.example" in with_idp
     assert "https://localhost:8443/.admitd/oidc/callback" in with_idp

@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
 
 def test_shipped_policies_load() -> None:
     policy = load_policies(Path(__file__).parents[2] / "policies")
-    assert [r.name for r in policy.routes] == ["healthz", "admin", "api", "finance"]
+    assert [r.name for r in policy.routes] == ["healthz", "admin", "api", "reports", "finance"]
     assert policy.unmatched is Unmatched.DENY and len(policy.version) == 12
 
 

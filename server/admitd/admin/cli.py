@@ -17,10 +17,11 @@ from pathlib import Path
 from admitd._proto import sessions_pb2 as pb
 from admitd.admin.client import AdminClient, ClientTls, mtls_client_options
 from admitd.admin.convert import mfa_result_from_proto
+from admitd.admin.printed_commands import CODE, admitd_program, shell_line
 from admitd.errors import ConfigError
 from admitd.mfa.ports import MfaResult
 
-__all__ = ["create_request_from_args", "register"]
+__all__ = ["create_request_from_args", "register", "totp_confirm_line"]
 
 _METHODS = {"totp": pb.MFA_METHOD_TOTP, "passkey": pb.MFA_METHOD_PASSKEY}
 _DEFAULT_ENROLMENT_GRANT = 600
@@ -196,8 +197,25 @@ def _totp_enrol(args: argparse.Namespace) -> int:
         args.qr_png.write_bytes(base64.b64decode(response.qr_png_base64))
     # The URI holds the secret: it goes to the operator's terminal only, never a log.
     print(response.provisioning_uri)
-    print("confirm with: admitd sessions totp-confirm --code CODE ...", file=sys.stderr)
+    print(
+        "add it to an authenticator app, then confirm with its current code:\n"
+        f"  {totp_confirm_line(args)}",
+        file=sys.stderr,
+    )
     return 0
+
+
+def totp_confirm_line(args: argparse.Namespace) -> str:
+    """The complete `totp-confirm` for a `totp-enrol`: same admin API, same user, `CODE` to fill."""
+    argv = [*admitd_program(), "sessions", "totp-confirm", *_connection_argv(args)]
+    return shell_line([*argv, "--user", args.user, "--org", args.org, "--code", CODE])
+
+
+def _connection_argv(args: argparse.Namespace) -> list[str]:
+    """The --address/--cert/--key/--ca (and --server-name) this command was given."""
+    argv = ["--address", args.address, "--cert", str(args.cert), "--key", str(args.key)]
+    argv += ["--ca", str(args.ca)]
+    return argv + (["--server-name", args.server_name] if args.server_name else [])
 
 
 def _totp_confirm(args: argparse.Namespace) -> int:

@@ -43,7 +43,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    ThreadingHTTPServer((args.host, args.port), _Echo).serve_forever()
+    server = ThreadingHTTPServer((args.host, args.port), _Echo)
+    # One line, so the log `admitd dev` shows when the upstream dies is never empty.
+    print(f"echo upstream listening on {args.host}:{args.port}", flush=True)
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -86,8 +86,24 @@ class ProcessGroup:
         self._children.clear()
 
     def log_text(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
+        path = self.log_path(name)
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def log_tail(self, name: str, lines: int = 20) -> list[str]:
+        """The last `lines` lines of the child's log (stdout and stderr)."""
+        return self.log_text(name).splitlines()[-lines:]
+
+    def first_exited(self) -> tuple[str, int] | None:
+        """The first child (in start order) that is no longer running, with its exit code
+        (negative: killed by that signal); None while all run."""
+        for name, process, _ in self._children:
+            code = process.poll()
+            if code is not None:
+                return name, code
+        return None
 
     def __enter__(self) -> ProcessGroup:
         return self

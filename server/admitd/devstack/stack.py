@@ -7,18 +7,17 @@ import os
 import secrets
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from admitd.config import load_config
+from admitd.devstack.banner import banner_text
 from admitd.devstack.envoy_config import EdgeSettings, render_edge_config
 from admitd.devstack.processes import ProcessGroup, envoy_binary, wait_for_port
+from admitd.devstack.watch import EXIT_CHILD_DIED, report_dead_child, watch_children
 from admitd.pki import DEV_FILES, write_dev_pki
-from admitd.web.dev_sign_in import DEV_SIGN_IN_PATH
-from admitd.web.dev_users import DEV_USERS
 
 __all__ = ["DevOidc", "DevPorts", "run_dev_stack", "start_dev_processes", "write_dev_config"]
 
@@ -148,6 +147,7 @@ def run_dev_stack(
     redis_url: str | None,
     oidc: DevOidc | None = None,
 ) -> int:
+    """Run until Ctrl-C/SIGTERM (0) or until a child dies (it is named; the rest stop; 1)."""
     admitd_yaml, envoy_yaml = write_dev_config(home, policies, ports, redis_url, oidc)
     # Fail here, with the loader's file/key/fix, not in admitd's log after a timeout.
     load_config(admitd_yaml)
@@ -155,11 +155,26 @@ def run_dev_stack(
         log.warning(
             "no --redis-url: session state uses the embedded in-memory store (single process only)"
         )
+    # Before any child starts, so that a SIGTERM at any point still stops them all.
+    signal.signal(signal.SIGTERM, _interrupt)
     with ProcessGroup(home / "logs") as group:
-        start_dev_processes(group, admitd_yaml, envoy_yaml, ports)
-        print(_banner(home / "pki", ports, oidc), flush=True)
-        _wait_for_interrupt(group)
-    return 0
+        try:
+            start_dev_processes(group, admitd_yaml, envoy_yaml, ports)
+        except (RuntimeError, TimeoutError) as exc:
+            return _failed_to_start(group, exc)
+        except KeyboardInterrupt:
+            return 0
+        print(banner_text(home, ports, oidc), flush=True)
+        return watch_children(group)
+
+
+def _failed_to_start(group: ProcessGroup, exc: Exception) -> int:
+    """A child died or never listened: name it, with its log, rather than a traceback."""
+    dead = group.first_exited()
+    if dead is not None:
+        report_dead_child(group, *dead)
+    print(f"admitd dev: could not start the stack: {exc}", file=sys.stderr)
+    return EXIT_CHILD_DIED
 
 
 def start_dev_processes(
@@ -191,74 +206,5 @@ def start_dev_processes(
     wait_for_port(ports.https, process=envoy)
 
 
-def _wait_for_interrupt(group: ProcessGroup) -> None:
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        print("\nstopping admitd, Envoy and the upstream ...", flush=True)
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _banner(pki: Path, ports: DevPorts, oidc: DevOidc | None = None) -> str:
-    url = f"https://localhost:{ports.https}"
-    ca = f"--cacert {pki / 'root-ca.pem'}"
-    alice = f"--cert {pki / 'alice.pem'} --key {pki / 'alice.key'}"
-    mallory = f"--cert {pki / 'mallory.pem'} --key {pki / 'mallory.key'}"
-    admin_tls = (
-        f"--address 127.0.0.1:{ports.admin} --cert {pki / 'ops.pem'}"
-        f" --key {pki / 'ops.key'} --ca {pki / 'root-ca.pem'}"
-    )
-    return f"""
-admitd dev stack is up (Ctrl-C stops everything). Logs: {pki.parent / "logs"}
-  Envoy (TLS, mTLS optional)  {url}
-  admitd Check (gRPC)         127.0.0.1:{ports.authz}
-  metrics                     http://127.0.0.1:{ports.metrics}/metrics
-
-Try:
-  # 200 from the echo upstream, with x-admitd-principal: spiffe://admitd.dev/user/alice
-  curl -s {ca} {alice} {url}/api/hello
-
-  # 495 {{"error":{{"code":"client_certificate_required",...}}}}: no client certificate
-  curl -s -i {ca} {url}/api/hello
-
-  # 495 identity_not_allowed: mallory is a valid client, but not on /admin/
-  curl -s -i {ca} {mallory} {url}/admin/users
-
-  # 200 without a certificate: /healthz is a public route
-  curl -s {ca} {url}/healthz
-
-Sessions and MFA step-up (/finance/ needs a finance/admin role with MFA under 15 minutes):
-  # create a session through the admin API (prints the token once)
-  admitd sessions create {admin_tls} --user ana --org acme --role viewer --device laptop \\
-      > {pki.parent}/ana.token
-  curl -s {ca} {alice} -H "authorization: Bearer $(cat {pki.parent}/ana.token)" {url}/finance/ledger
-  # a privileged user must enrol a factor first (then step up at {url}/.admitd/step-up):
-  admitd sessions totp-enrol {admin_tls} --user fin --org acme
-{_browser_banner(pki, url, oidc)}"""
-
-
-def _browser_banner(pki: Path, url: str, oidc: DevOidc | None) -> str:
-    """How to walk the browser flow: the routes need a client certificate in the browser."""
-    p12 = pki / "alice.p12"
-    lines = [
-        "",
-        "In a browser (import alice's certificate first; any export password):",
-        f"  openssl pkcs12 -export -in {pki / 'alice.pem'} -inkey {pki / 'alice.key'} -out {p12}",
-        f"  then open {url}/finance/ledger",
-    ]
-    if oidc is not None:
-        lines.append(f"  you sign in at {oidc.issuer} (client {oidc.client_id}); register")
-        lines.append(f"  the redirect URI {url}/.admitd/oidc/callback there")
-        return "\n".join(lines) + "\n"
-    lines.append(f"  no session: you land on the dev sign-in page, {url}{DEV_SIGN_IN_PATH}:")
-    lines.append("  pick a user (tick 'Also enrol an authenticator app' for a QR code)")
-    lines.extend(
-        f"    {user.user_id:<4} {user.organisation:<7} {user.role_list:<8} {user.note}"
-        for user in DEV_USERS
-    )
-    return "\n".join(lines) + "\n"

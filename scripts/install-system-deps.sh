@@ -10,6 +10,7 @@ declare -A wanted=(
   [promtool]=prometheus         # alert-rule tests
   [node]=nodejs                 # the test IdP (tests/idp: oidc-provider), installed by npm ci
   [npm]=npm
+  [kubectl]=kubectl   # deploy tests: `kubectl kustomize` renders deploy/k8s (needs kustomize v5)
 )
 missing=()
 for command in "${!wanted[@]}"; do

@@ -8,16 +8,19 @@ Three variants share that path; only the edge differs:
 - ceiling: the edge without ext_authz (what Envoy + upstream cost alone),
 - floor:   the edge + bench/floor_server.py, an always-allow grpc.aio Check server
            (what Python gRPC itself costs),
-- admitd:  the edge + `python -m admitd serve` deciding on the client certificate;
-  admitd-session adds a fresh-MFA admitd session on a privileged route, admitd-jwt the
-  same route with a JWT bearer token (its JWKS served on loopback; verification cached).
+- admitd:  the edge + `python -m admitd serve` deciding on the client certificate, Check
+  over loopback TCP; admitd-uds the same with Check over a Unix socket in the work dir
+  (`listen: unix://...`, the edge's admitd cluster a `pipe` address), so the two rows
+  compare req/s, p50 and p99 of UDS and TCP; admitd-session adds a fresh-MFA admitd
+  session on a privileged route, admitd-jwt the same route with a JWT bearer token (its
+  JWKS served on loopback; verification cached).
 
     .venv/bin/python bench/run.py [--duration 15] [--connections 32] [--rounds 1]
                                   [--max-streams 4] [--out bench/results/latest.json]
 
-Prints requests/s, p50 and p99 per variant, the ratios admitd/ceiling and admitd/floor,
-and writes them as JSON. Exits 0 whatever the numbers (it is a benchmark); exits 1 only
-when the harness itself fails, e.g. a variant does not answer 200.
+Prints requests/s, p50 and p99 per variant, the ratios admitd/ceiling, admitd/floor and
+admitd-uds/admitd, and writes them as JSON. Exits 0 whatever the numbers (it is a
+benchmark); exits 1 only when the harness itself fails, e.g. a variant does not answer 200.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +63,7 @@ NOISY_CORES = 0.2  # CPU used by processes outside the benchmark that makes a ru
 FLOOR_SERVER = Path(__file__).resolve().parent / "floor_server.py"
 _TYPE = "type.googleapis.com/envoy."
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAX_SOCKET_PATH = 100  # bytes; sun_path holds 107 (108 with the NUL), keep a margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,7 @@ class Variant:
     max_streams: int = 0  # authz cluster max_concurrent_streams; 0 = Envoy's default
     session: bool = False  # the privileged route with a fresh MFA session (bearer token)
     jwt: bool = False  # the privileged route with a fresh-MFA JWT bearer token
+    uds: bool = False  # Check over a Unix socket in the work dir instead of loopback TCP
 
     @property
     def path(self) -> str:
@@ -158,10 +164,10 @@ def _bench_policies() -> dict[str, Any]:
 
 
 def _admitd_config(
-    port: int, policies: Path, redis_url: str, jwt: BenchJwt | None = None
+    listen: str, policies: Path, redis_url: str, jwt: BenchJwt | None = None
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "listen": f"{HOST}:{port}",
+        "listen": listen,
         "metrics_listen": "",
         "policies": str(policies),
         "log_level": "info",
@@ -178,11 +184,24 @@ def _admitd_config(
     return config
 
 
-def write_admitd_config(ws: Workspace, port: int) -> Path:
+def write_admitd_config(ws: Workspace, port: int, check_socket: Path | None = None) -> Path:
+    """admitd on HOST:port, or on `check_socket` (the port then only names the files)."""
     path = ws.root / f"admitd-{port}.yaml"  # tls paths are relative to this file
+    listen = f"unix://{check_socket}" if check_socket is not None else f"{HOST}:{port}"
     path.write_text(
-        yaml.safe_dump(_admitd_config(port, ws.policies, ws.redis_url, ws.jwt), sort_keys=False)
+        yaml.safe_dump(_admitd_config(listen, ws.policies, ws.redis_url, ws.jwt), sort_keys=False)
     )
+    return path
+
+
+def check_socket_path(ws: Workspace, n: int) -> Path:
+    """Where admitd-uds listens: the work dir (tempfile dirs are short), under sun_path's limit."""
+    path = ws.root / f"check-{n}.sock"
+    if len(os.fsencode(path)) >= MAX_SOCKET_PATH:
+        raise BenchError(
+            f"{path} is too long for a Unix socket ({MAX_SOCKET_PATH} bytes at most):"
+            " set TMPDIR to a shorter directory"
+        )
     return path
 
 
@@ -283,11 +302,33 @@ def envoy_argv(config: Path, base_id: int) -> list[str]:
     ]
 
 
-def authz_argv(variant: Variant, ws: Workspace, port: int) -> list[str]:
+def authz_argv(
+    variant: Variant, ws: Workspace, port: int, check_socket: Path | None = None
+) -> list[str]:
     if variant.authz == "floor":
         return [sys.executable, str(FLOOR_SERVER), "--port", str(port)]
-    config = write_admitd_config(ws, port)
+    config = write_admitd_config(ws, port, check_socket)
     return [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
+
+
+def wait_for_socket(path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until a Unix socket at `path` accepts a connection (the file alone is not enough)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args!r} exited with {process.returncode} before listening on {path}"
+            )
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            try:
+                sock.connect(str(path))
+            except OSError:  # not there yet, or there but not listening (refused)
+                pass
+            else:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {path} after {timeout}s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,12 +347,17 @@ def variant_stack(
     with ProcessGroup(log_dir) as group:
         pids = {"upstream": upstream_pid}
         authz_port = free_port()
+        check_socket = check_socket_path(ws, authz_port) if variant.uds else None
         if variant.authz != "none":
-            authz = group.start("authz", authz_argv(variant, ws, authz_port))
-            wait_for_port(authz_port, process=authz, timeout=30)
+            authz = group.start("authz", authz_argv(variant, ws, authz_port, check_socket))
+            if check_socket is not None:
+                wait_for_socket(check_socket, authz, timeout=30)
+            else:
+                wait_for_port(authz_port, process=authz, timeout=30)
             pids["authz"] = authz.pid
         edge_port, admin_port = free_port(), free_port()
-        edge = _edge_settings(variant, ws, (edge_port, admin_port, authz_port, upstream_port))
+        ports = (edge_port, admin_port, authz_port, upstream_port)
+        edge = _edge_settings(variant, ws, ports, check_socket)
         edge_yaml = log_dir / "edge.yaml"
         edge_yaml.write_text(render_edge_config(edge))
         edge_process = group.start("edge", envoy_argv(edge_yaml, base_id=edge_port))
@@ -335,7 +381,10 @@ def _bearer(variant: Variant, ws: Workspace) -> str:
 
 
 def _edge_settings(
-    variant: Variant, ws: Workspace, ports: tuple[int, int, int, int]
+    variant: Variant,
+    ws: Workspace,
+    ports: tuple[int, int, int, int],
+    check_socket: Path | None = None,
 ) -> EdgeSettings:
     edge_port, admin_port, authz_port, upstream_port = ports
     return EdgeSettings(
@@ -348,6 +397,7 @@ def _edge_settings(
         trust_bundle=ws.pki / DEV_FILES["trust"],
         ext_authz=variant.authz != "none",
         authz_max_streams=variant.max_streams,
+        authz_socket=check_socket,
     )
 
 
@@ -529,6 +579,8 @@ def ratios(summaries: dict[str, Summary]) -> dict[str, float]:
     for name, summary in summaries.items():
         if name.startswith("admitd-"):
             out[f"{name}/floor"] = summary.requests_per_s / summaries["floor"].requests_per_s
+    if "admitd-uds" in summaries:  # Check over a Unix socket against loopback TCP
+        out["admitd-uds/admitd"] = summaries["admitd-uds"].requests_per_s / admitd
     return {key: round(value, 3) for key, value in out.items()}
 
 
@@ -604,11 +656,29 @@ def variants(max_streams: list[int]) -> list[Variant]:
         Variant("ceiling", "none"),
         Variant("floor", "floor"),
         Variant("admitd", "admitd"),
+        Variant("admitd-uds", "admitd", uds=True),
         Variant("admitd-session", "admitd", session=True),
         Variant("admitd-jwt", "admitd", jwt=True),
     ]
     chosen += [Variant(f"admitd-ms{n}", "admitd", max_streams=n) for n in max_streams]
     return chosen
+
+
+def chosen_variants(max_streams: list[int], only: str) -> list[Variant]:
+    every = variants(max_streams)
+    if not only:
+        return every
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
+    known = {v.name for v in every}
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise SystemExit(
+            f"--only: unknown variant {unknown[0]!r}; one of {', '.join(sorted(known))}"
+        )
+    return [v for v in every if v.name in {*wanted, *_BASE_VARIANTS}]
+
+
+_BASE_VARIANTS = ("ceiling", "floor", "admitd")
 
 
 def start_upstream(group: ProcessGroup, kind: str, work: Path) -> tuple[int, int]:
@@ -663,6 +733,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="echo",
         help="echo: admitd.devstack.echo (Python); envoy: Envoy answering 200 itself",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated variants to run besides ceiling, floor and admitd (which the"
+        " ratios need), e.g. admitd-uds; default: all",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
     return parser.parse_args(argv)
@@ -678,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     work = Path(tempfile.mkdtemp(prefix="admitd-bench-"))
     try:
-        summaries = run(settings, variants(args.max_streams), work)
+        summaries = run(settings, chosen_variants(args.max_streams, args.only), work)
     except (BenchError, OSError, RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"\nbenchmark failed: {error}\nlogs and configs kept in {work}", file=sys.stderr)
         return 1

@@ -209,19 +209,27 @@ def _add_revoke(commands: Commands) -> None:
         help="SHA-256 fingerprint of one exact DER encoding, hex (prefer --cert or --serial)",
     )
     group.add_argument("--cert", type=Path, help="a PEM certificate file to deny by fingerprint")
+    group.add_argument(
+        "--spiffe-id", help="a workload's SPIFFE ID: its certificates and its mesh identity"
+    )
     parser.add_argument("--comment", default="", help="why (kept in the file)")
     parser.set_defaults(handler=_revoke)
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from admitd.certs.revocation import append_deny_entry
+    from admitd.certs.revocation import RevocationError, append_deny_entry
 
-    entry = append_deny_entry(
-        args.deny_list,
-        serial=args.serial,
-        sha256=args.sha256,
-        cert_file=args.cert,
-        comment=args.comment,
-    )
+    try:
+        entry = append_deny_entry(
+            args.deny_list,
+            serial=args.serial,
+            sha256=args.sha256,
+            cert_file=args.cert,
+            spiffe_id=args.spiffe_id,
+            comment=args.comment,
+        )
+    except (RevocationError, OSError, ValueError) as exc:  # a bad entry or an unreadable file
+        print(f"admitd revoke: nothing added: {exc}", file=sys.stderr)
+        return 2
     print(f"{args.deny_list}: added {entry}", file=sys.stderr)
     return 0

@@ -19,6 +19,14 @@ from admitd.admin.config import AdminConfig, admin_config_from_fields
 from admitd.audit.config import SECTION_KEYS as AUDIT_KEYS
 from admitd.audit.config import AuditConfig, audit_config_from_fields
 from admitd.certs.forwarding import ForwardHeader, TrustedProxy
+from admitd.certs.mesh import MeshSettings
+from admitd.certs.mesh_config import (
+    CALLER_KEYS,
+    ListenFacts,
+    check_caller,
+    mesh_settings_from_fields,
+)
+from admitd.certs.mesh_config import SECTION_KEYS as MESH_KEYS
 from admitd.core.mfa_rules import MfaRules
 from admitd.errors import ConfigError
 from admitd.fields import Fields
@@ -50,7 +58,7 @@ from admitd.yamlsource import (
     yaml_document_from_text,
 )
 
-__all__ = ["Config", "TlsConfig", "config_from_document", "load_config"]
+__all__ = ["UNIX_PREFIX", "Config", "TlsConfig", "config_from_document", "load_config"]
 
 _TOP_KEYS = {
     "listen",
@@ -73,6 +81,7 @@ _TOP_KEYS = {
     "tls_listen",
     "jwt",
     "oidc",
+    "mesh",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -82,7 +91,7 @@ _TLS_KEYS = {
     "revocation_poll_seconds",
     "verify_cache_size",
 }
-_PROXY_KEYS = {"name", "principals", "cidrs", "header"}
+_PROXY_KEYS = {"name", "principals", "cidrs", "header", "caller"}
 _ENV_PREFIX = "ADMITD_"
 _ENV_IGNORED = {"ADMITD_CONFIG"}
 
@@ -121,6 +130,7 @@ class Config:
     tls_listen: TlsListenConfig | None = None  # the Check service over (m)TLS as well
     jwt: JwtConfig | None = None  # JWT bearer tokens from IdPs (docs/identity.md)
     oidc: OidcConfig | None = None  # browser sign-in at an IdP (docs/identity.md)
+    mesh: MeshSettings | None = None  # identity the asking Envoy verified (docs/mesh.md)
 
 
 # The parsers read defaults from here, so each is written once, in the dataclasses above;
@@ -149,14 +159,21 @@ def config_from_document(doc: YamlDocument) -> Config:
     dev_mode = fields.flag("dev_mode", _DEFAULTS.dev_mode)
     tls_listen = tls_listen_config_from_fields(fields.sub("tls_listen", TLS_LISTEN_KEYS))
     web = web_config_from_fields(fields.sub("web", WEB_KEYS)) if fields.has("web") else None
+    listen = _check_listen(fields, tls_listen)
+    listeners = ListenFacts(
+        unix_listen=listen.startswith(UNIX_PREFIX),
+        mtls_listen=tls_listen is not None and tls_listen.client_ca is not None,
+    )
+    mesh = mesh_settings_from_fields(fields.sub("mesh", MESH_KEYS), listeners)
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
         tls=_tls(fields.sub("tls", _TLS_KEYS), base),
-        listen=_check_listen(fields, tls_listen),
+        listen=listen,
         metrics_listen=_address(fields, "metrics_listen", _DEFAULTS.metrics_listen, optional=True),
         trusted_proxies=tuple(
-            _proxy(doc, path, raw) for path, raw in fields.mapping_list("trusted_proxies")
+            _proxy(doc, path, raw, listeners)
+            for path, raw in fields.mapping_list("trusted_proxies")
         ),
         redis_url=_redis_url(fields),
         log_level=log_level,
@@ -180,17 +197,51 @@ def config_from_document(doc: YamlDocument) -> Config:
         oidc=oidc_config_from_fields(fields.sub("oidc", OIDC_KEYS), web)
         if fields.has("oidc")
         else None,
+        mesh=mesh,
     )
 
 
 def _check_listen(fields: Fields, tls_listen: TlsListenConfig | None) -> str:
-    """The plaintext Check address; `""` turns it off, once `tls_listen` serves Check."""
+    """The plaintext Check address, HOST:PORT or unix:///path; `""` turns it off, once
+    `tls_listen` serves Check."""
+    raw = fields.raw.get("listen")
+    if isinstance(raw, str) and raw.startswith("unix:"):
+        return _unix_listen(fields, raw)
     listen = _address(fields, "listen", _DEFAULTS.listen, optional=True)
     if not listen and tls_listen is None:
         raise fields.error(
             "listen", "nothing would serve Check", "set listen: HOST:PORT or configure tls_listen"
         )
     return listen
+
+
+def _unix_listen(fields: Fields, value: str) -> str:
+    path = Path(value.removeprefix(UNIX_PREFIX))
+    if not value.startswith(UNIX_PREFIX) or not path.is_absolute():
+        raise fields.error(
+            "listen",
+            f"expected unix:///absolute/path, got {value!r}",
+            "e.g. unix:///run/admitd/check.sock",
+        )
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise fields.error(
+            "listen",
+            f"{path} is longer than a Unix socket path may be ({_MAX_SOCKET_PATH} bytes)",
+            "use a shorter path",
+        )
+    if not path.parent.is_dir():
+        raise fields.error(
+            "listen", f"{path.parent} is not a directory", "create it, or mount a volume there"
+        )
+    if path.exists() and not path.is_socket():
+        raise fields.error(
+            "listen", f"{path} exists and is not a socket", "remove it or pick another path"
+        )
+    return value
+
+
+UNIX_PREFIX = "unix://"
+_MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with the terminating NUL
 
 
 def _kms(fields: Fields, dev_mode: bool) -> KmsConfig | None:
@@ -229,12 +280,19 @@ def _tls(fields: Fields, base: Path) -> TlsConfig:
     )
 
 
-def _proxy(doc: YamlDocument, path: KeyPath, raw: object) -> TrustedProxy:
+def _proxy(doc: YamlDocument, path: KeyPath, raw: object, listeners: ListenFacts) -> TrustedProxy:
     fields = Fields(doc, path, raw, _PROXY_KEYS)
     principals, cidrs = fields.texts("principals"), fields.texts("cidrs")
-    if not principals and not cidrs:
+    caller = None
+    if fields.has("caller"):  # the Envoy asking admitd is the proxy (Istio, Envoy Gateway)
+        caller = check_caller(
+            fields.sub("caller", CALLER_KEYS - {"name"}), listeners, fields.text("name", "caller")
+        )
+    if not principals and not cidrs and caller is None:
         raise fields.error(
-            "principals", "a trusted proxy needs `principals` or `cidrs`", "say how to recognise it"
+            "principals",
+            "a trusted proxy needs `principals`, `cidrs` or `caller`",
+            "say how to recognise it",
         )
     try:
         networks = tuple(ipaddress.ip_network(c, strict=True) for c in cidrs)
@@ -243,8 +301,8 @@ def _proxy(doc: YamlDocument, path: KeyPath, raw: object) -> TrustedProxy:
             "cidrs", f"not a network: {exc}", "e.g. 10.0.0.0/8 or fd00::/8"
         ) from None
     header = fields.choice("header", "xfcc", tuple(ForwardHeader))
-    name = fields.text("name", principals[0] if principals else cidrs[0])
-    return TrustedProxy(name, ForwardHeader(header), frozenset(principals), networks)
+    name = fields.text("name", caller.name if caller else (principals or cidrs)[0])
+    return TrustedProxy(name, ForwardHeader(header), frozenset(principals), networks, caller)
 
 
 def _path(fields: Fields, key: str, base: Path) -> Path:

@@ -20,6 +20,7 @@ from admitd.audit import (
 )
 from admitd.audit.hooks import AuditedSessionStore
 from admitd.certs.client import ClientCertificates
+from admitd.certs.mesh import MeshVerifier
 from admitd.certs.revocation import RevocationError, RevocationSource
 from admitd.certs.truststore import trust_store_from_files
 from admitd.certs.verify import CertificateVerifier
@@ -227,11 +228,13 @@ def _certificates(config: Config, revocation: RevocationSource) -> ClientCertifi
     verifier = CertificateVerifier(
         revocation.issuers, lambda: revocation.data, max_chain_depth=config.tls.max_chain_length
     )
+    mesh = MeshVerifier(config.mesh, lambda: revocation.data) if config.mesh else None
     return ClientCertificates(
         verifier.verify,
         config.trusted_proxies,
         cache_size=config.tls.verify_cache_size,
         max_chain_length=config.tls.max_chain_length,
+        mesh=mesh,
     )
 
 

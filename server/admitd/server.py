@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from admitd.admin.server import start_admin_server
 from admitd.audit.entry import AuditEntry, AuditEvent
-from admitd.config import Config
+from admitd.config import UNIX_PREFIX, Config
 from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.denial_page import DenialPages
 from admitd.extauthz.service import AuthorizationService
@@ -104,7 +105,12 @@ def _grpc_server(
     # Pages for browsers name the CAs whose certificates are accepted.
     pages = DenialPages(runtime.revocation.issuers.issuer_names())
     service = AuthorizationService(
-        runtime.engine, runtime.metrics, decisions, runtime.audit_decision, pages
+        runtime.engine,
+        runtime.metrics,
+        decisions,
+        runtime.audit_decision,
+        pages,
+        with_caller=_needs_caller(runtime.config),
     )
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
@@ -116,8 +122,15 @@ def _grpc_server(
     return server, health_servicer
 
 
+def _needs_caller(config: Config) -> bool:
+    """Whether a Check must know which Envoy asked (only then is gRPC's peer read)."""
+    return config.mesh is not None or any(p.caller for p in config.trusted_proxies)
+
+
 def _add_check_ports(server: grpc.aio.Server, config: Config) -> None:
-    if config.listen:
+    if config.listen.startswith(UNIX_PREFIX):
+        _add_unix_port(server, config.listen)
+    elif config.listen:
         if not _is_loopback(config.listen):
             log.warning(
                 "Check listens in plaintext on %s: set tls_listen where it is reachable"
@@ -131,6 +144,19 @@ def _add_check_ports(server: grpc.aio.Server, config: Config) -> None:
             server.add_secure_port(tls.address, check_server_credentials(tls))
         except RuntimeError as exc:  # grpc's "Failed to bind"
             raise ConfigError(f"cannot listen on {tls.address}: {exc}", key="tls_listen") from None
+
+
+def _add_unix_port(server: grpc.aio.Server, address: str) -> None:
+    """The socket is created rw for owner and group only: whoever can open it may ask
+    Check questions (and, with `mesh:`, may be a trusted caller). gRPC replaces a stale
+    socket left by a previous run and removes it on stop."""
+    previous = os.umask(0o117)
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {address}: {exc}", key="listen") from None
+    finally:
+        os.umask(previous)
 
 
 def _is_loopback(address: str) -> bool:

@@ -9,10 +9,11 @@ from typing import Any
 
 from admitd.certs.client import ClientCertificates
 from admitd.certs.forwarding import TrustedProxy
+from admitd.certs.mesh import MeshSettings, MeshVerifier
 from admitd.certs.revocation import RevocationSource
 from admitd.certs.truststore import trust_store_from_files
 from admitd.certs.verify import CertificateVerifier
-from admitd.core.context import RequestContext
+from admitd.core.context import NO_CALLER, Caller, RequestContext
 from admitd.engine import Engine
 from admitd.policy.loader import load_policies
 from admitd.sessions.config import SessionsConfig
@@ -28,6 +29,8 @@ def request(
     headers: Mapping[str, str] | None = None,
     source: str = "203.0.113.7",
     proto: str = "https",
+    principal: str = "",
+    caller: Caller = NO_CALLER,
 ) -> RequestContext:
     all_headers = {"x-forwarded-proto": proto, **(headers or {})}
     return RequestContext(
@@ -38,6 +41,8 @@ def request(
         headers=MappingProxyType(all_headers),
         source_address=source,
         peer_certificate=cert,
+        envoy_principal=principal,
+        caller=caller,
     )
 
 
@@ -51,13 +56,17 @@ def engine_for(
     clock: float | None = None,
     store: SessionStore | None = None,
     sessions: SessionsConfig | None = None,
+    mesh: MeshSettings | None = None,
     **engine_options: Any,
 ) -> tuple[Engine, RevocationSource]:
     trust = trust_store_from_files([trust_bundle], config_file="test", key="tls.trust_bundle")
     revocation = RevocationSource(crl_files, deny_list, trust)
     revocation.load()
     verifier = CertificateVerifier(trust, lambda: revocation.data, max_chain_depth=8)
-    certs = ClientCertificates(verifier.verify, proxies, cache_size=100, max_chain_length=8)
+    mesh_verifier = MeshVerifier(mesh, lambda: revocation.data) if mesh else None
+    certs = ClientCertificates(
+        verifier.verify, proxies, cache_size=100, max_chain_length=8, mesh=mesh_verifier
+    )
     engine = Engine(
         load_policies(policies), certs, store=store, sessions=sessions, **engine_options
     )

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 
 from admitd.commands import _dev_oidc
 from admitd.config import load_config
 from admitd.devstack.banner import banner_text
+from admitd.devstack.envoy_config import AuthzTls, EdgeSettings, render_edge_config
+from admitd.devstack.processes import envoy_binary
 from admitd.devstack.stack import DevOidc, DevPorts, write_dev_config
 from admitd.errors import ConfigError
+from admitd.pki import DEV_FILES, write_dev_pki
 from admitd.runtime import runtime_from_config
 from admitd.server import _add_dev_sign_in
 from admitd.web.dev_sign_in import DEV_SIGN_IN_PATH
@@ -99,3 +105,69 @@ def test_the_banner_names_the_sign_in_page_and_every_dev_user(home: Path) -> Non
     with_idp = banner_text(home, DevPorts(), oidc)
     assert DEV_SIGN_IN_PATH not in with_idp and "https://idp.example" in with_idp
     assert "https://localhost:8443/.admitd/oidc/callback" in with_idp
+
+
+def edge_over_socket(pki: Path, socket: Path, **given: Any) -> EdgeSettings:
+    return EdgeSettings(
+        listen_port=8443,
+        admin_port=9901,
+        authz_port=9001,
+        upstream_port=8080,
+        server_cert=pki / DEV_FILES["server_cert"],
+        server_key=pki / DEV_FILES["server_key"],
+        trust_bundle=pki / DEV_FILES["trust"],
+        authz_socket=socket,
+        **given,
+    )
+
+
+def rendered_clusters(settings: EdgeSettings) -> dict[str, Any]:
+    config = yaml.safe_load(render_edge_config(settings))
+    return {cluster["name"]: cluster for cluster in config["static_resources"]["clusters"]}
+
+
+def endpoint_address(cluster: dict[str, Any]) -> dict[str, Any]:
+    (endpoints,) = cluster["load_assignment"]["endpoints"]
+    (endpoint,) = endpoints["lb_endpoints"]
+    address: dict[str, Any] = endpoint["endpoint"]["address"]
+    return address
+
+
+def test_an_edge_with_authz_socket_asks_admitd_over_that_unix_socket(tmp_path: Path) -> None:
+    socket = tmp_path / "check.sock"
+    clusters = rendered_clusters(edge_over_socket(tmp_path, socket, authz_max_streams=4))
+    admitd = clusters["admitd"]
+    assert endpoint_address(admitd) == {"pipe": {"path": str(socket)}}
+    options = admitd["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ]
+    assert options["explicit_http_config"] == {
+        "http2_protocol_options": {"max_concurrent_streams": 4}
+    }
+    assert "transport_socket" not in admitd
+    # Only Check moves to the socket: the upstream stays on loopback TCP.
+    upstream = endpoint_address(clusters["upstream"])
+    assert upstream == {"socket_address": {"address": "127.0.0.1", "port_value": 8080}}
+
+
+def test_authz_socket_with_authz_tls_is_refused(tmp_path: Path) -> None:
+    tls = AuthzTls(tmp_path / "envoy.pem", tmp_path / "envoy.key", tmp_path / "ca.pem")
+    with pytest.raises(ValueError, match="authz_socket and authz_tls"):
+        edge_over_socket(tmp_path, tmp_path / "check.sock", authz_tls=tls)
+
+
+@pytest.mark.e2e
+def test_envoy_validates_an_edge_with_authz_socket(home: Path, tmp_path: Path) -> None:
+    pki = home / "pki"
+    if not (pki / DEV_FILES["trust"]).exists():
+        write_dev_pki(pki)
+    edge_yaml = tmp_path / "edge.yaml"
+    edge_yaml.write_text(render_edge_config(edge_over_socket(pki, tmp_path / "check.sock")))
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(edge_yaml)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,12 +8,14 @@ from datetime import datetime
 from cryptography import x509
 
 from admitd.certs.cache import VerdictCache
+from admitd.certs.callers import CheckCaller
 from admitd.certs.forwarding import (
     ForwardedCertificateError,
     ForwardHeader,
     TrustedProxy,
     chain_from_forwarded,
 )
+from admitd.certs.mesh import MESH_SOURCE, XFCC, MeshVerifier
 from admitd.certs.pem import CertificateParseError, certificates_from_pem
 from admitd.certs.verify import Verdict, failed_verdict
 from admitd.core.context import RequestContext
@@ -40,9 +42,11 @@ class ClientCertificates:
         *,
         cache_size: int,
         max_chain_length: int,
+        mesh: MeshVerifier | None = None,
     ) -> None:
         self._verify = verify
         self._proxies = tuple(proxies)
+        self._mesh = mesh
         self._cache = VerdictCache(cache_size)
         self._max_chain = max_chain_length
 
@@ -51,6 +55,10 @@ class ClientCertificates:
         self._cache.clear()
 
     def facts_for(self, ctx: RequestContext, now: datetime) -> CertificateFacts:
+        if self._mesh is not None:
+            vouching = self._mesh.caller_for(ctx.caller)
+            if vouching is not None:
+                return self._mesh_facts(ctx, vouching, self._mesh, now)
         peer = self._peer_verdict(ctx.peer_certificate, now) if ctx.peer_certificate else None
         proxy = self._trusted_proxy(ctx, peer)
         if proxy is None:
@@ -75,6 +83,8 @@ class ClientCertificates:
         for proxy in self._proxies:
             if proxy.principals & names or proxy.has_address(ctx.source_address):
                 return proxy
+            if proxy.caller is not None and proxy.caller.recognises(ctx.caller):
+                return proxy
         return None
 
     def _forwarded_facts(
@@ -91,6 +101,14 @@ class ClientCertificates:
             lambda: self._parse_forwarded(proxy, values, peer_fp),
         )
         return _facts(verdict, proxy.header.value, proxy.name)
+
+    def _mesh_facts(
+        self, ctx: RequestContext, caller: CheckCaller, mesh: MeshVerifier, now: datetime
+    ) -> CertificateFacts:
+        """The identity the asking Envoy verified; its own deny list and checks still apply."""
+        values = (ctx.envoy_principal, ctx.peer_certificate, ctx.header(XFCC))
+        verdict = self._cached((MESH_SOURCE, *values), now, lambda: mesh.verdict(*values, now))
+        return _facts(verdict, MESH_SOURCE, caller.name)
 
     def _cached(
         self, key: Hashable, now: datetime, chain: Callable[[], list[x509.Certificate] | Verdict]

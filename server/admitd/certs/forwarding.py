@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from cryptography import x509
 
+from admitd.certs.callers import CheckCaller
 from admitd.certs.pem import CertificateParseError, certificates_from_der, certificates_from_pem
 from admitd.certs.rfc9440 import Rfc9440Error, der_from_client_cert, ders_from_client_cert_chain
 from admitd.certs.xfcc import XfccError, parse_xfcc
@@ -38,12 +39,15 @@ class TrustedProxy:
 
     It is recognised by the identity of its own (verified) client certificate or
     by the source address Envoy saw; never by anything it merely claims in a header.
+    `caller` names the proxy when it is the Envoy asking admitd itself (a gateway that
+    verified the client certificate and forwards it in XFCC): recognised by the Check call.
     """
 
     name: str
     header: ForwardHeader
     principals: frozenset[str] = frozenset()
     networks: tuple[IpNetwork, ...] = ()
+    caller: CheckCaller | None = None
 
     def has_address(self, address: str) -> bool:
         if not self.networks or not address:
@@ -93,7 +97,10 @@ def _from_xfcc(raw: str, peer_fingerprint: str, max_count: int) -> list[x509.Cer
     elements = parse_xfcc(raw)
     # The last element is the nearest hop's view. An element whose Hash is the
     # trusted proxy's own certificate was appended by our Envoy for that hop.
-    candidates = [e for e in elements if e.get("hash", "").lower() != peer_fingerprint]
+    # Without a peer certificate (the proxy is the Envoy asking) no element is its own.
+    candidates = [
+        e for e in elements if not peer_fingerprint or e.get("hash", "").lower() != peer_fingerprint
+    ]
     if not candidates:
         raise XfccError("no element describes the client")
     element = candidates[-1]

@@ -9,6 +9,8 @@ The deny list is a text file, one entry per line; `#` starts a comment:
                         valid as (r, n - s)), which anyone holding the certificate can do
     sha256:<hex>        SHA-256 of one exact DER encoding (a fingerprint, as shown by
                         `openssl x509 -fingerprint -sha256`); prefer the other two
+    spiffe:<SPIFFE ID>  every certificate whose URI SAN is that ID, and that workload
+                        when a mesh caller vouches for it (docs/mesh.md)
 
 `admitd revoke` appends to it; every admitd replica that mounts the file picks the
 change up within `tls.revocation_poll_seconds`, without a restart.
@@ -27,6 +29,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from admitd.certs.spiffe import SpiffeIdError, spiffe_trust_domain
 from admitd.certs.truststore import TrustStore
 
 __all__ = [
@@ -51,9 +54,12 @@ class DenyList:
     serials: frozenset[int] = frozenset()
     fingerprints: frozenset[str] = frozenset()
     signed_parts: frozenset[str] = frozenset()  # tbs-sha256 entries
+    spiffe_ids: frozenset[str] = frozenset()
 
     def denies(self, leaf: x509.Certificate, fingerprint: str) -> bool:
         if fingerprint in self.fingerprints or leaf.serial_number in self.serials:
+            return True
+        if self.spiffe_ids and not self.spiffe_ids.isdisjoint(_uri_sans(leaf)):
             return True
         return bool(self.signed_parts) and _tbs_sha256(leaf) in self.signed_parts
 
@@ -108,12 +114,17 @@ def deny_list_from_text(text: str, *, source: str) -> DenyList:
     serials: set[int] = set()
     fingerprints: set[str] = set()
     signed_parts: set[str] = set()
+    spiffe_ids: set[str] = set()
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip().lower()
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         kind, _, value = line.partition(":")
-        value = value.strip().replace(":", "")
+        kind = kind.strip().lower()
+        if kind == "spiffe":
+            spiffe_ids.add(_spiffe_entry(value.strip(), f"{source}:{number}"))
+            continue
+        value = value.strip().lower().replace(":", "")
         try:
             if kind == "serial":
                 serials.add(int(value, 16))
@@ -124,10 +135,28 @@ def deny_list_from_text(text: str, *, source: str) -> DenyList:
                 raise ValueError
         except ValueError:
             raise RevocationError(
-                f"{source}:{number}: expected 'serial:<hex>', 'tbs-sha256:<64 hex digits>'"
-                " or 'sha256:<64 hex digits>'"
+                f"{source}:{number}: expected 'serial:<hex>', 'tbs-sha256:<64 hex digits>',"
+                " 'sha256:<64 hex digits>' or 'spiffe:spiffe://<trust domain>/<path>'"
             ) from None
-    return DenyList(frozenset(serials), frozenset(fingerprints), frozenset(signed_parts))
+    return DenyList(
+        frozenset(serials), frozenset(fingerprints), frozenset(signed_parts), frozenset(spiffe_ids)
+    )
+
+
+def _spiffe_entry(value: str, where: str) -> str:
+    try:
+        spiffe_trust_domain(value)
+    except SpiffeIdError as exc:
+        raise RevocationError(f"{where}: {value!r} is not a SPIFFE ID: {exc}") from None
+    return value
+
+
+def _uri_sans(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return san.get_values_for_type(x509.UniformResourceIdentifier)
 
 
 def _tbs_sha256(cert: x509.Certificate) -> str:
@@ -214,6 +243,7 @@ def append_deny_entry(
     serial: str | None = None,
     sha256: str | None = None,
     cert_file: Path | None = None,
+    spiffe_id: str | None = None,
     comment: str = "",
 ) -> str:
     """Validate one entry and append it to the deny list (created if absent); return the entry.
@@ -224,6 +254,8 @@ def append_deny_entry(
     if cert_file is not None:
         # The signed part, not the whole DER: a re-encoded signature must not escape it.
         entry = "tbs-sha256:" + _tbs_sha256(x509.load_pem_x509_certificate(cert_file.read_bytes()))
+    elif spiffe_id is not None:
+        entry = f"spiffe:{spiffe_id}"
     else:
         entry = f"serial:{serial}" if serial is not None else f"sha256:{sha256}"
     deny_list_from_text(entry, source="the new entry")  # raises RevocationError when malformed

@@ -29,6 +29,7 @@ __all__ = [
     "Verdict",
     "failed_verdict",
     "identity_from_certificate",
+    "validity_problem",
 ]
 
 FOREVER = float("inf")
@@ -82,7 +83,7 @@ class CertificateVerifier:
 
     def _verify(self, chain: Sequence[x509.Certificate], now: datetime) -> Verdict:
         leaf = chain[0]
-        early = _validity_problem(leaf, now) or _eku_problem(leaf)
+        early = validity_problem(leaf, now) or _eku_problem(leaf)
         if early is not None:
             return early
         verifier = (
@@ -119,7 +120,8 @@ class CertificateVerifier:
         )
 
 
-def _validity_problem(leaf: x509.Certificate, now: datetime) -> Verdict | None:
+def validity_problem(leaf: x509.Certificate, now: datetime) -> Verdict | None:
+    """`expired` or `not_yet_valid` at `now`, or None."""
     if now > leaf.not_valid_after_utc:
         return failed_verdict(
             CertificateProblem.EXPIRED, f"expired at {leaf.not_valid_after_utc.isoformat()}"

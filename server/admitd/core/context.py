@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
-__all__ = ["RequestContext", "host_from_authority", "host_name"]
+__all__ = ["NO_CALLER", "Caller", "RequestContext", "host_from_authority", "host_name"]
 
 # RFC 1123 §2.1 labels (letters, digits, inner hyphens; at most 63), at most 253 in all.
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -25,6 +25,22 @@ def _empty() -> Mapping[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asked admitd this question: the gRPC peer of the Check call (an Envoy), not the
+    client of the request. `transport` is "unix" (admitd's Unix socket), "tcp" or "tls";
+    `address` the peer's IP for tcp/tls; `principals` the SAN URIs, DNS names and common
+    name of the certificate it presented on `tls_listen` (verified by gRPC against
+    `client_ca`). Only read when the config has a `mesh:` section."""
+
+    transport: str = ""
+    address: str = ""
+    principals: frozenset[str] = frozenset()
+
+
+NO_CALLER = Caller()
+
+
+@dataclass(frozen=True, slots=True)
 class RequestContext:
     """One HTTP request that Envoy asks about.
 
@@ -34,7 +50,8 @@ class RequestContext:
     `envoy_principal` is what Envoy reports as the peer's principal; it is NOT
     trusted on its own, because the edge listener accepts untrusted chains so
     that admitd can explain the failure (see envoy/edge.yaml).
-    `context_extensions` are Envoy's per-route ext_authz settings.
+    `context_extensions` are Envoy's per-route ext_authz settings. `caller` is the Envoy
+    that asked (see Caller).
     """
 
     method: str
@@ -48,6 +65,7 @@ class RequestContext:
     request_id: str = ""
     context_extensions: Mapping[str, str] = field(default_factory=_empty)
     malformed: tuple[str, ...] = field(default=())
+    caller: Caller = NO_CALLER
 
     path_only: str = field(init=False, default="")
     host_name: str = field(init=False, default="")  # see host_from_authority; "" if invalid

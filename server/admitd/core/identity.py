@@ -61,8 +61,9 @@ class CertificateFacts:
     """The outcome of looking at the client certificate of one request.
 
     Exactly one of `identity` and `problem` is set. `source` names where the
-    certificate came from (`peer`, `xfcc`, `x-client-cert`, `client-cert`);
-    `proxy` names the trusted proxy that forwarded it, if any.
+    certificate came from (`peer`, `xfcc`, `x-client-cert`, `client-cert`), or `mesh`
+    for an identity the asking Envoy verified; `proxy` names the trusted proxy that
+    forwarded it, or the mesh caller that vouched for it, if any.
     """
 
     identity: ClientIdentity | None

@@ -139,10 +139,9 @@ def allow(
     route_name = route.name if route else "(unmatched)"
     upstream = [(ROUTE_HEADER, route_name)]
     if identity is not None:
-        upstream += [
-            (PRINCIPAL_HEADER, identity.principal),
-            (FINGERPRINT_HEADER, identity.fingerprint_sha256),
-        ]
+        upstream.append((PRINCIPAL_HEADER, identity.principal))
+        if identity.fingerprint_sha256:  # a mesh identity may come without its certificate
+            upstream.append((FINGERPRINT_HEADER, identity.fingerprint_sha256))
     if user is not None:
         upstream += _user_headers(user)
     if route is not None:

@@ -29,6 +29,15 @@ class EdgeSettings:
     authz_max_streams: int = 0  # >0 caps streams per connection so Envoy opens more connections
     web_port: int = 0  # admitd's step-up pages; 0 leaves out the /.admitd/ route
     authz_tls: AuthzTls | None = None  # mutual TLS to admitd's `tls_listen`
+    # Check over this Unix socket (admitd's `listen: unix://PATH`) instead of authz_port
+    authz_socket: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.authz_socket is not None and self.authz_tls is not None:
+            raise ValueError(
+                "authz_socket and authz_tls are exclusive: admitd's Unix socket is plaintext"
+                " (its file mode guards it); TLS is for tls_listen over TCP"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +70,8 @@ def _bootstrap(s: EdgeSettings) -> dict[str, Any]:
             "listeners": [_listener(s)],
             "clusters": [
                 _authz_cluster(s),
-                _cluster("upstream", s.host, s.upstream_port),
-                *([_cluster("admitd_web", s.host, s.web_port)] if s.web_port else []),
+                _cluster("upstream", _address(s.host, s.upstream_port)),
+                *([_cluster("admitd_web", _address(s.host, s.web_port))] if s.web_port else []),
             ],
         },
     }
@@ -194,7 +203,10 @@ def _ext_authz_filter(s: EdgeSettings) -> dict[str, Any]:
 
 
 def _authz_cluster(s: EdgeSettings) -> dict[str, Any]:
-    cluster = _cluster("admitd", s.host, s.authz_port)
+    if s.authz_socket is not None:
+        cluster = _cluster("admitd", {"pipe": {"path": str(s.authz_socket)}})
+    else:
+        cluster = _cluster("admitd", _address(s.host, s.authz_port))
     http2: dict[str, Any] = {}
     if s.authz_max_streams:
         http2["max_concurrent_streams"] = s.authz_max_streams
@@ -236,14 +248,14 @@ def _authz_tls(tls: AuthzTls) -> dict[str, Any]:
     }
 
 
-def _cluster(name: str, host: str, port: int) -> dict[str, Any]:
+def _cluster(name: str, address: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "0.25s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
         },
     }
 

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
-from admitd.core.context import RequestContext, host_from_authority
+from admitd.core.context import NO_CALLER, Caller, RequestContext, host_from_authority
 
 __all__ = ["MAX_HEADER_BYTES", "context_from_check_request"]
 
@@ -24,8 +24,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|;|%3b|$)|%2e|%2f|%5c|%25(2e|2f|5c|3b)|\\", re.IGNORECASE)
 
 
-def context_from_check_request(request: CheckRequest) -> RequestContext:
-    """A typed view of the request; problems go into `malformed`, never raise."""
+def context_from_check_request(request: CheckRequest, caller: Caller = NO_CALLER) -> RequestContext:
+    """A typed view of the request; problems go into `malformed`, never raise.
+    `caller` is the Envoy that sent it (from gRPC, not from the request)."""
     attributes = request.attributes
     http = attributes.request.http
     source = attributes.source
@@ -44,6 +45,7 @@ def context_from_check_request(request: CheckRequest) -> RequestContext:
         request_id=headers.get("x-request-id") or http.id,
         context_extensions=MappingProxyType(dict(extensions) if len(extensions) else {}),
         malformed=_problems(method, path, headers) + _host_problems(http.host),
+        caller=caller,
     )
 
 

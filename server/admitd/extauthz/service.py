@@ -11,10 +11,11 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
-from admitd.core.context import RequestContext
+from admitd.core.context import NO_CALLER, RequestContext
 from admitd.core.decision import Decision, Reason
 from admitd.core.session_phase import is_browser_navigation
 from admitd.engine import Engine
+from admitd.extauthz.caller import caller_of
 from admitd.extauthz.denial_page import DenialPages
 from admitd.extauthz.request import context_from_check_request
 from admitd.extauthz.response import check_response_from_decision
@@ -44,8 +45,12 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         decisions: DecisionLog,
         audit: Callable[[RequestContext, Decision], None] | None = None,
         pages: DenialPages | None = None,
+        *,
+        with_caller: bool = False,
     ) -> None:
+        """`with_caller`: tell the engine which Envoy asked (mesh identity needs it)."""
         self._engine = engine
+        self._with_caller = with_caller
         self._pages = pages or DenialPages()
         self._metrics = metrics
         self._decisions = decisions
@@ -61,7 +66,8 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         ctx, decision, source = _EMPTY_CONTEXT, CANCELLED, ""
         try:
             try:
-                ctx = context_from_check_request(request)
+                caller = caller_of(context) if self._with_caller else NO_CALLER
+                ctx = context_from_check_request(request, caller)
                 decision, facts = await self._engine.check(ctx, deadline=_deadline(context))
                 source = facts.certificate.source
             except Exception:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from admitd.core.decision import Decision, Reason
 from admitd.core.mfa_rules import DEFAULT_PRIVILEGED_ROLES
 
-__all__ = ["Metrics", "serve_metrics"]
+__all__ = ["Metrics"]
 
 # Check latency is dominated by gRPC; buckets span 50 µs to 250 ms.
 _LATENCY_BUCKETS = (
@@ -112,12 +112,6 @@ class Metrics:
             self.check_seconds.labels(outcome),
             security,
         )
-
-
-def serve_metrics(address: str, registry: CollectorRegistry = REGISTRY) -> None:
-    """Serve /metrics on HOST:PORT in a daemon thread."""
-    host, _, port = address.rpartition(":")
-    start_http_server(int(port), addr=host.strip("[]"), registry=registry)
 
 
 _MFA_OUTCOMES = {

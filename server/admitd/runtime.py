@@ -80,6 +80,8 @@ class Runtime:
     risk: RiskGatherer | None
     jwt: JwtIdentity | None = None  # JWT bearer tokens (the engine asks it via ChainedIdentity)
     idp_metrics: IdpMetrics | None = None  # JWKS fetches, OIDC discovery and callbacks
+    redis: redis.Redis | None = None  # the shared client, when `redis_url` is set (readiness)
+    sealer: Sealer | None = None  # envelope encryption, when `kms:` is set (readiness)
 
     @property
     def policy(self) -> PolicySet:
@@ -200,6 +202,8 @@ def runtime_from_config(config: Config) -> Runtime:
         risk,
         jwt,
         idp_metrics=idp_metrics,
+        redis=client,
+        sealer=sealer,
     )
 
 

@@ -23,11 +23,13 @@ from admitd.config import UNIX_PREFIX, Config
 from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.denial_page import DenialPages
 from admitd.extauthz.service import AuthorizationService
+from admitd.health import Readiness
 from admitd.logs import DecisionLog
-from admitd.metrics import serve_metrics
 from admitd.mfa.ports import TotpFactor
 from admitd.oidc.handlers import OidcRoutes, add_oidc_routes
 from admitd.oidc.provider import HttpClient, OidcProvider, ProviderUnavailable
+from admitd.ops_http import start_ops_server
+from admitd.readiness import readiness_for
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.tokens import SessionRef
@@ -51,8 +53,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     runtime = runtime_from_config(config)
     decisions = DecisionLog()
     server, health_servicer = _grpc_server(runtime, decisions)
-    if config.metrics_listen:
-        serve_metrics(config.metrics_listen, runtime.registry)
+    readiness = readiness_for(runtime)
+    ops = await _start_ops(config, runtime, readiness)
     # Everything loaded so far (policies, trust store, protobuf descriptors) lives
     # for the whole run: move it out of the collector's view, and collect young
     # objects less often, since a Check allocates many short-lived ones.
@@ -63,8 +65,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     # can see admitd listening must reload, not kill it (SIGHUP's default action).
     _reload_on_sighup(runtime)
     await server.start()
+    # "" is liveness (the server runs); the Check service's status is readiness.
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set(_CHECK_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "admitd serving Check on %s, metrics on %s, policy %s",
         " and ".join(filter(None, (config.listen, _tls_address(config)))),
@@ -74,13 +76,16 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     await runtime.start()
     web = await _start_web(runtime)
     admin = await _start_admin(runtime)
+    await _track_readiness_once(readiness, health_servicer)
     tasks = _background_tasks(runtime, decisions)
+    tasks.append(asyncio.create_task(_track_readiness(readiness, health_servicer)))
     if ready is not None:
         ready.set()
     await _wait_for_stop_signal()
     for task in tasks:
         task.cancel()
-    # Tell Envoy's health checks first, then let in-flight Checks finish.
+    # Tell Envoy's and Kubernetes' health checks first, then let in-flight Checks finish.
+    readiness.draining = True
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
     if web is not None:
@@ -88,7 +93,57 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     if admin is not None:
         await admin.stop(config.grace_seconds)
     await _close(runtime, decisions)
+    if ops is not None:
+        await ops.cleanup()
     log.info("admitd stopped")
+
+
+async def _start_ops(
+    config: Config, runtime: Runtime, readiness: Readiness
+) -> web.AppRunner | None:
+    """/metrics, /healthz and /readyz on `metrics_listen`, in this event loop."""
+    if not config.metrics_listen:
+        return None
+    try:
+        return await start_ops_server(config.metrics_listen, runtime.registry, readiness)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {config.metrics_listen}: {exc.strerror}", key="metrics_listen"
+        ) from None
+
+
+READINESS_INTERVAL = 2.0  # seconds between gRPC health updates
+
+
+async def _track_readiness(
+    readiness: Readiness, health_servicer: health.aio.HealthServicer
+) -> None:
+    while True:
+        await asyncio.sleep(READINESS_INTERVAL)
+        await _track_readiness_once(readiness, health_servicer)
+
+
+async def _track_readiness_once(
+    readiness: Readiness, health_servicer: health.aio.HealthServicer
+) -> None:
+    """gRPC health of the Check service says what /readyz says."""
+    report = await readiness.report()
+    if readiness.draining:
+        return  # enter_graceful_shutdown has the last word
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if report.ready
+        else (health_pb2.HealthCheckResponse.NOT_SERVING)
+    )
+    await health_servicer.set(_CHECK_SERVICE, status)
+    if report.ready == readiness.last_ready:
+        return  # log changes only, not every interval
+    readiness.last_ready = report.ready
+    if report.ready:
+        log.info("ready")
+    else:
+        failing = ", ".join(f"{r.name} ({r.detail})" for r in report.results if not r.ok)
+        log.warning("not ready: %s", failing)
 
 
 def _tls_address(config: Config) -> str:

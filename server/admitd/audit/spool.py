@@ -65,6 +65,12 @@ class Spool:
         self._publish()
 
     @property
+    def full_ratio(self) -> float:
+        """How full the spool is, 0.0 to 1.0 (of `max_bytes`)."""
+        with self._lock:
+            return self._size / self._max
+
+    @property
     def pending(self) -> bool:
         with self._lock:
             return self._offset < self._size

@@ -1,0 +1,69 @@
+"""The readiness checks of a running admitd, built from what its config turned on."""
+
+from __future__ import annotations
+
+from admitd.audit.log import AuditLog
+from admitd.audit.spool import ALERT_RATIO
+from admitd.envelope import Sealer
+from admitd.health import HealthCheck, Probe, Readiness
+from admitd.policy.watch import PolicyWatcher
+from admitd.runtime import Runtime
+
+__all__ = ["KMS_CACHE_SECONDS", "SPOOL_NOT_READY_RATIO", "readiness_for"]
+
+# An audit spool this full is about to lose entries (it only fills while Redis is away).
+SPOOL_NOT_READY_RATIO = max(ALERT_RATIO, 0.95)
+KMS_CACHE_SECONDS = 10.0  # an HSM or cloud KMS round trip is not for every probe
+
+
+def readiness_for(runtime: Runtime) -> Readiness:
+    checks = [HealthCheck("policy", _policy(runtime, runtime.policy_watcher))]
+    if runtime.redis is not None:
+        checks.append(HealthCheck("redis", _redis(runtime)))
+    if runtime.sealer is not None:
+        checks.append(HealthCheck("kms", _kms(runtime.sealer), KMS_CACHE_SECONDS))
+    if runtime.audit is not None:
+        checks.append(HealthCheck("audit_spool", _spool(runtime.audit)))
+    return Readiness(checks)
+
+
+def _policy(runtime: Runtime, watcher: PolicyWatcher) -> Probe:
+    async def probe() -> tuple[bool, str]:
+        # Loaded before any port opened. A refused reload keeps the previous policy
+        # deciding, so it is reported here (and alerted on), never made unready.
+        detail = f"version {runtime.policy.version}"
+        if watcher.last_error:
+            detail += f"; the last reload was refused: {watcher.last_error}"
+        return True, detail
+
+    return probe
+
+
+def _redis(runtime: Runtime) -> Probe:
+    client = runtime.redis
+    assert client is not None
+
+    async def probe() -> tuple[bool, str]:
+        await client.ping()
+        return True, "PING answered"
+
+    return probe
+
+
+def _kms(sealer: Sealer) -> Probe:
+    async def probe() -> tuple[bool, str]:
+        problem = await sealer.probe()
+        return (False, problem) if problem else (True, "wrap and unwrap under every alias")
+
+    return probe
+
+
+def _spool(audit: AuditLog) -> Probe:
+    async def probe() -> tuple[bool, str]:
+        ratio = audit.spool.full_ratio
+        detail = f"{ratio:.0%} full"
+        if ratio >= SPOOL_NOT_READY_RATIO:
+            return False, f"{detail}: audit entries are about to be lost (is Redis reachable?)"
+        return True, detail
+
+    return probe

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from admitd.audit.log import AuditLog
 from admitd.audit.spool import ALERT_RATIO
 from admitd.envelope import Sealer
@@ -9,7 +11,7 @@ from admitd.health import HealthCheck, Probe, Readiness
 from admitd.policy.watch import PolicyWatcher
 from admitd.runtime import Runtime
 
-__all__ = ["KMS_CACHE_SECONDS", "SPOOL_NOT_READY_RATIO", "readiness_for"]
+__all__ = ["KMS_CACHE_SECONDS", "SPOOL_NOT_READY_RATIO", "readiness_for", "ready_check_gauge"]
 
 # An audit spool this full is about to lose entries (it only fills while Redis is away).
 SPOOL_NOT_READY_RATIO = max(ALERT_RATIO, 0.95)
@@ -25,6 +27,16 @@ def readiness_for(runtime: Runtime) -> Readiness:
     if runtime.audit is not None:
         checks.append(HealthCheck("audit_spool", _spool(runtime.audit)))
     return Readiness(checks)
+
+
+def ready_check_gauge(registry: CollectorRegistry) -> Gauge:
+    """1 or 0 per readiness check, for dashboards and alerts (updated with gRPC health)."""
+    return Gauge(
+        "admitd_ready_check",
+        "Whether each /readyz check passes (1) or fails (0)",
+        ["check"],
+        registry=registry,
+    )
 
 
 def _policy(runtime: Runtime, watcher: PolicyWatcher) -> Probe:

@@ -20,6 +20,7 @@ from admitd.audit import (
 )
 from admitd.audit.hooks import AuditedSessionStore
 from admitd.certs.client import ClientCertificates
+from admitd.certs.expiring import ExpiringClients
 from admitd.certs.mesh import MeshVerifier
 from admitd.certs.revocation import RevocationError, RevocationSource
 from admitd.certs.truststore import trust_store_from_files
@@ -32,6 +33,7 @@ from admitd.core.route import PolicySet, StepUpAt
 from admitd.engine import Engine, IdpStepUpUrl, SignInUrl, StepUpUrl
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
+from admitd.expiry import ExpiryCollector
 from admitd.factors import Factors, factors_from_config, sealer_from_config
 from admitd.identity import IdentitySource
 from admitd.identity_chain import ChainedIdentity
@@ -162,7 +164,9 @@ def runtime_from_config(config: Config) -> Runtime:
         events=MeteredAudit(events, risk_metrics),
         metrics=risk_metrics,
     )
-    certificates = _certificates(config, revocation := _revocation(config))
+    expiring = ExpiringClients()
+    certificates = _certificates(config, revocation := _revocation(config), expiring)
+    _expiry_metrics(config, registry, revocation, sealer, expiring)
     identity = SessionIdentity(store, config.sessions.cookie_name)
     # The session store records revoke-user: that user's tokens issued before it are refused.
     idp_metrics = IdpMetrics(registry)
@@ -228,7 +232,9 @@ def _revocation(config: Config) -> RevocationSource:
     return revocation
 
 
-def _certificates(config: Config, revocation: RevocationSource) -> ClientCertificates:
+def _certificates(
+    config: Config, revocation: RevocationSource, expiring: ExpiringClients
+) -> ClientCertificates:
     verifier = CertificateVerifier(
         revocation.issuers, lambda: revocation.data, max_chain_depth=config.tls.max_chain_length
     )
@@ -239,6 +245,30 @@ def _certificates(config: Config, revocation: RevocationSource) -> ClientCertifi
         cache_size=config.tls.verify_cache_size,
         max_chain_length=config.tls.max_chain_length,
         mesh=mesh,
+        expiring=expiring,
+    )
+
+
+def _expiry_metrics(
+    config: Config,
+    registry: CollectorRegistry,
+    revocation: RevocationSource,
+    sealer: Sealer | None,
+    expiring: ExpiringClients,
+) -> None:
+    servers = []
+    if config.admin is not None:
+        servers.append(("admin", config.admin.server_cert))
+    if config.tls_listen is not None:
+        servers.append(("check_tls", config.tls_listen.server_cert))
+    registry.register(
+        ExpiryCollector(
+            revocation.issuers,
+            lambda: revocation.data,
+            server_certificates=servers,
+            kms=sealer.provider if sealer is not None else None,
+            clients=expiring,
+        )
     )
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Gauge
 
 from admitd.admin.server import start_admin_server
 from admitd.audit.entry import AuditEntry, AuditEvent
@@ -29,7 +30,7 @@ from admitd.mfa.ports import TotpFactor
 from admitd.oidc.handlers import OidcRoutes, add_oidc_routes
 from admitd.oidc.provider import HttpClient, OidcProvider, ProviderUnavailable
 from admitd.ops_http import start_ops_server
-from admitd.readiness import readiness_for
+from admitd.readiness import readiness_for, ready_check_gauge
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.tokens import SessionRef
@@ -54,6 +55,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     decisions = DecisionLog()
     server, health_servicer = _grpc_server(runtime, decisions)
     readiness = readiness_for(runtime)
+    gauge = ready_check_gauge(runtime.registry)
     ops = await _start_ops(config, runtime, readiness)
     # Everything loaded so far (policies, trust store, protobuf descriptors) lives
     # for the whole run: move it out of the collector's view, and collect young
@@ -76,9 +78,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     await runtime.start()
     web = await _start_web(runtime)
     admin = await _start_admin(runtime)
-    await _track_readiness_once(readiness, health_servicer)
+    await _track_readiness_once(readiness, health_servicer, gauge)
     tasks = _background_tasks(runtime, decisions)
-    tasks.append(asyncio.create_task(_track_readiness(readiness, health_servicer)))
+    tasks.append(asyncio.create_task(_track_readiness(readiness, health_servicer, gauge)))
     if ready is not None:
         ready.set()
     await _wait_for_stop_signal()
@@ -116,18 +118,20 @@ READINESS_INTERVAL = 2.0  # seconds between gRPC health updates
 
 
 async def _track_readiness(
-    readiness: Readiness, health_servicer: health.aio.HealthServicer
+    readiness: Readiness, health_servicer: health.aio.HealthServicer, gauge: Gauge
 ) -> None:
     while True:
         await asyncio.sleep(READINESS_INTERVAL)
-        await _track_readiness_once(readiness, health_servicer)
+        await _track_readiness_once(readiness, health_servicer, gauge)
 
 
 async def _track_readiness_once(
-    readiness: Readiness, health_servicer: health.aio.HealthServicer
+    readiness: Readiness, health_servicer: health.aio.HealthServicer, gauge: Gauge
 ) -> None:
-    """gRPC health of the Check service says what /readyz says."""
+    """gRPC health of the Check service, and admitd_ready_check, say what /readyz says."""
     report = await readiness.report()
+    for result in report.results:
+        gauge.labels(result.name).set(1 if result.ok else 0)
     if readiness.draining:
         return  # enter_graceful_shutdown has the last word
     status = (

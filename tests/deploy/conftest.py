@@ -12,6 +12,7 @@ from tests.deploy.render import (
     K8S,
     MIN_KUSTOMIZE_MAJOR,
     OVERLAYS,
+    STANDALONE_OVERLAYS,
     Manifest,
     has_kubectl,
     kustomize_major,
@@ -33,7 +34,7 @@ def _rendered(name: str, directory: Path) -> list[Manifest]:
     return _cache[name]
 
 
-@pytest.fixture(params=["base", *OVERLAYS])
+@pytest.fixture(params=["base", *OVERLAYS, *STANDALONE_OVERLAYS])
 def rendered(request: pytest.FixtureRequest) -> list[Manifest]:
     """Every render users apply: the base and each overlay."""
     name: str = request.param

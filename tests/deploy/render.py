@@ -13,7 +13,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 BASE = K8S / "base"
-OVERLAYS = ("edge", "istio", "envoy-gateway")
+OVERLAYS = ("edge", "istio", "envoy-gateway")  # built on the base
+# Examples rendered on their own, without the base (no admitd Deployment or NetworkPolicy).
+STANDALONE_OVERLAYS = ("sidecar",)
 # Plain `kubectl kustomize`: no --load-restrictor, so every file an overlay loads is inside it.
 COMMAND = ("kubectl", "kustomize")
 MIN_KUSTOMIZE_MAJOR = 5  # `labels:`, `patches:` with targets, Components

@@ -123,7 +123,12 @@ def test_other_paths_are_404(admitd: Admitd) -> None:
     for path in ("/", "/health", "/readyz/", "/metrics/x", "/favicon.ico"):
         assert admitd.get(path)[0] == 404, path
     status, body = admitd.get("/metrics")
-    assert status == 200 and "admitd_decisions_total" in str(body["text"])
+    text = str(body["text"])
+    assert status == 200 and "admitd_decisions_total" in text
+    # Expiry, key age and readiness, for the alert rules and the dashboard.
+    assert 'admitd_ca_certificate_expiry_seconds{kind="root"' in text
+    assert 'admitd_ready_check{check="redis"} 1.0' in text
+    assert "admitd_kms_decrypt_only_versions{" in text
 
 
 def test_without_redis_not_ready_and_the_spool_fills_then_both_recover(admitd: Admitd) -> None:

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from admitd.certs.client import ClientCertificates
+from admitd.certs.expiring import ExpiringClients
 from admitd.certs.forwarding import TrustedProxy
 from admitd.certs.mesh import MeshSettings, MeshVerifier
 from admitd.certs.revocation import RevocationSource
@@ -57,6 +58,7 @@ def engine_for(
     store: SessionStore | None = None,
     sessions: SessionsConfig | None = None,
     mesh: MeshSettings | None = None,
+    expiring: ExpiringClients | None = None,
     **engine_options: Any,
 ) -> tuple[Engine, RevocationSource]:
     trust = trust_store_from_files([trust_bundle], config_file="test", key="tls.trust_bundle")
@@ -65,7 +67,12 @@ def engine_for(
     verifier = CertificateVerifier(trust, lambda: revocation.data, max_chain_depth=8)
     mesh_verifier = MeshVerifier(mesh, lambda: revocation.data) if mesh else None
     certs = ClientCertificates(
-        verifier.verify, proxies, cache_size=100, max_chain_length=8, mesh=mesh_verifier
+        verifier.verify,
+        proxies,
+        cache_size=100,
+        max_chain_length=8,
+        mesh=mesh_verifier,
+        expiring=expiring,
     )
     engine = Engine(
         load_policies(policies), certs, store=store, sessions=sessions, **engine_options

@@ -9,6 +9,7 @@ from cryptography import x509
 
 from admitd.certs.cache import VerdictCache
 from admitd.certs.callers import CheckCaller
+from admitd.certs.expiring import EXPIRING_WITHIN, ExpiringClients
 from admitd.certs.forwarding import (
     ForwardedCertificateError,
     ForwardHeader,
@@ -43,8 +44,10 @@ class ClientCertificates:
         cache_size: int,
         max_chain_length: int,
         mesh: MeshVerifier | None = None,
+        expiring: ExpiringClients | None = None,
     ) -> None:
         self._verify = verify
+        self._expiring = expiring
         self._proxies = tuple(proxies)
         self._mesh = mesh
         self._cache = VerdictCache(cache_size)
@@ -119,6 +122,11 @@ class ClientCertificates:
             parsed = chain()
             verdict = parsed if isinstance(parsed, Verdict) else self._verify(parsed, now)
             self._cache.put(key, verdict)
+        if verdict.leaf_not_after - timestamp < EXPIRING_WITHIN and self._expiring is not None:
+            identity = verdict.identity
+            if identity is not None and identity.fingerprint_sha256:
+                fingerprint = identity.fingerprint_sha256
+                self._expiring.saw(fingerprint, verdict.issuer, verdict.leaf_not_after, timestamp)
         return verdict
 
     def _parse_pem(self, raw: str) -> list[x509.Certificate] | Verdict:

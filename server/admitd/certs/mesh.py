@@ -110,7 +110,10 @@ class MeshVerifier:
         if self._revocation().deny.denies(leaf, identity.fingerprint_sha256):
             return failed_verdict(CertificateProblem.REVOKED, "certificate is revoked")
         start, end = leaf.not_valid_before_utc.timestamp(), leaf.not_valid_after_utc.timestamp()
-        return Verdict(identity, None, "", valid_from=start, valid_until=end)
+        issuer = leaf.issuer.rfc4514_string()
+        return Verdict(
+            identity, None, "", valid_from=start, valid_until=end, leaf_not_after=end, issuer=issuer
+        )
 
 
 def _xfcc_certificate(raw: str, principal: str) -> str:

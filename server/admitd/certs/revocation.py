@@ -33,6 +33,7 @@ from admitd.certs.spiffe import SpiffeIdError, spiffe_trust_domain
 from admitd.certs.truststore import TrustStore
 
 __all__ = [
+    "CrlFreshness",
     "DenyList",
     "RevocationData",
     "RevocationError",
@@ -68,6 +69,15 @@ class DenyList:
 class _Crl:
     revoked_serials: frozenset[int]
     next_update: datetime | None
+    issuer: str = ""  # RFC 4514, for the nextUpdate metric
+
+
+@dataclass(frozen=True, slots=True)
+class CrlFreshness:
+    """When one loaded CRL reaches its nextUpdate (None: it names none)."""
+
+    issuer: str
+    next_update: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,9 @@ class RevocationData:
 
     crls: dict[bytes, _Crl] = field(default_factory=dict)
     deny: DenyList = field(default_factory=DenyList)
+
+    def crl_freshness(self) -> tuple[CrlFreshness, ...]:
+        return tuple(CrlFreshness(crl.issuer, crl.next_update) for crl in self.crls.values())
 
     def status(
         self, chain: Sequence[x509.Certificate], fingerprint: str, now: datetime
@@ -179,7 +192,9 @@ def _crl_from_file(path: Path, issuers: TrustStore) -> tuple[bytes, _Crl]:
     if not _signature_valid(crl, issuer.public_key()):
         raise RevocationError(f"{path}: signature does not verify with its issuer's key")
     revoked = frozenset(entry.serial_number for entry in crl)
-    return crl.issuer.public_bytes(), _Crl(revoked, crl.next_update_utc)
+    return crl.issuer.public_bytes(), _Crl(
+        revoked, crl.next_update_utc, crl.issuer.rfc4514_string()
+    )
 
 
 def _signature_valid(crl: x509.CertificateRevocationList, key: object) -> bool:

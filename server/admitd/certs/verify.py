@@ -44,6 +44,8 @@ class Verdict:
     detail: str
     valid_from: float = -FOREVER
     valid_until: float = FOREVER
+    leaf_not_after: float = FOREVER  # the accepted leaf's notAfter (expiry metrics)
+    issuer: str = ""  # the accepted leaf's issuer, RFC 4514 (expiry metrics, by CA)
 
     def holds_at(self, timestamp: float) -> bool:
         return self.valid_from <= timestamp < self.valid_until
@@ -117,6 +119,8 @@ class CertificateVerifier:
             "",
             valid_from=max(c.not_valid_before_utc.timestamp() for c in verified.chain),
             valid_until=min(expiry, status.fresh_until),
+            leaf_not_after=leaf.not_valid_after_utc.timestamp(),
+            issuer=leaf.issuer.rfc4514_string(),
         )
 
 

@@ -48,6 +48,7 @@ class Sealer:
         cache: DekCache | None = None,
         randbytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
+        self.provider = kms  # as given: key listing (ManagedKms) for the key-age metrics
         self._kms, self._aliases, self._cache = async_kms(kms), aliases, cache
         self._randbytes = randbytes
 

@@ -35,6 +35,7 @@ from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
 from admitd.sessions.tokens import SessionRef
 from admitd.tls_listen import check_server_credentials
+from admitd.tracing import configure_tracing, tracing
 from admitd.web.app import build_web_app, start_web_server
 from admitd.web.dev_sign_in import DEV_SIGN_IN_PATH, DevSignIn, add_dev_sign_in_routes
 from admitd.web.handlers import VerifiedHook
@@ -51,6 +52,7 @@ def run(config: Config) -> None:
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
+    configure_tracing()  # OTEL_* environment; off by default
     runtime = runtime_from_config(config)
     decisions = DecisionLog()
     server, health_servicer = _grpc_server(runtime, decisions)
@@ -97,6 +99,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     await _close(runtime, decisions)
     if ops is not None:
         await ops.cleanup()
+    tracing.shutdown()
     log.info("admitd stopped")
 
 

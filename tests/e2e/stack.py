@@ -6,8 +6,10 @@ import http.client
 import json
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -73,6 +75,8 @@ def start_edge(
     authz_tls: bool = False,
     https_port: int | None = None,
     web_port: int | None = None,
+    admitd_env: dict[str, str] | None = None,
+    envoy_config: Callable[[dict[str, Any]], None] | None = None,
 ) -> EdgeStack:
     """`authz_tls`: Envoy asks admitd over mutual TLS (`tls_listen`), with no plaintext port.
     `web_port`: Envoy routes /.admitd/ there (admitd's own pages, `web:` in `extra_config`)."""
@@ -99,7 +103,7 @@ def start_edge(
     tls = _authz_tls(pki, config, ports["authz"]) if authz_tls else None
     config.update(extra_config or {})
     (work / "admitd.yaml").write_text(yaml.safe_dump(config))
-    (work / "envoy.yaml").write_text(
+    rendered = yaml.safe_load(
         render_edge_config(
             EdgeSettings(
                 listen_port=ports["https"],
@@ -114,6 +118,9 @@ def start_edge(
             )
         )
     )
+    if envoy_config is not None:
+        envoy_config(rendered)  # the test's own changes (tracing, say)
+    (work / "envoy.yaml").write_text(yaml.safe_dump(rendered))
     group = ProcessGroup(work / "logs")
     try:
         upstream = group.start(
@@ -123,6 +130,7 @@ def start_edge(
         admitd = group.start(
             "admitd",
             [sys.executable, "-m", "admitd", "serve", "--config", str(work / "admitd.yaml")],
+            env=admitd_env,
         )
         envoy = group.start(
             "envoy",

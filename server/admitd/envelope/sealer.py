@@ -17,6 +17,7 @@ from admitd.envelope.format import CHECK_BYTES, NONCE_BYTES, Envelope
 from admitd.errors import AdmitdError, KmsError
 from admitd.kms.adapter import async_kms
 from admitd.kms.base import DEK_BYTES, AsyncKms, Kms
+from admitd.tracing import tracing
 
 __all__ = ["Sealer", "context_check"]
 
@@ -56,7 +57,8 @@ class Sealer:
         """Encrypt `plaintext` for the record named by `context`."""
         alias = self._aliases[context.record_type]
         dek, nonce = self._randbytes(DEK_BYTES), self._randbytes(NONCE_BYTES)
-        wrapped = await self._kms.wrap_dek(alias, dek)
+        with tracing.span("kms wrap"):
+            wrapped = await self._kms.wrap_dek(alias, dek)
         keys, aad = data_keys_from_dek(dek), associated_data(alias, context)
         ciphertext = keys.aead.encrypt(nonce, plaintext, aad)
         check = context_check(keys, aad)
@@ -117,7 +119,10 @@ class Sealer:
         return self._cache.get(_slot(envelope))
 
     async def _unwrapped_keys(self, envelope: Envelope) -> DataKeys:
-        dek = await self._kms.unwrap_dek(envelope.alias, envelope.key_version, envelope.wrapped_dek)
+        with tracing.span("kms unwrap"):
+            dek = await self._kms.unwrap_dek(
+                envelope.alias, envelope.key_version, envelope.wrapped_dek
+            )
         if len(dek) != DEK_BYTES:
             raise KmsError(f"{envelope.alias} v{envelope.key_version} returned a malformed DEK")
         keys = data_keys_from_dek(dek)

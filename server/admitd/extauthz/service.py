@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 import grpc
@@ -21,6 +22,7 @@ from admitd.extauthz.request import context_from_check_request
 from admitd.extauthz.response import check_response_from_decision
 from admitd.logs import DecisionLog
 from admitd.metrics import Metrics
+from admitd.tracing import tracing
 
 __all__ = ["CANCELLED", "FAIL_CLOSED", "AuthorizationService"]
 
@@ -64,17 +66,26 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         # Envoy gives up (its deadline passed, the stream was reset), and that Check is
         # still counted and logged, as OPA-Envoy logs every decision even on cancel.
         ctx, decision, source = _EMPTY_CONTEXT, CANCELLED, ""
+        span_scope = (
+            tracing.check_span(request.attributes.request.http.headers, _metadata(context))
+            if tracing.enabled
+            else _UNTRACED
+        )
         try:
-            try:
-                caller = caller_of(context) if self._with_caller else NO_CALLER
-                ctx = context_from_check_request(request, caller)
-                decision, facts = await self._engine.check(ctx, deadline=_deadline(context))
-                source = facts.certificate.source
-            except Exception:
-                # Fail closed in one place: whatever goes wrong, the request is not admitted
-                # and the client sees a generic 503, while the traceback stays in our log.
-                log.exception("Check failed; answering fail-closed")
-                decision, source = replace(FAIL_CLOSED, page=is_browser_navigation(ctx)), ""
+            with span_scope as span:
+                try:
+                    caller = caller_of(context) if self._with_caller else NO_CALLER
+                    ctx = context_from_check_request(request, caller)
+                    decision, facts = await self._engine.check(ctx, deadline=_deadline(context))
+                    source = facts.certificate.source
+                except Exception:
+                    # Fail closed in one place: whatever goes wrong, the request is not
+                    # admitted and the client sees a generic 503, while the traceback stays
+                    # in our log.
+                    log.exception("Check failed; answering fail-closed")
+                    decision, source = replace(FAIL_CLOSED, page=is_browser_navigation(ctx)), ""
+                if span is not None:
+                    _trace_decision(span, decision)
             if decision.page:
                 return self._pages.response(decision, ctx.request_id)
             return check_response_from_decision(decision)
@@ -86,6 +97,25 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         self._decisions.record(ctx, decision, source, seconds)
         if self._audit is not None:
             self._audit(ctx, decision)  # queued; the append itself happens off the hot path
+
+
+_UNTRACED: AbstractContextManager[None] = nullcontext()
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> Sequence[tuple[str, str | bytes]]:
+    return tuple(context.invocation_metadata() or ())
+
+
+def _trace_decision(span: object, decision: Decision) -> None:
+    risk = decision.risk.level.value if decision.risk is not None else ""
+    tracing.record_decision(
+        span,
+        route=decision.route,
+        reason=decision.reason.value,
+        allowed=decision.allowed,
+        risk_level=risk,
+        status=decision.status,
+    )
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:

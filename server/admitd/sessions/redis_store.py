@@ -38,6 +38,7 @@ from admitd.sessions.store import (
     session_from_fields,
 )
 from admitd.sessions.tokens import SessionRef, user_tag
+from admitd.tracing import tracing
 
 __all__ = ["RedisSessionStore"]
 
@@ -78,11 +79,12 @@ class RedisSessionStore:
         if cached is not None and self._listening and now - cached[0] < self._ttl:
             return cached[1]
         key = session_key(ref.tag, ref.session_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(key)
-            pipe.hkeys(user_factors_key(ref.tag))
-            pipe.hgetall(user_key(ref.tag, RISK_STATE))
-            fields, factor_names, risk_state = await pipe.execute()
+        with tracing.span("redis session lookup"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(key)
+                pipe.hkeys(user_factors_key(ref.tag))
+                pipe.hgetall(user_key(ref.tag, RISK_STATE))
+                fields, factor_names, risk_state = await pipe.execute()
         session = (
             session_from_fields(
                 ref.session_id, fields, factors_from_names(factor_names), risk_state

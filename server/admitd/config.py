@@ -163,18 +163,22 @@ def config_from_document(doc: YamlDocument) -> Config:
     listeners = ListenFacts(
         unix_listen=listen.startswith(UNIX_PREFIX),
         mtls_listen=tls_listen is not None and tls_listen.client_ca is not None,
+        tcp_listen=bool(listen and not listen.startswith(UNIX_PREFIX)) or tls_listen is not None,
     )
-    mesh = mesh_settings_from_fields(fields.sub("mesh", MESH_KEYS), listeners)
+    mesh = mesh_settings_from_fields(
+        fields.sub("mesh", MESH_KEYS), listeners, present="mesh" in fields.raw
+    )
+    proxies = tuple(
+        _proxy(doc, path, raw, listeners) for path, raw in fields.mapping_list("trusted_proxies")
+    )
+    _refuse_shared_callers(fields, mesh, proxies)
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
         tls=_tls(fields.sub("tls", _TLS_KEYS), base),
         listen=listen,
         metrics_listen=_address(fields, "metrics_listen", _DEFAULTS.metrics_listen, optional=True),
-        trusted_proxies=tuple(
-            _proxy(doc, path, raw, listeners)
-            for path, raw in fields.mapping_list("trusted_proxies")
-        ),
+        trusted_proxies=proxies,
         redis_url=_redis_url(fields),
         log_level=log_level,
         dev_mode=dev_mode,
@@ -199,6 +203,24 @@ def config_from_document(doc: YamlDocument) -> Config:
         else None,
         mesh=mesh,
     )
+
+
+def _refuse_shared_callers(
+    fields: Fields, mesh: MeshSettings | None, proxies: tuple[TrustedProxy, ...]
+) -> None:
+    """One Check caller is either a mesh caller (it vouches for SPIFFE IDs) or a proxy
+    that forwards users' certificates, never both: one of the two would silently lose."""
+    callers = [c for c in mesh.callers] if mesh is not None else []
+    for index, proxy in enumerate(proxies):
+        if proxy.caller is None:
+            continue
+        clash = next((c for c in callers if c.overlaps(proxy.caller)), None)
+        if clash is not None:
+            raise fields.doc.error(
+                ("trusted_proxies", index, "caller"),
+                f"the same Check calls would also be mesh caller {clash.name!r}",
+                "name each Envoy once: in mesh.callers or in trusted_proxies (docs/mesh.md)",
+            )
 
 
 def _check_listen(fields: Fields, tls_listen: TlsListenConfig | None) -> str:

@@ -106,7 +106,8 @@ def sidecar(pki: PkiSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
                     "revocation_poll_seconds": 0.2,
                 },
                 # A second listener that any local process could reach over TCP: it is
-                # not a trusted caller, so what it says about the peer counts for nothing.
+                # not a named caller, so (mesh.unnamed_callers: refuse) neither a principal
+                # nor a certificate it sends gives anyone an identity.
                 "tls_listen": {
                     "address": f"127.0.0.1:{ports['tls']}",
                     "server_cert": str(pki.directory / "server.pem"),

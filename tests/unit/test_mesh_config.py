@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,14 +110,16 @@ def _grpc_context(peer: str, auth: dict[str, list[bytes]]) -> Any:
             Caller("tcp", "127.0.0.1"),
         ),
         ("ipv6:[::1]:51234", {}, Caller("tcp", "::1")),
+        ("ipv6:%5B::1%5D:51234", {}, Caller("tcp", "::1")),  # what gRPC really sends
         (
             "ipv4:10.1.2.3:443",
             {
                 "transport_security_type": [b"ssl"],
                 "x509_subject_alternative_name": [b"spiffe://td/gw", b"gw.td"],
-                "x509_common_name": [b"gateway"],
+                # A CN is not a principal: a CA may let its subjects choose it.
+                "x509_common_name": [b"spiffe://td/admin"],
             },
-            Caller("tls", "10.1.2.3", frozenset({"spiffe://td/gw", "gw.td", "gateway"})),
+            Caller("tls", "10.1.2.3", frozenset({"spiffe://td/gw", "gw.td"})),
         ),
         ("", {}, Caller()),
         ("dns:example:1", {}, Caller()),
@@ -144,3 +147,77 @@ def test_a_trusted_proxy_named_by_its_check_call(tmp_path: Path) -> None:
             listen=socket_path(tmp_path),
             trusted_proxies=[{"caller": {"name": "x", "unix_socket": True}}],
         )
+
+
+MESH = {"trust_domains": ["td"], "callers": [{"name": "sidecar", "unix_socket": True}]}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"mesh": {}}, r"mesh\.trust_domains: mesh: is empty"),
+        ({"mesh": None}, r"mesh: is empty"),
+        ({"mesh": {"trust_domains": ["a..b"], "callers": [{"unix_socket": True}]}}, "empty label"),
+        (
+            {
+                "mesh": {
+                    "trust_domains": ["td"],
+                    "callers": [{"unix_socket": True}, {"unix_socket": True}],
+                }
+            },
+            "two callers are named 'unix-socket'",
+        ),
+        (
+            {"mesh": {"trust_domains": ["td"], "callers": [{"cidrs": ["127.0.0.1/32"]}]}},
+            "no Check listener is TCP",
+        ),
+        (
+            {"mesh": MESH, "trusted_proxies": [{"caller": {"unix_socket": True}}]},
+            r"trusted_proxies\[0\]\.caller: the same Check calls would also be mesh caller 'sidecar'",
+        ),
+        ({"mesh": {**MESH, "unnamed_callers": "allow"}}, "unexpected value 'allow'"),
+    ],
+)
+def test_careless_mesh_settings_are_refused(
+    tmp_path: Path, settings: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_with(tmp_path, listen=socket_path(tmp_path), **settings)
+
+
+def test_a_network_of_every_address_is_refused(tmp_path: Path) -> None:
+    for everyone in ("0.0.0.0/0", "::/0"):
+        mesh = {"trust_domains": ["td"], "callers": [{"cidrs": [everyone]}]}
+        with pytest.raises(ConfigError, match="every address"):
+            config_with(tmp_path, mesh=mesh)
+
+
+async def test_the_caller_over_real_grpc_ipv6_loopback() -> None:
+    """gRPC's own peer strings, not hand-written ones: IPv6 loopback is recognised."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from admitd.certs.callers import CheckCaller
+
+    seen: list[Caller] = []
+
+    class Health(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+        async def Check(
+            self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+        ) -> health_pb2.HealthCheckResponse:
+            seen.append(caller_of(context))
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
+    port = server.add_insecure_port("[::1]:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"[::1]:{port}") as channel:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    finally:
+        await server.stop(0)
+    (caller,) = seen
+    assert (caller.transport, caller.address) == ("tcp", "::1")
+    loopback = CheckCaller("lo", networks=(ipaddress.ip_network("::1/128"),))
+    assert loopback.recognises(caller)

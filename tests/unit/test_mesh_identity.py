@@ -14,6 +14,7 @@ from admitd.certs.forwarding import ForwardHeader, TrustedProxy
 from admitd.certs.mesh import MeshSettings
 from admitd.certs.revocation import RevocationError, append_deny_entry, deny_list_from_text
 from admitd.certs.spiffe import SpiffeIdError, spiffe_trust_domain
+from admitd.certs.verify import identity_from_certificate
 from admitd.cli import main as admitd_main
 from admitd.core.context import Caller
 from admitd.core.identity import CertificateFacts, CertificateProblem
@@ -95,7 +96,7 @@ def test_an_untrusted_caller_vouches_for_nothing(
 ) -> None:
     facts = mesh_facts(pki, policy_dir, caller=caller)
     assert facts.identity is None and facts.problem is CertificateProblem.MISSING
-    assert facts.source == "peer"
+    assert "does not name" in facts.detail
 
 
 def test_a_unix_socket_caller_needs_a_unix_socket_entry(pki: PkiSet, policy_dir: Path) -> None:
@@ -123,11 +124,30 @@ def test_a_principal_only_counts_over_tls(pki: PkiSet, policy_dir: Path) -> None
     assert mesh_facts(pki, policy_dir, caller=caller).identity is None
 
 
-def test_an_untrusted_caller_still_gets_the_peer_certificate_checked(
+def test_an_unnamed_caller_cannot_replay_a_public_certificate(
     pki: PkiSet, policy_dir: Path
 ) -> None:
-    # Falling back to the edge path: the raw certificate is verified against the trust store.
+    # Anyone who reaches a Check listener can put a victim's public SVID in
+    # source.certificate; with mesh: set, only named callers' claims count.
     facts = mesh_facts(pki, policy_dir, caller=Caller("tcp", "10.0.0.9"), cert=url_pem(pki.bob))
+    assert facts.identity is None and facts.problem is CertificateProblem.MISSING
+    edge_proxy = TrustedProxy(
+        "lb", ForwardHeader.XFCC, networks=(ipaddress.ip_network("10.9.0.0/16"),)
+    )
+    engine, _ = engine_for(pki.trust_bundle, policy_dir, mesh=MESH, proxies=[edge_proxy])
+    spoofed = request(
+        caller=Caller("tcp", "127.0.0.1"),
+        source="10.9.0.1",
+        headers={"x-forwarded-client-cert": f'Cert="{url_pem(pki.alice)}"'},
+    )
+    assert engine.certificates.facts_for(spoofed, datetime.now(UTC)).identity is None
+
+
+def test_unnamed_callers_edge_keeps_the_edge_path(pki: PkiSet, policy_dir: Path) -> None:
+    edge = MeshSettings(MESH.trust_domains, MESH.callers, unnamed_callers="edge")
+    facts = mesh_facts(
+        pki, policy_dir, caller=Caller("tcp", "10.0.0.9"), cert=url_pem(pki.bob), mesh=edge
+    )
     assert facts.identity is not None and facts.source == "peer"
     assert facts.identity.principal == "spiffe://test.example/user/bob"
 
@@ -162,8 +182,9 @@ def test_a_denied_spiffe_id_is_revoked_and_applies_without_restart(
     engine.certificates.invalidate()
     assert engine.certificates.facts_for(ctx, now).problem is CertificateProblem.REVOKED
     # The same entry refuses an edge certificate that carries that SPIFFE ID.
+    edge_engine, _ = engine_for(pki.trust_bundle, policy_dir, deny_list=deny)
     edge = request(cert=url_pem(pki.alice))
-    assert engine.certificates.facts_for(edge, now).problem is CertificateProblem.REVOKED
+    assert edge_engine.certificates.facts_for(edge, now).problem is CertificateProblem.REVOKED
 
 
 def test_spiffe_deny_entries_are_validated_and_case_sensitive() -> None:
@@ -282,3 +303,48 @@ def test_from_any_other_caller_the_forwarded_certificate_is_ignored(
     xfcc = f'Cert="{url_pem(pki.bob)}"'
     facts = proxied_facts(pki, policy_dir, xfcc, Caller("tcp", "127.0.0.1"))
     assert facts.identity is None and facts.source == "peer"
+
+
+def test_principals_and_cidrs_together_both_must_match() -> None:
+    both = CheckCaller(
+        "gw",
+        principals=frozenset({"spiffe://test.example/gw"}),
+        networks=(ipaddress.ip_network("10.0.0.0/8"),),
+    )
+    assert not both.recognises(Caller("tcp", "10.1.2.3"))  # no certificate
+    outside = Caller("tls", "192.0.2.1", frozenset({"spiffe://test.example/gw"}))
+    assert not both.recognises(outside)
+    assert both.recognises(Caller("tls", "10.1.2.3", frozenset({"spiffe://test.example/gw"})))
+
+
+def test_a_gateway_by_call_with_the_peer_certificate_reads_its_own_element(
+    pki: PkiSet, policy_dir: Path
+) -> None:
+    """include_peer_certificate at a gateway named by its call: the peer certificate is the
+    user's, so the element whose Hash is that certificate is the gateway's own."""
+    bob_fp = identity_from_certificate(pki.bob.cert).fingerprint_sha256
+    engine, _ = engine_for(pki.trust_bundle, policy_dir, proxies=[GATEWAY])
+    now = datetime.now(UTC)
+    # APPEND_FORWARD: the client prepended alice's public certificate.
+    appended = f'Cert="{url_pem(pki.alice)}",Hash={bob_fp};Cert="{url_pem(pki.bob)}"'
+    sanitized = f'Hash={bob_fp};Cert="{url_pem(pki.bob)}"'  # SANITIZE_SET
+    for xfcc in (appended, sanitized):
+        ctx = request(headers={"x-forwarded-client-cert": xfcc}, caller=UNIX, cert=url_pem(pki.bob))
+        facts = engine.certificates.facts_for(ctx, now)
+        assert facts.identity is not None, facts.detail
+        assert facts.identity.principal == "spiffe://test.example/user/bob"
+
+
+@pytest.mark.parametrize(
+    "principal", ["spiffe://test.example", "spiffe://test.example.", "spiffe://../x"]
+)
+def test_a_trust_domain_alone_or_with_empty_labels_is_no_workload(
+    pki: PkiSet, policy_dir: Path, principal: str
+) -> None:
+    facts = mesh_facts(pki, policy_dir, principal=principal)
+    assert facts.identity is None and facts.problem is CertificateProblem.MALFORMED
+
+
+def test_a_deny_entry_for_a_whole_trust_domain_is_refused() -> None:
+    with pytest.raises(RevocationError, match="names a trust domain, not a workload"):
+        deny_list_from_text("spiffe:spiffe://td\n", source="deny.txt")

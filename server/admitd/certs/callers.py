@@ -26,11 +26,29 @@ class CheckCaller:
     networks: tuple[IpNetwork, ...] = ()  # the Check call's source address
 
     def recognises(self, caller: Caller) -> bool:
+        """Over the Unix socket: `unix_socket`. Over TCP: every kind given must match, so
+        `principals` and `cidrs` together mean a certificate *and* an address."""
         if caller.transport == "unix":
             return self.unix_socket
-        if self.principals & caller.principals and caller.transport == "tls":
+        if not (self.principals or self.networks):
+            return False
+        if self.principals and not (
+            caller.transport == "tls" and self.principals & caller.principals
+        ):
+            return False
+        return not self.networks or _in_networks(caller.address, self.networks)
+
+    def overlaps(self, other: CheckCaller) -> bool:
+        """Whether one Check call could be recognised as both (the config refuses that)."""
+        if self.unix_socket and other.unix_socket:
             return True
-        return bool(self.networks) and _in_networks(caller.address, self.networks)
+        if not (self.principals or self.networks) or not (other.principals or other.networks):
+            return False
+        if self.principals and other.principals and self.principals.isdisjoint(other.principals):
+            return False
+        if self.networks and other.networks:
+            return any(a.overlaps(b) for a in self.networks for b in other.networks)
+        return True
 
 
 def _in_networks(address: str, networks: tuple[IpNetwork, ...]) -> bool:

@@ -62,6 +62,13 @@ class ClientCertificates:
             vouching = self._mesh.caller_for(ctx.caller)
             if vouching is not None:
                 return self._mesh_facts(ctx, vouching, self._mesh, now)
+        by_call = self._proxy_by_call(ctx)
+        if by_call is not None:
+            # The asking Envoy is the proxy: the peer certificate it saw is its client's
+            # (the user's), so no XFCC element is skipped as "the proxy's own".
+            return self._forwarded_facts(ctx, by_call, None, now)
+        if self._mesh is not None and self._mesh.settings.unnamed_callers == "refuse":
+            return _UNNAMED_CALLER
         peer = self._peer_verdict(ctx.peer_certificate, now) if ctx.peer_certificate else None
         proxy = self._trusted_proxy(ctx, peer)
         if proxy is None:
@@ -86,6 +93,12 @@ class ClientCertificates:
         for proxy in self._proxies:
             if proxy.principals & names or proxy.has_address(ctx.source_address):
                 return proxy
+        return None
+
+    def _proxy_by_call(self, ctx: RequestContext) -> TrustedProxy | None:
+        if not ctx.caller.transport:
+            return None
+        for proxy in self._proxies:
             if proxy.caller is not None and proxy.caller.recognises(ctx.caller):
                 return proxy
         return None
@@ -153,6 +166,14 @@ class ClientCertificates:
             )
         except ForwardedCertificateError as exc:
             return _parse_failure(str(exc), too_long=exc.too_long)
+
+
+_UNNAMED_CALLER = CertificateFacts(
+    None,
+    CertificateProblem.MISSING,
+    "the Check came from a caller that mesh.callers does not name (mesh.unnamed_callers)",
+    MESH_SOURCE,
+)
 
 
 def _parse_failure(detail: str, *, too_long: bool) -> Verdict:

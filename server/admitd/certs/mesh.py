@@ -24,7 +24,7 @@ from admitd.certs.callers import CheckCaller
 from admitd.certs.decoding import CERTIFICATE_ERRORS, decoding_detail, strict_decoding
 from admitd.certs.pem import CertificateParseError, certificates_from_pem
 from admitd.certs.revocation import RevocationData
-from admitd.certs.spiffe import SpiffeIdError, spiffe_trust_domain
+from admitd.certs.spiffe import SpiffeIdError, spiffe_trust_domain, workload_id_problem
 from admitd.certs.verify import Verdict, failed_verdict, identity_from_certificate, validity_problem
 from admitd.certs.xfcc import XfccError, parse_xfcc
 from admitd.core.context import Caller
@@ -41,6 +41,11 @@ class MeshSettings:
     trust_domains: frozenset[str]
     callers: tuple[CheckCaller, ...]
     require_certificate: bool = False  # refuse a Check that carries no certificate at all
+    # A Check from a caller neither mesh.callers nor trusted_proxies[].caller names:
+    # "refuse" gives it no certificate identity at all (anyone who reaches a Check
+    # listener could otherwise replay a public SVID in source.certificate); "edge"
+    # verifies source.certificate as an edge deployment does.
+    unnamed_callers: str = "refuse"
 
 
 class MeshVerifier:
@@ -66,6 +71,9 @@ class MeshVerifier:
             domain = spiffe_trust_domain(principal)
         except SpiffeIdError as exc:
             return failed_verdict(CertificateProblem.MALFORMED, f"not a SPIFFE ID: {exc}")
+        not_workload = workload_id_problem(principal)
+        if not_workload:
+            return failed_verdict(CertificateProblem.MALFORMED, f"SPIFFE ID {not_workload}")
         if domain not in self.settings.trust_domains:
             return failed_verdict(
                 CertificateProblem.UNTRUSTED, f"trust domain {domain} is not in mesh.trust_domains"

@@ -17,7 +17,7 @@ __all__ = [
     "mesh_settings_from_fields",
 ]
 
-SECTION_KEYS = {"trust_domains", "callers", "require_certificate"}
+SECTION_KEYS = {"trust_domains", "callers", "require_certificate", "unnamed_callers"}
 CALLER_KEYS = {"name", "unix_socket", "principals", "cidrs"}
 _DOCS = "see docs/mesh.md"
 
@@ -25,15 +25,23 @@ _DOCS = "see docs/mesh.md"
 class ListenFacts:
     """What the Check listeners allow a caller to be recognised by."""
 
-    def __init__(self, *, unix_listen: bool, mtls_listen: bool) -> None:
+    def __init__(self, *, unix_listen: bool, mtls_listen: bool, tcp_listen: bool) -> None:
         self.unix_listen = unix_listen  # `listen` is a Unix socket
         self.mtls_listen = mtls_listen  # `tls_listen` requires client certificates
+        self.tcp_listen = tcp_listen  # some Check listener is TCP (`listen` or `tls_listen`)
 
 
-def mesh_settings_from_fields(fields: Fields, listen: ListenFacts) -> MeshSettings | None:
-    """None when the section is absent."""
-    if not fields.raw:
+def mesh_settings_from_fields(
+    fields: Fields, listen: ListenFacts, *, present: bool
+) -> MeshSettings | None:
+    """None when the section is absent; `mesh:` written but empty is an error (it would
+    silently leave mesh identity off)."""
+    if not present:
         return None
+    if not fields.raw:
+        raise fields.error(
+            "trust_domains", "mesh: is empty", "set trust_domains and callers, or remove mesh:"
+        )
     domains = fields.texts("trust_domains")
     if not domains:
         raise fields.error("trust_domains", "required", "e.g. [cluster.local]")
@@ -50,7 +58,18 @@ def mesh_settings_from_fields(fields: Fields, listen: ListenFacts) -> MeshSettin
         check_caller(Fields(fields.doc, path, raw, CALLER_KEYS), listen, "")
         for path, raw in raw_callers
     )
-    return MeshSettings(frozenset(domains), callers, fields.flag("require_certificate", False))
+    names = [caller.name for caller in callers]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate is not None:
+        raise fields.error(
+            "callers", f"two callers are named {duplicate!r}", "give each its own name"
+        )
+    return MeshSettings(
+        frozenset(domains),
+        callers,
+        fields.flag("require_certificate", False),
+        fields.choice("unnamed_callers", "refuse", ("refuse", "edge")),
+    )
 
 
 def check_caller(fields: Fields, listen: ListenFacts, default_name: str) -> CheckCaller:
@@ -79,5 +98,13 @@ def check_caller(fields: Fields, listen: ListenFacts, default_name: str) -> Chec
         raise fields.error(
             "cidrs", f"not a network: {exc}", "e.g. 127.0.0.1/32 or ::1/128"
         ) from None
+    if any(network.prefixlen == 0 for network in networks):
+        raise fields.error(
+            "cidrs", "a network of every address trusts anyone who can connect", _DOCS
+        )
+    if networks and not listen.tcp_listen:
+        raise fields.error(
+            "cidrs", "no Check listener is TCP, so no call can come from an address", _DOCS
+        )
     fallback = default_name or ("unix-socket" if unix_socket else (principals or cidrs)[0])
     return CheckCaller(fields.text("name", fallback), unix_socket, frozenset(principals), networks)

@@ -29,7 +29,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from admitd.certs.spiffe import SpiffeIdError, spiffe_trust_domain
+from admitd.certs.spiffe import SpiffeIdError, spiffe_trust_domain, workload_id_problem
 from admitd.certs.truststore import TrustStore
 
 __all__ = [
@@ -161,6 +161,9 @@ def _spiffe_entry(value: str, where: str) -> str:
         spiffe_trust_domain(value)
     except SpiffeIdError as exc:
         raise RevocationError(f"{where}: {value!r} is not a SPIFFE ID: {exc}") from None
+    problem = workload_id_problem(value)
+    if problem:
+        raise RevocationError(f"{where}: {value!r} {problem}; deny its workloads one by one")
     return value
 
 

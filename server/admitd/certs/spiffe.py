@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SpiffeIdError", "spiffe_trust_domain", "trust_domain_problem"]
+__all__ = ["SpiffeIdError", "spiffe_trust_domain", "trust_domain_problem", "workload_id_problem"]
 
 _SCHEME = "spiffe://"
 _TRUST_DOMAIN = re.compile(r"[a-z0-9._-]{1,255}")
@@ -47,4 +47,13 @@ def trust_domain_problem(domain: str) -> str:
         return "no trust domain"
     if not _TRUST_DOMAIN.fullmatch(domain):
         return "the trust domain allows only lower-case letters, digits, '.', '-' and '_'"
+    if domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        return "the trust domain has an empty label (a leading, trailing or double dot)"
     return ""
+
+
+def workload_id_problem(spiffe_id: str) -> str:
+    """ "" when `spiffe_id` (already well formed) names a workload: an X.509-SVID's ID
+    has a path (X509-SVID spec §3.1); `spiffe://<trust domain>` alone names the domain."""
+    domain_and_path = spiffe_id[len(_SCHEME) :]
+    return "" if "/" in domain_and_path else "names a trust domain, not a workload (no path)"

@@ -28,9 +28,9 @@ def _empty() -> Mapping[str, str]:
 class Caller:
     """Who asked admitd this question: the gRPC peer of the Check call (an Envoy), not the
     client of the request. `transport` is "unix" (admitd's Unix socket), "tcp" or "tls";
-    `address` the peer's IP for tcp/tls; `principals` the SAN URIs, DNS names and common
-    name of the certificate it presented on `tls_listen` (verified by gRPC against
-    `client_ca`). Only read when the config has a `mesh:` section."""
+    `address` the peer's IP for tcp/tls; `principals` the SAN URIs and DNS names (never
+    the common name) of the certificate it presented on `tls_listen` (verified by gRPC
+    against `client_ca`). Only read when a config section names callers."""
 
     transport: str = ""
     address: str = ""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import grpc
 
 from admitd.core.context import NO_CALLER, Caller
 
 __all__ = ["caller_of"]
 
-# grpc's auth_context names for a verified TLS peer certificate.
+# grpc's auth_context name for a verified TLS peer certificate's SANs (URIs, DNS names,
+# IPs, as text). The common name is left out on purpose: a CA that lets its subjects
+# pick their CN would let anyone spell a caller's principal there.
 _SAN = "x509_subject_alternative_name"
-_COMMON_NAME = "x509_common_name"
 
 
 def caller_of(context: grpc.aio.ServicerContext) -> Caller:
@@ -18,7 +21,8 @@ def caller_of(context: grpc.aio.ServicerContext) -> Caller:
 
     Nothing here comes from the CheckRequest, which the caller writes as it likes.
     """
-    peer = context.peer() or ""
+    # gRPC percent-encodes the brackets of an IPv6 peer: "ipv6:%5B::1%5D:51234".
+    peer = unquote(context.peer() or "")
     if peer.startswith("unix:"):
         return Caller("unix")
     kind, _, rest = peer.partition(":")
@@ -28,5 +32,5 @@ def caller_of(context: grpc.aio.ServicerContext) -> Caller:
     auth = context.auth_context() or {}
     if auth.get("transport_security_type") != [b"ssl"]:
         return Caller("tcp", address)
-    names = [*auth.get(_SAN, ()), *auth.get(_COMMON_NAME, ())]
+    names = auth.get(_SAN, ())
     return Caller("tls", address, frozenset(n.decode("utf-8", "replace") for n in names))

@@ -28,6 +28,8 @@ from admitd.certs.mesh_config import (
 )
 from admitd.certs.mesh_config import SECTION_KEYS as MESH_KEYS
 from admitd.core.mfa_rules import MfaRules
+from admitd.custody.config import SECTION_KEYS as KEYS_KEYS
+from admitd.custody.config import KeysConfig, keys_config_from_fields
 from admitd.errors import ConfigError
 from admitd.fields import Fields
 from admitd.jwt.config import SECTION_KEYS as JWT_KEYS
@@ -82,6 +84,7 @@ _TOP_KEYS = {
     "jwt",
     "oidc",
     "mesh",
+    "keys",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -131,6 +134,7 @@ class Config:
     jwt: JwtConfig | None = None  # JWT bearer tokens from IdPs (docs/identity.md)
     oidc: OidcConfig | None = None  # browser sign-in at an IdP (docs/identity.md)
     mesh: MeshSettings | None = None  # identity the asking Envoy verified (docs/mesh.md)
+    keys: KeysConfig = field(default_factory=KeysConfig)  # key custody (docs/envelope.md)
 
 
 # The parsers read defaults from here, so each is written once, in the dataclasses above;
@@ -172,6 +176,7 @@ def config_from_document(doc: YamlDocument) -> Config:
         _proxy(doc, path, raw, listeners) for path, raw in fields.mapping_list("trusted_proxies")
     )
     _refuse_shared_callers(fields, mesh, proxies)
+    keys = _keys(fields)
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
@@ -202,7 +207,24 @@ def config_from_document(doc: YamlDocument) -> Config:
         if fields.has("oidc")
         else None,
         mesh=mesh,
+        keys=keys,
     )
+
+
+def _keys(fields: Fields) -> KeysConfig:
+    """The `keys:` section (key custody, docs/envelope.md): the Keys API on the admin
+    port, change requests in Redis, keys at an admitd-managed provider."""
+    keys = keys_config_from_fields(fields.sub("keys", KEYS_KEYS))
+    if not keys.custodians:
+        return keys
+    for needed, fix in (
+        ("admin", "configure admin: (the Keys API is served on the admin port)"),
+        ("redis_url", "set redis_url (change requests are shared through Redis)"),
+        ("kms", "configure kms: with provider local or pkcs11"),
+    ):
+        if not fields.has(needed):
+            raise fields.error("keys", f"keys.custodians needs {needed}", f"{fix}, or remove keys:")
+    return keys
 
 
 def _refuse_shared_callers(

@@ -20,11 +20,14 @@ from prometheus_client import Gauge
 
 from admitd.admin.server import start_admin_server
 from admitd.audit.entry import AuditEntry, AuditEvent
+from admitd.audit.events import AuditLogEvents
 from admitd.config import UNIX_PREFIX, Config
+from admitd.custody.wiring import keys_handler_from_parts
 from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.denial_page import DenialPages
 from admitd.extauthz.service import AuthorizationService
 from admitd.health import Readiness
+from admitd.kms.audit import LogAuditEvents
 from admitd.logs import DecisionLog
 from admitd.mfa.ports import TotpFactor
 from admitd.oidc.handlers import OidcRoutes, add_oidc_routes
@@ -364,6 +367,9 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
         return None
     # The Risk API has its own callers: dual control must not count the login service.
     extra = [risk_handler(runtime.baselines, config.risk.approvers)] if runtime.baselines else []
+    keys = _keys_handler(runtime)  # key custody: its own callers too (keys.custodians)
+    if keys is not None:
+        extra.append(keys)
     admin = await start_admin_server(
         config.admin,
         config.tls.trust_bundles,
@@ -378,6 +384,21 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
     )
     log.info("admin API (mTLS) on %s", config.admin.listen)
     return admin
+
+
+def _keys_handler(runtime: Runtime) -> grpc.GenericRpcHandler | None:
+    config, audit = runtime.config, runtime.audit
+    events = AuditLogEvents(audit, instance=audit.config.instance) if audit else LogAuditEvents()
+    return keys_handler_from_parts(
+        config.keys,
+        config_file=config.file,
+        redis_url=config.redis_url,
+        client=runtime.redis,
+        kms=runtime.sealer.provider if runtime.sealer is not None else None,
+        record_patterns=config.kms.record_patterns if config.kms else (),
+        sessions=runtime.store,
+        audit=events,
+    )
 
 
 async def _poll_policies(runtime: Runtime) -> None:

@@ -229,9 +229,15 @@ def test_cli_end_to_end(
     # Sync on purpose: the CLI runs its own event loop (asyncio.run).
     asyncio.run(seed(client, Sealer(LocalKms(keyring)), 25))
     with caplog.at_level(logging.INFO, logger="admitd.audit"):
-        assert run_cli("keys", "rotate", "--alias", ALIAS, *common) == 0
-        assert run_cli("keys", "reencrypt", "--alias", ALIAS, "--batch", "5", *common) == 0
-        assert run_cli("keys", "retire", "--alias", ALIAS, "--version", "1", *common) == 0
+        # A stopped deployment: the offline mode is explicit (and audited as such).
+        assert run_cli("keys", "rotate", "--offline", "--alias", ALIAS, *common) == 0
+        assert (
+            run_cli("keys", "reencrypt", "--offline", "--alias", ALIAS, "--batch", "5", *common)
+            == 0
+        )
+        assert (
+            run_cli("keys", "retire", "--offline", "--alias", ALIAS, "--version", "1", *common) == 0
+        )
         assert run_cli("keys", "list", *common) == 0
     out, err = capsys.readouterr()
     assert "28 re-wrapped" in out
@@ -240,8 +246,18 @@ def test_cli_end_to_end(
     events = [
         json.loads(r.getMessage())["event"] for r in caplog.records if r.name == "admitd.audit"
     ]
-    assert events[:2] == ["kms.key.rotated", "kms.reencrypt.started"]
+    # Each offline command announces itself before it acts, then does what it did.
+    assert events[:4] == [
+        "kms.offline.started",
+        "kms.key.rotated",
+        "kms.offline.started",
+        "kms.reencrypt.started",
+    ]
     assert events[-1] == "kms.key.retired"
+    offline = [
+        r for r in caplog.records if r.name == "admitd.audit" and "offline" in r.getMessage()
+    ]
+    assert all(json.loads(r.getMessage())["mode"] == "offline" for r in offline)
     asyncio.run(open_all(client, Sealer(LocalKms(keyring)), 25))
 
 
@@ -253,6 +269,6 @@ def test_cli_refuses_to_retire_a_version_in_use(
     common = ("--config", str(config), "--redis-url", redis_url)
     run_cli("keys", "init", *common)
     asyncio.run(seed(client, Sealer(LocalKms(keyring)), 2))
-    run_cli("keys", "rotate", "--alias", ALIAS, *common)
+    run_cli("keys", "rotate", "--offline", "--alias", ALIAS, *common)
     with pytest.raises(KeyInUse):
-        run_cli("keys", "retire", "--alias", ALIAS, "--version", "1", *common)
+        run_cli("keys", "retire", "--offline", "--alias", ALIAS, "--version", "1", *common)

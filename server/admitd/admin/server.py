@@ -4,7 +4,8 @@ gRPC verifies the client chain against the trust bundle during the handshake
 (`require_client_auth=True`), so a caller without an acceptable certificate
 cannot even connect. Every call then passes `CallerCertificateCheck` (the Check
 path's verifier: revocation, deny list, EKU, validity), and the guard matches the
-caller's identity to `admin.principals` (`risk.approvers` for `admitd.v1.Risk`).
+caller's identity to `admin.principals` (`risk.approvers` for `admitd.v1.Risk`,
+`keys.custodians` for `admitd.v1.Keys`: both passed in `extra_handlers`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,21 @@
-"""`admitd keys`: init, list, rotate, reencrypt and retire master keys."""
+"""`admitd keys`: master keys, with dual approval on a running deployment.
+
+On a running deployment every key operation is a change request over the admin API
+(`request`, then a different custodian's `approve`; `changes`, `list-remote`).
+`rotate`, `reencrypt` and `retire` work on the keyring and Redis directly, for a
+stopped deployment only: they refuse to run without --offline, and every event they
+record says mode=offline, who ran them and where. `init` and `list` read or create
+the keyring as before. No sub-command prints key material.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -16,11 +27,16 @@ from admitd.cli_setup import (
     required_config,
     required_redis_url,
 )
+from admitd.errors import AdmitdError
 from admitd.kms.config import KmsConfig, Provider, kms_from_config
 from admitd.kms.progress import ProgressBar
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
 
-__all__ = ["register"]
+__all__ = ["OfflineEvents", "OfflineNotConfirmed", "register"]
+
+
+class OfflineNotConfirmed(AdmitdError):
+    """An offline key command ran without --offline."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,25 +46,93 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         redis_help="Redis holding sealed records (default: $ADMITD_REDIS_URL)",
     )
     keys = commands.add_parser("keys", help="manage KMS master keys", description=__doc__)
+    keys.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    # Imported here: the admin-API client is the custody package's, not the KMS's.
+    from admitd.custody.cli import register_remote
+
+    register_remote(sub)
     init = sub.add_parser("init", parents=[common], help="create the keyring / first versions")
     init.set_defaults(handler=_init)
     listing = sub.add_parser("list", parents=[common], help="list aliases and key versions")
     listing.set_defaults(handler=_list)
-    rotate = sub.add_parser("rotate", parents=[common], help="make a new active version")
+    offline = argparse.ArgumentParser(add_help=False)
+    offline.add_argument(
+        "--offline",
+        action="store_true",
+        help="required: the deployment is stopped, change the keys directly (audited)",
+    )
+    rotate = sub.add_parser(
+        "rotate", parents=[common, offline], help="offline: make a new active version"
+    )
     rotate.add_argument("--alias", required=True)
-    rotate.set_defaults(handler=_rotate)
+    rotate.set_defaults(handler=_offline(_rotate))
     reencrypt = sub.add_parser(
-        "reencrypt", parents=[common], help="re-wrap records still under old versions"
+        "reencrypt", parents=[common, offline], help="offline: re-wrap records under old versions"
     )
     reencrypt.add_argument("--alias", required=True)
     reencrypt.add_argument("--batch", type=int, default=500, help="SCAN COUNT per round trip")
     reencrypt.add_argument("--restart", action="store_true", help="ignore a saved position")
-    reencrypt.set_defaults(handler=_reencrypt)
-    retire = sub.add_parser("retire", parents=[common], help="destroy an unused old version")
+    reencrypt.set_defaults(handler=_offline(_reencrypt))
+    retire = sub.add_parser(
+        "retire", parents=[common, offline], help="offline: destroy an unused old version"
+    )
     retire.add_argument("--alias", required=True)
     retire.add_argument("--version", type=int, required=True)
-    retire.set_defaults(handler=_retire)
+    retire.set_defaults(handler=_offline(_retire))
+
+
+class OfflineEvents(RecordedEvents):
+    """Every event of an offline command says so, and who ran it where."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__()
+        self._extra = {
+            "mode": "offline",
+            "operator": _operator(),
+            "host": socket.gethostname(),
+            "command": f"keys {command}",
+        }
+
+    def record(self, event_type: str, fields: dict[str, str]) -> None:
+        super().record(event_type, {**fields, **self._extra})
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+Handler = Callable[[argparse.Namespace, OfflineEvents], int]
+
+
+def _offline(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Refuse without --offline, pointing at the dual-approval flow; audit the run."""
+
+    def run(args: argparse.Namespace) -> int:
+        command = args.keys_command
+        if not args.offline:
+            version = f" --version {args.version}" if command == "retire" else ""
+            raise OfflineNotConfirmed(
+                f"`admitd keys {command}` changes keys directly. On a running deployment,"
+                f" request the change: `admitd keys request {command} --alias {args.alias}"
+                f"{version} --reason ... --session-token-file ...` (with --cert/--key/--ca),"
+                " then a different custodian runs `admitd keys approve <change-id>`."
+                " For a stopped deployment, pass --offline (it is audited)."
+            )
+        audit = OfflineEvents(command)
+        audit.record("kms.offline.started", {"alias": args.alias})
+        try:
+            return handler(args, audit)
+        except AdmitdError as exc:
+            audit.record("kms.offline.failed", {"alias": args.alias, "error": str(exc)[:500]})
+            raise
+        finally:
+            chain_recorded_events(Path(args.config) if args.config else None, audit)
+
+    return run
 
 
 def _config(args: argparse.Namespace) -> KmsConfig:
@@ -91,18 +175,17 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rotate(args: argparse.Namespace) -> int:
-    kms, audit = kms_from_config(_config(args)), RecordedEvents()
+def _rotate(args: argparse.Namespace, audit: OfflineEvents) -> int:
+    kms = kms_from_config(_config(args))
     created = rotate_alias(kms, args.alias, audit)
-    chain_recorded_events(Path(args.config) if args.config else None, audit)
-    print(f"{args.alias}: v{created.version} is now active; run `admitd keys reencrypt`")
+    print(f"{args.alias}: v{created.version} is now active; run `admitd keys reencrypt --offline`")
     return 0
 
 
-def _reencrypt(args: argparse.Namespace) -> int:
+def _reencrypt(args: argparse.Namespace, audit: OfflineEvents) -> int:
     cfg = _config(args)
     kms, client = kms_from_config(cfg), _redis(args)
-    bar, audit = ProgressBar(int(client.dbsize())), RecordedEvents()
+    bar = ProgressBar(int(client.dbsize()))
     # The command's own event loop: re-encryption awaits the KMS port like a seal does.
     report = asyncio.run(
         reencrypt_alias(
@@ -117,7 +200,6 @@ def _reencrypt(args: argparse.Namespace) -> int:
         )
     )
     bar.finish(report)
-    chain_recorded_events(Path(args.config) if args.config else None, audit)
     print(
         f"{args.alias}: {report.rewrapped} re-wrapped, {report.current} already current,"
         f" {report.failed} failed, {report.malformed} malformed, {report.conflicts} conflicts"
@@ -125,11 +207,9 @@ def _reencrypt(args: argparse.Namespace) -> int:
     return 0 if report.complete else 1
 
 
-def _retire(args: argparse.Namespace) -> int:
+def _retire(args: argparse.Namespace, audit: OfflineEvents) -> int:
     cfg = _config(args)
     kms, client = kms_from_config(cfg), _redis(args)
-    audit = RecordedEvents()
     retire_version(kms, client, args.alias, args.version, audit, patterns=cfg.record_patterns)
-    chain_recorded_events(Path(args.config) if args.config else None, audit)
     print(f"{args.alias}: v{args.version} retired; its key material is destroyed")
     return 0

@@ -3,20 +3,35 @@
 `RedisPasskeyStore` keeps every key under the user's hash tag (`user_key`), so one
 user's passkey state sits on one Redis Cluster slot; `MemoryPasskeyStore` serves one
 development process and the unit tests. Credentials are opaque sealed strings here:
-sealing and opening is `PasskeyService`'s business.
+sealing and opening is `PasskeyService`'s business. The last successful verification
+(a `PasskeyVerification`, public facts only) is kept per user for key custody.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import redis.asyncio as redis
 
 from admitd.sessions.keys import user_key
 from admitd.sessions.tokens import user_tag
 
-__all__ = ["MemoryPasskeyStore", "PasskeyStore", "RedisPasskeyStore"]
+__all__ = ["MemoryPasskeyStore", "PasskeyStore", "PasskeyVerification", "RedisPasskeyStore"]
+
+# A receipt is only ever looked at for minutes (keys.mfa_max_age_seconds); a day is plenty.
+_RECEIPT_SECONDS = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyVerification:
+    """One successful assertion with user verification (UV): when, with which credential,
+    and the AAGUID its authenticator reported at registration ("" if unknown)."""
+
+    verified_at: float
+    credential_id: str
+    aaguid: str
 
 
 class PasskeyStore(Protocol):
@@ -51,6 +66,11 @@ class PasskeyStore(Protocol):
 
     async def clear_failures(self, user_id: str) -> None: ...
 
+    async def record_verification(self, user_id: str, verification: PasskeyVerification) -> None:
+        """Replace the user's last verification receipt."""
+
+    async def last_verification(self, user_id: str) -> PasskeyVerification | None: ...
+
 
 class MemoryPasskeyStore:
     """Single process only; expiry is judged against the `now` the caller passes."""
@@ -59,6 +79,7 @@ class MemoryPasskeyStore:
         self._challenges: dict[tuple[str, str], tuple[bytes, float]] = {}
         self._credentials: dict[str, dict[str, str]] = {}
         self._failures: dict[str, tuple[int, float]] = {}
+        self._receipts: dict[str, PasskeyVerification] = {}
 
     async def put_challenge(
         self, user_id: str, ceremony: str, challenge: bytes, *, ttl: float, now: float
@@ -98,6 +119,12 @@ class MemoryPasskeyStore:
 
     async def clear_failures(self, user_id: str) -> None:
         self._failures.pop(user_id, None)
+
+    async def record_verification(self, user_id: str, verification: PasskeyVerification) -> None:
+        self._receipts[user_id] = verification
+
+    async def last_verification(self, user_id: str) -> PasskeyVerification | None:
+        return self._receipts.get(user_id)
 
 
 class RedisPasskeyStore:
@@ -145,6 +172,29 @@ class RedisPasskeyStore:
     async def clear_failures(self, user_id: str) -> None:
         await self._redis.delete(_failures_key(user_id))
 
+    async def record_verification(self, user_id: str, verification: PasskeyVerification) -> None:
+        key = _receipt_key(user_id)
+        fields = {
+            "verified_at": repr(verification.verified_at),
+            "credential_id": verification.credential_id,
+            "aaguid": verification.aaguid,
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=cast(Any, fields))
+            pipe.expire(key, _RECEIPT_SECONDS)
+            await pipe.execute()
+
+    async def last_verification(self, user_id: str) -> PasskeyVerification | None:
+        raw = await cast(Any, self._redis.hgetall(_receipt_key(user_id)))
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        try:
+            return PasskeyVerification(
+                float(fields["verified_at"]), fields["credential_id"], fields.get("aaguid", "")
+            )
+        except (KeyError, ValueError):
+            return None  # none, or damaged: no proof
+
 
 # An empty ARGV[2] means "the field must not exist yet" (a new credential).
 _HASH_CAS = """
@@ -177,3 +227,11 @@ def _credentials_key(user_id: str) -> str:
 
 def _failures_key(user_id: str) -> str:
     return user_key(user_tag(user_id), "passkey:failures")
+
+
+def _receipt_key(user_id: str) -> str:
+    return user_key(user_tag(user_id), "passkey:verified")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

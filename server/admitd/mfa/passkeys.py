@@ -6,6 +6,9 @@ Challenges are single use and live `challenge_ttl` seconds; credentials (public
 key, sign count, transports) are sealed per user under RecordType.PASSKEY_CREDENTIAL.
 Each answered challenge reserves an attempt (atomically, before it is checked) that
 counts as a failure until it succeeds; `max_failures` lock the factor out for a while.
+Each credential keeps the AAGUID its authenticator reported at registration, and each
+successful authentication leaves a receipt (when, which credential, that AAGUID) that
+key custody (`admitd.custody`) requires as its just-in-time proof.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from webauthn.helpers.structs import (
 )
 
 from admitd.envelope import Context, RecordType, Sealer, envelope_from_json, json_from_envelope
-from admitd.mfa.passkey_store import PasskeyStore
+from admitd.mfa.passkey_store import PasskeyStore, PasskeyVerification
 from admitd.mfa.ports import MfaResult
 from admitd.sessions.model import MfaMethod
 from admitd.sessions.store import SessionStore
@@ -65,6 +68,9 @@ class _Credential:
     sign_count: int
     transports: tuple[str, ...]
     created_at: float
+    # The authenticator model (registration's attested credential data); "" for
+    # credentials registered before admitd kept it.
+    aaguid: str = ""
 
     def to_json(self) -> bytes:
         record = {
@@ -72,6 +78,7 @@ class _Credential:
             "sign_count": self.sign_count,
             "transports": list(self.transports),
             "created_at": self.created_at,
+            "aaguid": self.aaguid,
         }
         return json.dumps(record, separators=(",", ":")).encode()
 
@@ -83,6 +90,7 @@ class _Credential:
             sign_count=int(record["sign_count"]),
             transports=tuple(record["transports"]),
             created_at=float(record["created_at"]),
+            aaguid=str(record.get("aaguid", "")),
         )
 
 
@@ -141,7 +149,9 @@ class PasskeyService:
             return self._failed(attempt)
         had_any = bool(await self._store.credential_ids(user_id))
         transports = tuple(t.value for t in parsed.response.transports or ())
-        record = _Credential(verified.credential_public_key, verified.sign_count, transports, now)
+        record = _Credential(
+            verified.credential_public_key, verified.sign_count, transports, now, verified.aaguid
+        )
         credential_id = bytes_to_base64url(verified.credential_id)
         sealed = await self._seal(user_id, organisation, credential_id, record)
         if not await self._store.save_credential(user_id, credential_id, sealed, expected=None):
@@ -201,13 +211,21 @@ class PasskeyService:
         except _BAD_INPUT:
             return self._failed(attempt)
         updated = _Credential(
-            record.public_key, verified.new_sign_count, record.transports, record.created_at
+            record.public_key,
+            verified.new_sign_count,
+            record.transports,
+            record.created_at,
+            record.aaguid,
         )
         new_sealed = await self._seal(user_id, organisation, parsed.id, updated)
         # Compare-and-set: two assertions racing with the same count cannot both win.
         if not await self._store.save_credential(user_id, parsed.id, new_sealed, expected=sealed):
             return self._failed(attempt)
         await self._store.clear_failures(user_id)
+        # Only ever written here, after an assertion with user verification passed.
+        await self._store.record_verification(
+            user_id, PasskeyVerification(now, parsed.id, record.aaguid)
+        )
         return MfaResult.OK
 
     async def _put_challenge(

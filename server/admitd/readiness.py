@@ -42,7 +42,8 @@ def ready_check_gauge(registry: CollectorRegistry) -> Gauge:
 def _policy(runtime: Runtime, watcher: PolicyWatcher) -> Probe:
     async def probe() -> tuple[bool, str]:
         # Loaded before any port opened. A refused reload keeps the previous policy
-        # deciding, so it is reported here (and alerted on), never made unready.
+        # deciding, so it is reported here (and counted in admitd_policy_reloads_total
+        # {outcome="refused"}), never made unready.
         detail = f"version {runtime.policy.version}"
         if watcher.last_error:
             detail += f"; the last reload was refused: {watcher.last_error}"

@@ -16,6 +16,7 @@ import redis
 from admitd.envelope import Context, RecordType, Sealer, envelope_from_json, json_from_envelope
 from admitd.envelope.records import ReencryptReport, reencrypt_records, state_key, versions_in_use
 from admitd.kms import KeyInUse, LocalKms, WrappedDek, async_kms, create_keyring_file
+from admitd.kms.base import ALIAS_AUDIT_LOG
 from admitd.kms.cli import register
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
 from tests.integration.redis_server import RedisServer
@@ -259,6 +260,18 @@ def test_cli_end_to_end(
     ]
     assert all(json.loads(r.getMessage())["mode"] == "offline" for r in offline)
     asyncio.run(open_all(client, Sealer(LocalKms(keyring)), 25))
+
+
+def test_audit_log_key_versions_are_never_retired(client: redis.Redis, kms: LocalKms) -> None:
+    """Audit entries sit in a stream that nothing re-wraps: retiring a version that sealed
+    them would make the log unreadable, so it is refused (and the refusal audited)."""
+    audit = RecordingAudit()
+    rotate_alias(kms, ALIAS_AUDIT_LOG, audit)
+    with pytest.raises(KeyInUse, match="never re-wrapped"):
+        retire_version(kms, client, ALIAS_AUDIT_LOG, 1, audit, patterns=PATTERNS)
+    assert audit.events[-1][0] == "kms.key.retire_refused"
+    assert audit.events[-1][1]["reason"] == "audit_log"
+    assert any(v.version == 1 and v.state != "retired" for v in kms.versions(ALIAS_AUDIT_LOG))
 
 
 def test_cli_refuses_to_retire_a_version_in_use(

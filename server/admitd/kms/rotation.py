@@ -13,7 +13,7 @@ import redis
 from admitd.envelope.records import ReencryptReport, reencrypt_records, versions_in_use
 from admitd.kms.adapter import async_kms
 from admitd.kms.audit import AuditEvents
-from admitd.kms.base import KeyVersion, ManagedKms
+from admitd.kms.base import ALIAS_AUDIT_LOG, KeyVersion, ManagedKms
 from admitd.kms.errors import KeyInUse, KeyVersionNotFound
 
 __all__ = ["reencrypt_alias", "retire_version", "rotate_alias"]
@@ -79,6 +79,14 @@ def retire_version(
     fields = {"alias": alias, "version": str(version)}
     if not any(v.version == version and v.state != "retired" for v in kms.versions(alias)):
         raise KeyVersionNotFound(f"{alias} has no live version {version}")
+    if alias == ALIAS_AUDIT_LOG:
+        # Audit entries live in a stream that is appended to, never re-wrapped: every
+        # version that ever sealed one is needed for as long as the log is kept.
+        audit.record("kms.key.retire_refused", {**fields, "reason": "audit_log"})
+        raise KeyInUse(
+            f"{alias} v{version} may still seal audit entries, which are never re-wrapped:"
+            " audit-log key versions are kept for as long as the log is"
+        )
     in_use = versions_in_use(client, alias, patterns=patterns)[version]
     if version == kms.active_version(alias) or in_use:
         reason = "active" if not in_use else f"{in_use} records"

@@ -14,6 +14,8 @@ Every exception admitd raises on purpose, wherever the class is defined:
     │   ├── WrongKey                (kms.errors) the version did not unwrap the data key
     │   ├── KeyInUse                (kms.errors) a version still seals records
     │   └── KeyAdminUnsupported     (kms.errors) the provider's keys are not admitd's to manage
+    ├── OfflineNotConfirmed         (kms.cli) an offline key command run without --offline
+    ├── _Incomplete                 (custody.apply) a re-encryption pass left records behind
     ├── EnvelopeError               a sealed record cannot be opened or is malformed
     │   ├── MalformedEnvelope       (envelope.errors) not an admitd envelope
     │   │   └── TruncatedEnvelope   (envelope.errors) the bytes end too early
@@ -23,9 +25,12 @@ Every exception admitd raises on purpose, wherever the class is defined:
     ├── AdminRequestError           (admin.errors) an admin request cannot be done as asked
     │   ├── InvalidRequest          malformed input                 -> INVALID_ARGUMENT
     │   ├── PreconditionFailed      e.g. a privileged role, no 2FA  -> FAILED_PRECONDITION
+    │   │   └── MfaRefused          (custody.proof) no fresh passkey for a key change
     │   ├── SessionNotFound         revoked, expired or unknown     -> NOT_FOUND
     │   ├── OverrideNotFound        (risk.errors) no such override  -> NOT_FOUND
-    │   └── SameApprover            (risk.errors) dual control      -> PERMISSION_DENIED
+    │   ├── SameApprover            (risk.errors) dual control      -> PERMISSION_DENIED
+    │   ├── ChangeNotFound          (custody.errors) no such key change -> NOT_FOUND
+    │   └── SameCustodian           (custody.errors) dual control   -> PERMISSION_DENIED
     └── AdminCallFailed             (admin.errors) the CLI's admin call failed
 
 Each adapter translates its library's exceptions at its boundary, once: redis-py's

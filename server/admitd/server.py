@@ -22,6 +22,7 @@ from admitd.admin.server import start_admin_server
 from admitd.audit.entry import AuditEntry, AuditEvent
 from admitd.audit.events import AuditLogEvents
 from admitd.config import UNIX_PREFIX, Config
+from admitd.custody.provider import check_running_provider
 from admitd.custody.wiring import keys_handler_from_parts
 from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.denial_page import DenialPages
@@ -57,6 +58,7 @@ def run(config: Config) -> None:
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     configure_tracing()  # OTEL_* environment; off by default
     runtime = runtime_from_config(config)
+    await _check_kms_provider(runtime)  # before any port opens
     decisions = DecisionLog()
     server, health_servicer = _grpc_server(runtime, decisions)
     readiness = readiness_for(runtime)
@@ -386,9 +388,24 @@ async def _start_admin(runtime: Runtime) -> grpc.aio.Server | None:
     return admin
 
 
+def _custody_events(runtime: Runtime) -> AuditLogEvents | LogAuditEvents:
+    audit = runtime.audit
+    return AuditLogEvents(audit, instance=audit.config.instance) if audit else LogAuditEvents()
+
+
+async def _check_kms_provider(runtime: Runtime) -> None:
+    """With keys.custodians, start only with the approved kms: provider (recording it on
+    the first start); ConfigError otherwise, or when Redis cannot say. custody.provider."""
+    config = runtime.config
+    if not config.keys.custodians or config.kms is None or runtime.redis is None:
+        return  # config loading guarantees kms: and redis_url once custodians are set
+    await check_running_provider(
+        runtime.redis, config.kms, _custody_events(runtime), config_file=config.file
+    )
+
+
 def _keys_handler(runtime: Runtime) -> grpc.GenericRpcHandler | None:
-    config, audit = runtime.config, runtime.audit
-    events = AuditLogEvents(audit, instance=audit.config.instance) if audit else LogAuditEvents()
+    config, events = runtime.config, _custody_events(runtime)
     return keys_handler_from_parts(
         config.keys,
         config_file=config.file,

@@ -127,8 +127,11 @@ def test_other_paths_are_404(admitd: Admitd) -> None:
     assert status == 200 and "admitd_decisions_total" in text
     # Expiry, key age and readiness, for the alert rules and the dashboard.
     assert 'admitd_ca_certificate_expiry_seconds{kind="root"' in text
-    assert 'admitd_ready_check{check="redis"} 1.0' in text
     assert "admitd_kms_decrypt_only_versions{" in text
+    # The readiness gauge is set once the first readiness pass has run.
+    assert wait_for(
+        lambda: 'admitd_ready_check{check="redis"} 1.0' in str(admitd.get("/metrics")[1]["text"])
+    )
 
 
 def test_without_redis_not_ready_and_the_spool_fills_then_both_recover(admitd: Admitd) -> None:

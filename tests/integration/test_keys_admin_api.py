@@ -13,6 +13,8 @@ import base64
 import contextlib
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -27,10 +29,13 @@ from admitd._proto import keys_pb2_grpc
 from admitd.admin.config import AdminConfig
 from admitd.admin.server import server_credentials
 from admitd.cli import build_parser, main
+from admitd.cli_setup import config_file
 from admitd.custody.apply import KmsChanges
 from admitd.custody.proof import ProofChecker
+from admitd.custody.provider import PROVIDER_KEY, ProviderSettings, settings_from_config
 from admitd.custody.servicer import keys_handler
 from admitd.custody.store import KeyCustody
+from admitd.devstack.processes import ProcessGroup, wait_for_port
 from admitd.envelope import Context, RecordType, Sealer, json_from_envelope
 from admitd.envelope.records import versions_in_use
 from admitd.kms import LocalKms, create_keyring_file
@@ -524,6 +529,7 @@ async def test_no_rpc_returns_key_material(api: Api) -> None:
 
 KEYS_COMMANDS = {
     "init", "list", "rotate", "reencrypt", "retire",  # on the keyring (the last three --offline)
+    "provider-accept",  # --offline too: records the config's KMS provider as approved
     "request", "approve", "changes", "list-remote",  # over the admin API
 }  # fmt: skip
 
@@ -610,6 +616,8 @@ async def test_no_keys_subcommand_prints_key_material(
             argv = ["retire", "--offline", "--alias", ALIAS, "--version", version, *offline]
             assert (await run(argv))[0] == 0
         assert (await run(["init", *offline]))[0] == 0
+        assert (await run(["provider-accept", *offline]))[0] == 2
+        assert (await run(["provider-accept", "--offline", *offline]))[0] == 0
         code, out, _ = await run(["list", *offline])
         assert code == 0 and f"{ALIAS}\tv3\tactive" in out and f"{ALIAS}\tv2\tretired" in out
     assert ran == KEYS_COMMANDS
@@ -619,7 +627,7 @@ async def test_no_keys_subcommand_prints_key_material(
     assert [e["event"] for e in offline_events][:2] == ["kms.offline.started", "kms.key.rotated"]
     assert all(e["mode"] == "offline" and e["operator"] and e["host"] for e in offline_events)
     assert {e["command"] for e in offline_events} == {
-        "keys rotate", "keys reencrypt", "keys retire"
+        "keys rotate", "keys reencrypt", "keys retire", "keys provider-accept"
     }  # fmt: skip
     assert len(keys) > len(api.randbytes.keys)  # the offline rotation's key is searched too
     assert_no_key_material(seen, keys)
@@ -679,3 +687,188 @@ async def test_admitd_serves_the_keys_api_from_its_config(
     finally:
         await server.stop(None)
         await runtime.close()
+
+
+# --- provider changes: dual control, enforced by `admitd serve` -----------------------------
+
+
+def provider_of(path: Path) -> ProviderSettings:
+    return settings_from_config(config_file(path).kms())
+
+
+def stored_provider(url: str) -> dict[str, str]:
+    sync = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return sync.hgetall(PROVIDER_KEY)  # type: ignore[return-value]
+    finally:
+        sync.close()
+
+
+async def test_provider_change_is_requested_by_a_and_approved_by_b(
+    api: Api, tmp_path: Path
+) -> None:
+    new = tmp_path / "new.yaml"
+    new.write_text(
+        "kms:\n  provider: pkcs11\n  pkcs11: {module: /opt/hsm/lib.so, token_label: admitd,"
+        " pin_env: HSM_PIN}\n  aliases: [kms/session-secrets]\n"
+    )
+    settings = provider_of(new)
+    request = pb.RequestKeyChangeRequest(
+        kind=pb.KEY_CHANGE_KIND_PROVIDER, reason="move to the HSM",
+        provider_settings=json.dumps(json.loads(settings.canonical()), indent=2),
+    )  # fmt: skip
+    async with api.stub(api.pki.alice) as alice, api.stub(api.pki.bob) as bob:
+        request.session_token = await api.step_up("alice@acme")
+        change = (await alice.RequestKeyChange(request)).change
+        # Computed by admitd from the settings: what the approver reads is what is enforced.
+        assert (change.provider_fingerprint, change.provider_summary) == (
+            settings.fingerprint,
+            settings.summary,
+        )
+        assert stored_provider(api.url) == {}  # nothing until someone else approves
+        a_token = await api.step_up("alice@acme")
+        error = await refused(lambda: alice.ApproveKeyChange(approve(change.change_id, a_token)))
+        assert error.code() is grpc.StatusCode.PERMISSION_DENIED
+        b_token = await api.step_up("bob@acme")
+        done = (await bob.ApproveKeyChange(approve(change.change_id, b_token))).change
+        assert done.status == pb.KEY_CHANGE_STATUS_APPLIED
+        assert settings.fingerprint[:16] in done.result
+        listed = await bob.ListKeyChanges(pb.ListKeyChangesRequest())
+        assert [c.provider_fingerprint for c in listed.changes] == [settings.fingerprint]
+        request.provider_settings = '{"format": 1, "provider": "local"}'
+        request.session_token = await api.step_up("alice@acme")
+        error = await refused(lambda: alice.RequestKeyChange(request))
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    stored = stored_provider(api.url)
+    assert (stored["fingerprint"], stored["how"], stored["change_id"]) == (
+        settings.fingerprint,
+        "approved",
+        change.change_id,
+    )
+    assert api.audit.types("kms.") == [
+        "kms.key_change.requested",
+        "kms.key_change.refused",
+        "kms.key_change.approved",
+        "kms.provider.approved",
+        "kms.key_change.applied",
+        "kms.key_change.refused",
+    ]
+    approved = dict(api.audit.events)["kms.provider.approved"]
+    assert approved["fingerprint"] == settings.fingerprint
+    assert (approved["change_id"], approved["previous_fingerprint"]) == (change.change_id, "")
+    assert dict(api.audit.events)["kms.key_change.requested"]["provider_summary"] == (
+        "provider=pkcs11 module=/opt/hsm/lib.so token_label=admitd"
+        " aliases=kms/session-secrets record_patterns=admitd:*"
+    )
+    assert "HSM_PIN" not in repr(api.audit.events) + repr(stored)
+
+
+def serve_config(
+    tmp_path: Path, pki: PkiSet, name: str, keyring: Path, redis_url: str
+) -> tuple[Path, int]:
+    """An admitd.yaml with custodians and a local keyring; its Check port."""
+    import yaml
+
+    from admitd.kms import DEFAULT_ALIASES
+
+    if not keyring.exists():
+        create_keyring_file(keyring, DEFAULT_ALIASES)
+    (tmp_path / "p.yaml").write_text(
+        "routes:\n  - name: health\n    match: {path_exact: /healthz}\n    public: true\n"
+    )
+    d, check = pki.directory, free_port()
+    config = {
+        "listen": f"127.0.0.1:{check}",
+        "metrics_listen": f"127.0.0.1:{free_port()}",
+        "policies": "p.yaml",
+        "redis_url": redis_url,
+        "tls": {"trust_bundle": str(pki.trust_bundle)},
+        "kms": {"provider": "local", "keyring": str(keyring)},
+        "admin": {
+            "listen": f"127.0.0.1:{free_port()}",
+            "server_cert": str(d / "server.pem"),
+            "server_key": str(d / "server.key"),
+            "principals": [ALICE_AGAIN],
+        },
+        "keys": {"custodians": {ALICE: "alice@acme", BOB: "bob@acme"}},
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path, check
+
+
+def starts(config: Path, check_port: int, logs: Path) -> str:
+    """`admitd serve` comes up (its Check port opens); its log, after a clean stop."""
+    with ProcessGroup(logs) as group:
+        argv = [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
+        process = group.start("admitd", argv)
+        wait_for_port(check_port, process=process)
+        group.stop("admitd")
+        return group.log_text("admitd")
+
+
+def refused_to_start(config: Path) -> str:
+    argv = [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    return done.stderr
+
+
+async def test_serve_starts_only_with_the_approved_provider(
+    api: Api, pki: PkiSet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, old_port = serve_config(tmp_path, pki, "old.yaml", tmp_path / "old.json", api.url)
+    new, new_port = serve_config(tmp_path, pki, "new.yaml", tmp_path / "new.json", api.url)
+    old_fp, new_fp = provider_of(old).fingerprint, provider_of(new).fingerprint
+    assert old_fp != new_fp
+    # First start of a custodied deployment: its provider is recorded, and it starts.
+    log = await asyncio.to_thread(starts, old, old_port, tmp_path / "logs-1")
+    assert (stored_provider(api.url)["fingerprint"], stored_provider(api.url)["how"]) == (
+        old_fp,
+        "first_start",
+    )
+    assert "kms.provider.recorded" in log and old_fp in log and "first_start" in log
+    # Another keyring without an approved change: refused, naming kms and the fix.
+    err = await asyncio.to_thread(refused_to_start, new)
+    assert "kms" in err and "not the approved one" in err
+    assert "request and approve the provider change first: admitd keys request provider" in err
+    assert stored_provider(api.url)["fingerprint"] == old_fp
+    # Requested by Alice, approved by Bob, with the CLI: then the new one starts...
+    tls = []
+    for who, leaf in (("alice", api.pki.alice), ("bob", api.pki.bob)):
+        cert, key = api.pki.write_leaf(f"provider-{who}", leaf, api.pki.client_ca)
+        token = tmp_path / f"{who}.token"
+        token.write_text(await api.step_up(f"{who}@acme"))
+        tls.append([
+            "--address", api.address, "--cert", str(cert), "--key", str(key),
+            "--ca", str(api.pki.directory / "root.pem"), "--session-token-file", str(token),
+        ])  # fmt: skip
+    argv = ["keys", "request", "provider", *tls[0], "--config", str(new), "--reason", "new ring"]
+    assert await asyncio.to_thread(main, argv) == 0
+    change_id = (await api.custody.changes())[0].change_id
+    assert await asyncio.to_thread(main, ["keys", "approve", *tls[1], change_id]) == 0
+    assert stored_provider(api.url)["fingerprint"] == new_fp
+    await asyncio.to_thread(starts, new, new_port, tmp_path / "logs-2")
+    # ...and the old one no longer does.
+    assert "not the approved one" in await asyncio.to_thread(refused_to_start, old)
+    # With the deployment stopped, an offline accept records the old one again (audited).
+    with caplog.at_level(logging.INFO, logger="admitd.audit"):
+        accept = ["keys", "provider-accept", "--offline", "--config", str(old)]
+        assert await asyncio.to_thread(main, [*accept, "--redis-url", api.url]) == 0
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "admitd.audit"]
+    recorded = next(e for e in events if e["event"] == "kms.provider.recorded")
+    assert (recorded["mode"], recorded["how"], recorded["command"]) == (
+        "offline",
+        "offline",
+        "keys provider-accept",
+    )
+    assert (recorded["fingerprint"], recorded["previous_fingerprint"]) == (old_fp, new_fp)
+    assert stored_provider(api.url)["how"] == "offline"
+    await asyncio.to_thread(starts, old, old_port, tmp_path / "logs-3")
+
+
+async def test_serve_fails_closed_without_redis(pki: PkiSet, tmp_path: Path) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    config, _ = serve_config(tmp_path, pki, "admitd.yaml", tmp_path / "ring.json", down)
+    err = await asyncio.to_thread(refused_to_start, config)
+    assert "cannot read the approved KMS provider from Redis" in err and "kms" in err

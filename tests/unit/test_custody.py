@@ -4,6 +4,7 @@ the AAGUID a passkey verification leaves behind, and `admitd keys` refusing offl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from webauthn.helpers import encode_cbor
 
 from admitd.admin.errors import InvalidRequest
 from admitd.cli import main
+from admitd.cli_setup import config_file
 from admitd.config import load_config
 from admitd.custody.changes import (
     ChangeKind,
@@ -19,11 +21,13 @@ from admitd.custody.changes import (
     ChangeStatus,
     Custodian,
     KeyChange,
+    audit_fields,
     change_from_fields,
     check_request,
     fields_from_change,
 )
 from admitd.custody.proof import MfaRefused, ProofChecker
+from admitd.custody.provider import ProviderSettings, settings_from_config, settings_from_json
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
 from admitd.kms import DEFAULT_ALIASES, MemoryKms
@@ -342,3 +346,168 @@ def test_keys_handler_needs_redis_and_a_managed_provider() -> None:
         with pytest.raises(ConfigError, match=r"keys\.custodians") as error:
             keys_handler_from_parts(custodians, kms=kms, **parts)  # type: ignore[arg-type]
         assert "admitd.yaml" in str(error.value) and "remove keys:" in str(error.value)
+
+
+# --- provider changes: the fingerprint of where keys live ------------------------------------
+
+
+def kms_settings(tmp_path: Path, text: str, name: str = "admitd.yaml") -> ProviderSettings:
+    path = tmp_path / name
+    path.write_text(text)
+    return settings_from_config(config_file(path).kms())
+
+
+LOCAL = """kms:
+  provider: local
+  keyring: /etc/admitd/keyring.json
+  aliases: [kms/session-secrets, kms/audit-log]
+  record_patterns: ['admitd:*']
+  dek_cache: {max_entries: 10}
+"""
+HSM = """kms:
+  provider: pkcs11
+  pkcs11: {module: /usr/lib/softhsm/libsofthsm2.so, token_label: admitd, pin_env: HSM_PIN}
+  aliases: [kms/session-secrets]
+"""
+
+
+def test_fingerprint_ignores_key_order_whitespace_and_what_is_not_location(
+    tmp_path: Path,
+) -> None:
+    same = kms_settings(tmp_path, LOCAL)
+    reordered = kms_settings(
+        tmp_path,
+        "# the same, spelled differently\n"
+        "kms:\n    dek_cache:   {ttl_seconds: 5}\n"
+        "    record_patterns:   ['admitd:*', 'admitd:*']\n"
+        "    aliases:\n      - kms/audit-log\n      - kms/session-secrets\n"
+        "    keyring: /etc/admitd//keyring.json\n    provider: local\n",
+        "other.yaml",
+    )
+    assert reordered == same and reordered.fingerprint == same.fingerprint
+    assert len(same.fingerprint) == 64 and int(same.fingerprint, 16) >= 0
+    assert settings_from_json(same.canonical()) == same  # what the server recomputes
+    spaced = json.dumps(json.loads(same.canonical()), indent=4)
+    assert settings_from_json(spaced).fingerprint == same.fingerprint
+    # The same settings, another PIN variable: no change (it says nothing about where keys live)
+    hsm = kms_settings(tmp_path, HSM)
+    assert kms_settings(tmp_path, HSM.replace("HSM_PIN", "OTHER_PIN")) == hsm
+
+
+@pytest.mark.parametrize(
+    ("base", "old", "new"),
+    [
+        (LOCAL, "provider: local\n  keyring: /etc/admitd/", "provider: local\n  keyring: /mnt/x/"),
+        (LOCAL, "kms/audit-log]", "kms/audit-log, kms/device-telemetry]"),
+        (LOCAL, "'admitd:*'", "'admitd:*', 'other:*'"),
+        (HSM, "libsofthsm2.so", "libotherhsm.so"),
+        (HSM, "token_label: admitd", "token_label: admitd-2"),
+        (HSM, "provider: pkcs11", "provider: local\n  keyring: /etc/admitd/keyring.json"),
+    ],
+    ids=["keyring", "aliases", "record-patterns", "module", "token", "provider"],
+)
+def test_fingerprint_changes_with_where_keys_live(
+    tmp_path: Path, base: str, old: str, new: str
+) -> None:
+    assert old in base
+    before = kms_settings(tmp_path, base)
+    after = kms_settings(tmp_path, base.replace(old, new), "new.yaml")
+    assert after.fingerprint != before.fingerprint and after.summary != before.summary
+
+
+def test_fingerprint_and_summary_never_hold_the_pin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin = "PIN-4711-SECRET"
+    monkeypatch.setenv("HSM_PIN", pin)
+    settings = kms_settings(tmp_path, HSM)
+    for text in (settings.canonical(), settings.summary, settings.fingerprint, repr(settings)):
+        assert pin not in text and "HSM_PIN" not in text and "pin" not in text.lower()
+    assert settings.summary == (
+        "provider=pkcs11 module=/usr/lib/softhsm/libsofthsm2.so token_label=admitd"
+        " aliases=kms/session-secrets record_patterns=admitd:*"
+    )
+    # A request cannot smuggle a PIN (or anything else) into the approved settings either.
+    raw = json.loads(settings.canonical())
+    raw["pkcs11"]["pin"] = pin
+    with pytest.raises(InvalidRequest, match="exactly module, token_label"):
+        settings_from_json(json.dumps(raw))
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("", "needs provider_settings"),
+        ("[1]", "format 1"),
+        ('{"format": 1, "provider": "dev", "aliases": ["kms/a"], "record_patterns": ["*"]}',
+         "local or pkcs11"),
+        ('{"format": 1, "provider": "local", "aliases": ["kms/a"], "record_patterns": ["*"]}',
+         "exactly"),
+        ('{"format": 1, "provider": "local", "keyring": "", "aliases": ["kms/a"],'
+         ' "record_patterns": ["*"]}', "keyring must be"),
+        ('{"format": 1, "provider": "local", "keyring": "k", "aliases": ["A"],'
+         ' "record_patterns": ["*"]}', "kms/<name>"),
+        ('{"format": 1, "provider": "local", "keyring": "k", "aliases": ["kms/a"],'
+         ' "record_patterns": []}', "non-empty list"),
+    ],
+)  # fmt: skip
+def test_provider_settings_are_checked(text: str, phrase: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(phrase)):
+        settings_from_json(text)
+
+
+def test_provider_change_requests(tmp_path: Path) -> None:
+    settings = kms_settings(tmp_path, LOCAL)
+    spaced = json.dumps(json.loads(settings.canonical()), indent=2)
+    checked = check_request(ChangeRequest(ChangeKind.PROVIDER, "", " new hsm ", settings=spaced))
+    assert (checked.reason, checked.settings) == ("new hsm", settings.canonical())
+    for bad in (
+        ChangeRequest(ChangeKind.PROVIDER, "kms/a", "r", settings=spaced),
+        ChangeRequest(ChangeKind.PROVIDER, "", "r", version=1, settings=spaced),
+        ChangeRequest(ChangeKind.PROVIDER, "", "r"),
+        ChangeRequest(ChangeKind.ROTATE, "kms/a", "r", settings=spaced),
+    ):
+        with pytest.raises(InvalidRequest):
+            check_request(bad)
+    change = KeyChange("0" * 16, checked, Custodian(ALICE, "alice"), NOW, NOW + 60,
+                       ChangeStatus.PENDING)  # fmt: skip
+    again = change_from_fields(change.change_id, fields_from_change(change), NOW)
+    assert again == change
+    fields = audit_fields(change)
+    assert fields["provider_fingerprint"] == settings.fingerprint and "alias" not in fields
+    assert fields["provider_summary"] == settings.summary
+
+
+def test_provider_accept_refuses_without_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "admitd.yaml"  # never read
+    assert main(["keys", "provider-accept", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "--offline" in err and "admitd keys request provider --config NEW.yaml" in err
+    assert "admitd keys approve" in err and not config.exists()
+
+
+def test_request_provider_needs_its_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    tls = [
+        "--cert",
+        "c.pem",
+        "--key",
+        "k.pem",
+        "--ca",
+        "ca.pem",
+        "--session-token-file",
+        str(token),
+    ]
+    for argv, phrase in (
+        (["request", "provider", "--reason", "r"], "--config NEW.yaml"),
+        (["request", "rotate", "--reason", "r"], "needs --alias"),
+        (["request", "rotate", "--alias", "kms/a", "--config", "x.yaml", "--reason", "r"],
+         "provider changes only"),
+    ):  # fmt: skip
+        assert main(["keys", *argv, *tls]) == 2
+        assert phrase in capsys.readouterr().err

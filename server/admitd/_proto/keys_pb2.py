@@ -24,39 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61\x64mitd/v1/keys.proto\x12\tadmitd.v1\"\x97\x03\n\tKeyChange\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.admitd.v1.KeyChangeKind\x12\r\n\x05\x61lias\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x14\n\x0crequested_by\x18\x06 \x01(\t\x12\x16\n\x0erequested_user\x18\x07 \x01(\t\x12\x14\n\x0crequested_at\x18\x08 \x01(\x01\x12\x12\n\nexpires_at\x18\t \x01(\x01\x12*\n\x06status\x18\n \x01(\x0e\x32\x1a.admitd.v1.KeyChangeStatus\x12\x13\n\x0b\x61pproved_by\x18\x0b \x01(\t\x12\x15\n\rapproved_user\x18\x0c \x01(\t\x12\x18\n\x0b\x61pproved_at\x18\r \x01(\x01H\x00\x88\x01\x01\x12\x17\n\napplied_at\x18\x0e \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06result\x18\x0f \x01(\t\x12\r\n\x05\x65rror\x18\x10 \x01(\tB\x0e\n\x0c_approved_atB\r\n\x0b_applied_at\"\x88\x01\n\x17RequestKeyChangeRequest\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.admitd.v1.KeyChangeKind\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\rsession_token\x18\x05 \x01(\t\"@\n\x18RequestKeyChangeResponse\x12$\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x14.admitd.v1.KeyChange\"C\n\x17\x41pproveKeyChangeRequest\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\"@\n\x18\x41pproveKeyChangeResponse\x12$\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x14.admitd.v1.KeyChange\"-\n\x15ListKeyChangesRequest\x12\x14\n\x0cpending_only\x18\x01 \x01(\x08\"?\n\x16ListKeyChangesResponse\x12%\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x14.admitd.v1.KeyChange\"\x11\n\x0fListKeysRequest\"a\n\nKeyVersion\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.admitd.v1.KeyState\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\";\n\x10ListKeysResponse\x12\'\n\x08versions\x18\x01 \x03(\x0b\x32\x15.admitd.v1.KeyVersion*\x87\x01\n\rKeyChangeKind\x12\x1f\n\x1bKEY_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16KEY_CHANGE_KIND_ROTATE\x10\x01\x12\x1a\n\x16KEY_CHANGE_KIND_RETIRE\x10\x02\x12\x1d\n\x19KEY_CHANGE_KIND_REENCRYPT\x10\x03*\xcf\x01\n\x0fKeyChangeStatus\x12!\n\x1dKEY_CHANGE_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_CHANGE_STATUS_PENDING\x10\x01\x12\x1e\n\x1aKEY_CHANGE_STATUS_APPROVED\x10\x02\x12\x1d\n\x19KEY_CHANGE_STATUS_APPLIED\x10\x03\x12\x1c\n\x18KEY_CHANGE_STATUS_FAILED\x10\x04\x12\x1d\n\x19KEY_CHANGE_STATUS_EXPIRED\x10\x05*n\n\x08KeyState\x12\x19\n\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10KEY_STATE_ACTIVE\x10\x01\x12\x1a\n\x16KEY_STATE_DECRYPT_ONLY\x10\x02\x12\x15\n\x11KEY_STATE_RETIRED\x10\x03\x32\xdc\x02\n\x04Keys\x12[\n\x10RequestKeyChange\x12\".admitd.v1.RequestKeyChangeRequest\x1a#.admitd.v1.RequestKeyChangeResponse\x12[\n\x10\x41pproveKeyChange\x12\".admitd.v1.ApproveKeyChangeRequest\x1a#.admitd.v1.ApproveKeyChangeResponse\x12U\n\x0eListKeyChanges\x12 .admitd.v1.ListKeyChangesRequest\x1a!.admitd.v1.ListKeyChangesResponse\x12\x43\n\x08ListKeys\x12\x1a.admitd.v1.ListKeysRequest\x1a\x1b.admitd.v1.ListKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61\x64mitd/v1/keys.proto\x12\tadmitd.v1\"\xcf\x03\n\tKeyChange\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.admitd.v1.KeyChangeKind\x12\r\n\x05\x61lias\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x14\n\x0crequested_by\x18\x06 \x01(\t\x12\x16\n\x0erequested_user\x18\x07 \x01(\t\x12\x14\n\x0crequested_at\x18\x08 \x01(\x01\x12\x12\n\nexpires_at\x18\t \x01(\x01\x12*\n\x06status\x18\n \x01(\x0e\x32\x1a.admitd.v1.KeyChangeStatus\x12\x13\n\x0b\x61pproved_by\x18\x0b \x01(\t\x12\x15\n\rapproved_user\x18\x0c \x01(\t\x12\x18\n\x0b\x61pproved_at\x18\r \x01(\x01H\x00\x88\x01\x01\x12\x17\n\napplied_at\x18\x0e \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06result\x18\x0f \x01(\t\x12\r\n\x05\x65rror\x18\x10 \x01(\t\x12\x1c\n\x14provider_fingerprint\x18\x11 \x01(\t\x12\x18\n\x10provider_summary\x18\x12 \x01(\tB\x0e\n\x0c_approved_atB\r\n\x0b_applied_at\"\xa3\x01\n\x17RequestKeyChangeRequest\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.admitd.v1.KeyChangeKind\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\rsession_token\x18\x05 \x01(\t\x12\x19\n\x11provider_settings\x18\x06 \x01(\t\"@\n\x18RequestKeyChangeResponse\x12$\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x14.admitd.v1.KeyChange\"C\n\x17\x41pproveKeyChangeRequest\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\"@\n\x18\x41pproveKeyChangeResponse\x12$\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x14.admitd.v1.KeyChange\"-\n\x15ListKeyChangesRequest\x12\x14\n\x0cpending_only\x18\x01 \x01(\x08\"?\n\x16ListKeyChangesResponse\x12%\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x14.admitd.v1.KeyChange\"\x11\n\x0fListKeysRequest\"a\n\nKeyVersion\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.admitd.v1.KeyState\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\";\n\x10ListKeysResponse\x12\'\n\x08versions\x18\x01 \x03(\x0b\x32\x15.admitd.v1.KeyVersion*\xa5\x01\n\rKeyChangeKind\x12\x1f\n\x1bKEY_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16KEY_CHANGE_KIND_ROTATE\x10\x01\x12\x1a\n\x16KEY_CHANGE_KIND_RETIRE\x10\x02\x12\x1d\n\x19KEY_CHANGE_KIND_REENCRYPT\x10\x03\x12\x1c\n\x18KEY_CHANGE_KIND_PROVIDER\x10\x04*\xcf\x01\n\x0fKeyChangeStatus\x12!\n\x1dKEY_CHANGE_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_CHANGE_STATUS_PENDING\x10\x01\x12\x1e\n\x1aKEY_CHANGE_STATUS_APPROVED\x10\x02\x12\x1d\n\x19KEY_CHANGE_STATUS_APPLIED\x10\x03\x12\x1c\n\x18KEY_CHANGE_STATUS_FAILED\x10\x04\x12\x1d\n\x19KEY_CHANGE_STATUS_EXPIRED\x10\x05*n\n\x08KeyState\x12\x19\n\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10KEY_STATE_ACTIVE\x10\x01\x12\x1a\n\x16KEY_STATE_DECRYPT_ONLY\x10\x02\x12\x15\n\x11KEY_STATE_RETIRED\x10\x03\x32\xdc\x02\n\x04Keys\x12[\n\x10RequestKeyChange\x12\".admitd.v1.RequestKeyChangeRequest\x1a#.admitd.v1.RequestKeyChangeResponse\x12[\n\x10\x41pproveKeyChange\x12\".admitd.v1.ApproveKeyChangeRequest\x1a#.admitd.v1.ApproveKeyChangeResponse\x12U\n\x0eListKeyChanges\x12 .admitd.v1.ListKeyChangesRequest\x1a!.admitd.v1.ListKeyChangesResponse\x12\x43\n\x08ListKeys\x12\x1a.admitd.v1.ListKeysRequest\x1a\x1b.admitd.v1.ListKeysResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'admitd.v1.keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEYCHANGEKIND']._serialized_start=1077
-  _globals['_KEYCHANGEKIND']._serialized_end=1212
-  _globals['_KEYCHANGESTATUS']._serialized_start=1215
-  _globals['_KEYCHANGESTATUS']._serialized_end=1422
-  _globals['_KEYSTATE']._serialized_start=1424
-  _globals['_KEYSTATE']._serialized_end=1534
+  _globals['_KEYCHANGEKIND']._serialized_start=1160
+  _globals['_KEYCHANGEKIND']._serialized_end=1325
+  _globals['_KEYCHANGESTATUS']._serialized_start=1328
+  _globals['_KEYCHANGESTATUS']._serialized_end=1535
+  _globals['_KEYSTATE']._serialized_start=1537
+  _globals['_KEYSTATE']._serialized_end=1647
   _globals['_KEYCHANGE']._serialized_start=36
-  _globals['_KEYCHANGE']._serialized_end=443
-  _globals['_REQUESTKEYCHANGEREQUEST']._serialized_start=446
-  _globals['_REQUESTKEYCHANGEREQUEST']._serialized_end=582
-  _globals['_REQUESTKEYCHANGERESPONSE']._serialized_start=584
-  _globals['_REQUESTKEYCHANGERESPONSE']._serialized_end=648
-  _globals['_APPROVEKEYCHANGEREQUEST']._serialized_start=650
-  _globals['_APPROVEKEYCHANGEREQUEST']._serialized_end=717
-  _globals['_APPROVEKEYCHANGERESPONSE']._serialized_start=719
-  _globals['_APPROVEKEYCHANGERESPONSE']._serialized_end=783
-  _globals['_LISTKEYCHANGESREQUEST']._serialized_start=785
-  _globals['_LISTKEYCHANGESREQUEST']._serialized_end=830
-  _globals['_LISTKEYCHANGESRESPONSE']._serialized_start=832
-  _globals['_LISTKEYCHANGESRESPONSE']._serialized_end=895
-  _globals['_LISTKEYSREQUEST']._serialized_start=897
-  _globals['_LISTKEYSREQUEST']._serialized_end=914
-  _globals['_KEYVERSION']._serialized_start=916
-  _globals['_KEYVERSION']._serialized_end=1013
-  _globals['_LISTKEYSRESPONSE']._serialized_start=1015
-  _globals['_LISTKEYSRESPONSE']._serialized_end=1074
-  _globals['_KEYS']._serialized_start=1537
-  _globals['_KEYS']._serialized_end=1885
+  _globals['_KEYCHANGE']._serialized_end=499
+  _globals['_REQUESTKEYCHANGEREQUEST']._serialized_start=502
+  _globals['_REQUESTKEYCHANGEREQUEST']._serialized_end=665
+  _globals['_REQUESTKEYCHANGERESPONSE']._serialized_start=667
+  _globals['_REQUESTKEYCHANGERESPONSE']._serialized_end=731
+  _globals['_APPROVEKEYCHANGEREQUEST']._serialized_start=733
+  _globals['_APPROVEKEYCHANGEREQUEST']._serialized_end=800
+  _globals['_APPROVEKEYCHANGERESPONSE']._serialized_start=802
+  _globals['_APPROVEKEYCHANGERESPONSE']._serialized_end=866
+  _globals['_LISTKEYCHANGESREQUEST']._serialized_start=868
+  _globals['_LISTKEYCHANGESREQUEST']._serialized_end=913
+  _globals['_LISTKEYCHANGESRESPONSE']._serialized_start=915
+  _globals['_LISTKEYCHANGESRESPONSE']._serialized_end=978
+  _globals['_LISTKEYSREQUEST']._serialized_start=980
+  _globals['_LISTKEYSREQUEST']._serialized_end=997
+  _globals['_KEYVERSION']._serialized_start=999
+  _globals['_KEYVERSION']._serialized_end=1096
+  _globals['_LISTKEYSRESPONSE']._serialized_start=1098
+  _globals['_LISTKEYSRESPONSE']._serialized_end=1157
+  _globals['_KEYS']._serialized_start=1650
+  _globals['_KEYS']._serialized_end=1998
 # @@protoc_insertion_point(module_scope)

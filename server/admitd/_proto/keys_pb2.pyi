@@ -13,6 +13,7 @@ class KeyChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_CHANGE_KIND_ROTATE: _ClassVar[KeyChangeKind]
     KEY_CHANGE_KIND_RETIRE: _ClassVar[KeyChangeKind]
     KEY_CHANGE_KIND_REENCRYPT: _ClassVar[KeyChangeKind]
+    KEY_CHANGE_KIND_PROVIDER: _ClassVar[KeyChangeKind]
 
 class KeyChangeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -33,6 +34,7 @@ KEY_CHANGE_KIND_UNSPECIFIED: KeyChangeKind
 KEY_CHANGE_KIND_ROTATE: KeyChangeKind
 KEY_CHANGE_KIND_RETIRE: KeyChangeKind
 KEY_CHANGE_KIND_REENCRYPT: KeyChangeKind
+KEY_CHANGE_KIND_PROVIDER: KeyChangeKind
 KEY_CHANGE_STATUS_UNSPECIFIED: KeyChangeStatus
 KEY_CHANGE_STATUS_PENDING: KeyChangeStatus
 KEY_CHANGE_STATUS_APPROVED: KeyChangeStatus
@@ -45,7 +47,7 @@ KEY_STATE_DECRYPT_ONLY: KeyState
 KEY_STATE_RETIRED: KeyState
 
 class KeyChange(_message.Message):
-    __slots__ = ("change_id", "kind", "alias", "version", "reason", "requested_by", "requested_user", "requested_at", "expires_at", "status", "approved_by", "approved_user", "approved_at", "applied_at", "result", "error")
+    __slots__ = ("change_id", "kind", "alias", "version", "reason", "requested_by", "requested_user", "requested_at", "expires_at", "status", "approved_by", "approved_user", "approved_at", "applied_at", "result", "error", "provider_fingerprint", "provider_summary")
     CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +64,8 @@ class KeyChange(_message.Message):
     APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     change_id: str
     kind: KeyChangeKind
     alias: str
@@ -78,21 +82,25 @@ class KeyChange(_message.Message):
     applied_at: float
     result: str
     error: str
-    def __init__(self, change_id: _Optional[str] = ..., kind: _Optional[_Union[KeyChangeKind, str]] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_user: _Optional[str] = ..., requested_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., status: _Optional[_Union[KeyChangeStatus, str]] = ..., approved_by: _Optional[str] = ..., approved_user: _Optional[str] = ..., approved_at: _Optional[float] = ..., applied_at: _Optional[float] = ..., result: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    provider_fingerprint: str
+    provider_summary: str
+    def __init__(self, change_id: _Optional[str] = ..., kind: _Optional[_Union[KeyChangeKind, str]] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_user: _Optional[str] = ..., requested_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., status: _Optional[_Union[KeyChangeStatus, str]] = ..., approved_by: _Optional[str] = ..., approved_user: _Optional[str] = ..., approved_at: _Optional[float] = ..., applied_at: _Optional[float] = ..., result: _Optional[str] = ..., error: _Optional[str] = ..., provider_fingerprint: _Optional[str] = ..., provider_summary: _Optional[str] = ...) -> None: ...
 
 class RequestKeyChangeRequest(_message.Message):
-    __slots__ = ("kind", "alias", "version", "reason", "session_token")
+    __slots__ = ("kind", "alias", "version", "reason", "session_token", "provider_settings")
     KIND_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     kind: KeyChangeKind
     alias: str
     version: int
     reason: str
     session_token: str
-    def __init__(self, kind: _Optional[_Union[KeyChangeKind, str]] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ..., session_token: _Optional[str] = ...) -> None: ...
+    provider_settings: str
+    def __init__(self, kind: _Optional[_Union[KeyChangeKind, str]] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ..., session_token: _Optional[str] = ..., provider_settings: _Optional[str] = ...) -> None: ...
 
 class RequestKeyChangeResponse(_message.Message):
     __slots__ = ("change",)

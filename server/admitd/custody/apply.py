@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from admitd.custody.changes import ChangeKind, ChangeRequest
+from admitd.custody.provider import PROVIDER_KEY, provider_record
 from admitd.errors import AdmitdError
 from admitd.kms.audit import AuditEvents
 from admitd.kms.base import KeyState, KeyVersion, ManagedKms
@@ -28,10 +29,10 @@ class BufferedEvents:
 
     def __init__(self, **extra: str) -> None:
         self.events: list[tuple[str, dict[str, str]]] = []
-        self._extra = extra
+        self.extra = extra
 
     def record(self, event_type: str, fields: dict[str, str]) -> None:
-        self.events.append((event_type, {**fields, **self._extra}))
+        self.events.append((event_type, {**fields, **self.extra}))
 
     def replay(self, audit: AuditEvents) -> None:
         for event_type, fields in self.events:
@@ -67,6 +68,8 @@ class KmsChanges:
         return [v for alias in self._kms.aliases() for v in self._kms.versions(alias)]
 
     def _check(self, request: ChangeRequest) -> None:
+        if request.kind is ChangeKind.PROVIDER:
+            return  # nothing to look up here: the settings are checked, the new keys are elsewhere
         if request.alias not in self._kms.aliases():
             raise AliasNotFound(f"no master key for alias {request.alias}")
         if request.kind is not ChangeKind.RETIRE:
@@ -82,6 +85,8 @@ class KmsChanges:
 
     def _apply(self, request: ChangeRequest, audit: BufferedEvents) -> str:
         alias = request.alias
+        if request.kind is ChangeKind.PROVIDER:
+            return self._approve_provider(request, audit)
         if request.kind is ChangeKind.ROTATE:
             created = rotate_alias(self._kms, alias, audit)
             return f"v{created.version} active"
@@ -105,6 +110,28 @@ class KmsChanges:
         if not report.complete:
             raise _Incomplete(counts)
         return counts
+
+    def _approve_provider(self, request: ChangeRequest, audit: BufferedEvents) -> str:
+        """Store the approved fingerprint: the next start with that kms: may proceed."""
+        settings = request.provider
+        change_id = audit.extra.get("change_id", "")
+        client = self._sync_redis()
+        try:
+            previous = client.hget(PROVIDER_KEY, "fingerprint")
+            record = provider_record(settings, "approved", change_id)
+            client.hset(PROVIDER_KEY, mapping=record)  # type: ignore[arg-type]
+        finally:
+            client.close()
+        old = previous.decode() if isinstance(previous, bytes) else str(previous or "")
+        audit.record(
+            "kms.provider.approved",
+            {
+                "fingerprint": settings.fingerprint,
+                "summary": settings.summary,
+                "previous_fingerprint": old,
+            },
+        )
+        return f"provider {settings.fingerprint[:16]} approved; restart with that kms:"
 
 
 class _Incomplete(AdmitdError):

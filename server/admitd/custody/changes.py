@@ -2,6 +2,7 @@
 
     admitd:keys:change:<id>   HASH, one change (kept `KEEP_SECONDS` after it is final)
     admitd:keys:changes       ZSET of change IDs by request time
+    admitd:keys:provider      HASH, the approved kms: provider (custody.provider)
 
 A custodian is a certificate principal and the admitd user that principal maps to
 (`keys.custodians`); the approver must differ from the requester in both, so neither
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from admitd.admin.errors import InvalidRequest
+from admitd.custody.provider import ProviderSettings, settings_from_json
 from admitd.kms.base import is_valid_alias
 
 __all__ = [
@@ -76,6 +78,7 @@ class ChangeKind(StrEnum):
     ROTATE = "rotate"
     RETIRE = "retire"
     REENCRYPT = "reencrypt"
+    PROVIDER = "provider"  # approve another kms: provider (custody.provider)
 
 
 class ChangeStatus(StrEnum):
@@ -98,6 +101,12 @@ class ChangeRequest:
     alias: str
     reason: str
     version: int = 0  # retire only
+    settings: str = ""  # provider only: the new kms: settings, canonical JSON once checked
+
+    @property
+    def provider(self) -> ProviderSettings:
+        """A provider change's settings (InvalidRequest for any other kind)."""
+        return settings_from_json(self.settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +138,19 @@ def is_change_id(text: str) -> bool:
 
 def check_request(request: ChangeRequest) -> ChangeRequest:
     """The request, normalised; InvalidRequest says what is wrong."""
-    if not is_valid_alias(request.alias):
+    if request.kind is ChangeKind.PROVIDER:
+        if request.alias or request.version:
+            raise InvalidRequest("provider takes no alias and no version (the settings say all)")
+    elif not is_valid_alias(request.alias):
         raise InvalidRequest("alias must be kms/<name>, e.g. kms/session-secrets")
+    elif request.settings:
+        raise InvalidRequest(f"{request.kind.value} takes no provider_settings")
     reason = request.reason.strip()
     if not reason or len(reason) > _MAX_REASON or not reason.isprintable():
         raise InvalidRequest(f"a reason is required: 1-{_MAX_REASON} printable characters")
+    if request.kind is ChangeKind.PROVIDER:
+        settings = settings_from_json(request.settings).canonical()
+        return ChangeRequest(request.kind, "", reason, settings=settings)
     if request.kind is ChangeKind.RETIRE:
         if request.version < 1:
             raise InvalidRequest("retire needs the version to destroy (1 or more)")
@@ -150,6 +167,7 @@ def fields_from_change(change: KeyChange) -> dict[str, str]:
         "alias": r.alias,
         "version": str(r.version),
         "reason": r.reason,
+        "settings": r.settings,
         "requested_by": change.requested_by.principal,
         "requested_user": change.requested_by.user_id,
         "requested_at": repr(change.requested_at),
@@ -170,7 +188,11 @@ def change_from_fields(change_id: str, fields: Mapping[str, str], now: float) ->
     return KeyChange(
         change_id=change_id,
         request=ChangeRequest(
-            ChangeKind(fields["kind"]), fields["alias"], fields["reason"], int(fields["version"])
+            ChangeKind(fields["kind"]),
+            fields["alias"],
+            fields["reason"],
+            int(fields["version"]),
+            fields.get("settings", ""),
         ),
         requested_by=Custodian(fields["requested_by"], fields["requested_user"]),
         requested_at=float(fields["requested_at"]),
@@ -197,6 +219,10 @@ def audit_fields(change: KeyChange, **extra: str) -> dict[str, str]:
     }
     if r.kind is ChangeKind.RETIRE:
         fields["version"] = str(r.version)
+    if r.kind is ChangeKind.PROVIDER:
+        del fields["alias"]
+        fields["provider_fingerprint"] = r.provider.fingerprint
+        fields["provider_summary"] = r.provider.summary
     if change.approved_by is not None:
         fields["approved_by"] = change.approved_by.principal
         fields["approved_user"] = change.approved_by.user_id

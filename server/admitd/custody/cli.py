@@ -1,5 +1,8 @@
 """`admitd keys request|approve|changes|list-remote`: key custody over the admin API.
 
+`request provider --config NEW.yaml` asks to approve the KMS provider of NEW.yaml's
+`kms:` section (where keys live; never a PIN): once approved, admitd starts with it.
+
 Connects with mutual TLS (--cert/--key/--ca) to `admin.listen`; the certificate is
 who you are (it must be in keys.custodians). `request` and `approve` also send your
 own admitd session token (--session-token-file, or - for stdin; never on the command
@@ -25,6 +28,7 @@ KINDS = {
     "rotate": pb.KEY_CHANGE_KIND_ROTATE,
     "retire": pb.KEY_CHANGE_KIND_RETIRE,
     "reencrypt": pb.KEY_CHANGE_KIND_REENCRYPT,
+    "provider": pb.KEY_CHANGE_KIND_PROVIDER,
 }
 
 
@@ -47,8 +51,13 @@ def register_remote(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
     )
     request.add_argument("kind", choices=sorted(KINDS))
-    request.add_argument("--alias", required=True, help="e.g. kms/session-secrets")
+    request.add_argument("--alias", default="", help="e.g. kms/session-secrets (not provider)")
     request.add_argument("--version", type=int, default=0, help="retire: the version to destroy")
+    request.add_argument(
+        "--config",
+        type=Path,
+        help="provider: the admitd YAML the replicas will run; its kms: section is approved",
+    )
     request.add_argument("--reason", required=True, help="why (goes into the audit log)")
     _token(request)
     request.set_defaults(handler=_request)
@@ -104,18 +113,40 @@ def read_token(path: Path) -> str:
 
 
 def _request(args: argparse.Namespace) -> int:
+    settings = ""
+    if args.kind == "provider":
+        if args.config is None or args.alias:
+            raise ConfigError(
+                "a provider change takes --config NEW.yaml (its kms: section), no --alias",
+                key="--config",
+            )
+        settings = provider_settings_of(args.config)
+    elif not args.alias:
+        raise ConfigError(f"{args.kind} needs --alias (e.g. kms/session-secrets)", key="--alias")
+    elif args.config is not None:
+        raise ConfigError("--config is for provider changes only", key="--config")
     request = pb.RequestKeyChangeRequest(
         kind=KINDS[args.kind],
         alias=args.alias,
         version=args.version,
         reason=args.reason,
         session_token=read_token(args.session_token_file),
+        provider_settings=settings,
     )
     with _client(args) as client:
         response = client.call(client.stub.RequestKeyChange, request)
     print(line_from_change(response.change))
     print(f"a different custodian must run: admitd keys approve {response.change.change_id}")
     return 0
+
+
+def provider_settings_of(config: Path) -> str:
+    """The canonical provider settings of `config`'s kms: section (never its secrets)."""
+    # Imported here: the config loader is only needed for provider changes.
+    from admitd.cli_setup import config_file
+    from admitd.custody.provider import settings_from_config
+
+    return settings_from_config(config_file(config).kms()).canonical()
 
 
 def _approve(args: argparse.Namespace) -> int:
@@ -151,6 +182,8 @@ def line_from_change(c: pb.KeyChange) -> str:
     kind = pb.KeyChangeKind.Name(c.kind).removeprefix("KEY_CHANGE_KIND_").lower()
     status = pb.KeyChangeStatus.Name(c.status).removeprefix("KEY_CHANGE_STATUS_").lower()
     target = f"{c.alias} v{c.version}" if c.kind == pb.KEY_CHANGE_KIND_RETIRE else c.alias
+    if c.kind == pb.KEY_CHANGE_KIND_PROVIDER:
+        target = f"{c.provider_summary} fingerprint={c.provider_fingerprint}"
     parts = [
         c.change_id,
         status,

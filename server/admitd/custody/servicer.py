@@ -42,6 +42,7 @@ _KINDS = {
     pb.KEY_CHANGE_KIND_ROTATE: ChangeKind.ROTATE,
     pb.KEY_CHANGE_KIND_RETIRE: ChangeKind.RETIRE,
     pb.KEY_CHANGE_KIND_REENCRYPT: ChangeKind.REENCRYPT,
+    pb.KEY_CHANGE_KIND_PROVIDER: ChangeKind.PROVIDER,
 }
 _WIRE_KINDS = {kind: wire for wire, kind in _KINDS.items()}
 _STATUSES = {
@@ -61,8 +62,10 @@ _STATES = {
 def change_request_from_proto(request: pb.RequestKeyChangeRequest) -> ChangeRequest:
     kind = _KINDS.get(request.kind)
     if kind is None:
-        raise InvalidRequest("kind must be rotate, retire or reencrypt")
-    return ChangeRequest(kind, request.alias, request.reason, request.version)
+        raise InvalidRequest("kind must be rotate, retire, reencrypt or provider")
+    return ChangeRequest(
+        kind, request.alias, request.reason, request.version, request.provider_settings
+    )
 
 
 def proto_from_change(change: KeyChange) -> pb.KeyChange:
@@ -80,6 +83,10 @@ def proto_from_change(change: KeyChange) -> pb.KeyChange:
         result=change.result,
         error=change.error,
     )
+    if change.request.kind is ChangeKind.PROVIDER:
+        settings = change.request.provider
+        message.provider_fingerprint = settings.fingerprint
+        message.provider_summary = settings.summary
     if change.approved_by is not None:
         message.approved_by = change.approved_by.principal
         message.approved_user = change.approved_by.user_id

@@ -4,7 +4,8 @@ On a running deployment every key operation is a change request over the admin A
 (`request`, then a different custodian's `approve`; `changes`, `list-remote`).
 `rotate`, `reencrypt` and `retire` work on the keyring and Redis directly, for a
 stopped deployment only: they refuse to run without --offline, and every event they
-record says mode=offline, who ran them and where. `init` and `list` read or create
+record says mode=offline, who ran them and where; so does `provider-accept`, which
+records the config's `kms:` provider as the approved one. `init` and `list` read or create
 the keyring as before. No sub-command prints key material.
 """
 
@@ -27,7 +28,7 @@ from admitd.cli_setup import (
     required_config,
     required_redis_url,
 )
-from admitd.errors import AdmitdError
+from admitd.errors import AdmitdError, StoreUnavailable
 from admitd.kms.config import KmsConfig, Provider, kms_from_config
 from admitd.kms.progress import ProgressBar
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
@@ -80,6 +81,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     retire.add_argument("--alias", required=True)
     retire.add_argument("--version", type=int, required=True)
     retire.set_defaults(handler=_offline(_retire))
+    accept = sub.add_parser(
+        "provider-accept",
+        parents=[common, offline],
+        help="offline: record the config's kms: provider as the approved one (key custody)",
+    )
+    accept.set_defaults(handler=_offline(_provider_accept))
 
 
 class OfflineEvents(RecordedEvents):
@@ -113,6 +120,16 @@ def _offline(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
     def run(args: argparse.Namespace) -> int:
         command = args.keys_command
+        target = {"alias": args.alias} if hasattr(args, "alias") else {}
+        if not args.offline and command == "provider-accept":
+            raise OfflineNotConfirmed(
+                "`admitd keys provider-accept` records the config's KMS provider as approved"
+                " without dual control. On a running deployment, request the change:"
+                " `admitd keys request provider --config NEW.yaml --reason ..."
+                " --session-token-file ...` (with --cert/--key/--ca), then a different"
+                " custodian runs `admitd keys approve <change-id>`. For a stopped deployment,"
+                " pass --offline (it is audited)."
+            )
         if not args.offline:
             version = f" --version {args.version}" if command == "retire" else ""
             raise OfflineNotConfirmed(
@@ -123,11 +140,11 @@ def _offline(handler: Handler) -> Callable[[argparse.Namespace], int]:
                 " For a stopped deployment, pass --offline (it is audited)."
             )
         audit = OfflineEvents(command)
-        audit.record("kms.offline.started", {"alias": args.alias})
+        audit.record("kms.offline.started", target)
         try:
             return handler(args, audit)
         except AdmitdError as exc:
-            audit.record("kms.offline.failed", {"alias": args.alias, "error": str(exc)[:500]})
+            audit.record("kms.offline.failed", {**target, "error": str(exc)[:500]})
             raise
         finally:
             chain_recorded_events(Path(args.config) if args.config else None, audit)
@@ -212,4 +229,40 @@ def _retire(args: argparse.Namespace, audit: OfflineEvents) -> int:
     kms, client = kms_from_config(cfg), _redis(args)
     retire_version(kms, client, args.alias, args.version, audit, patterns=cfg.record_patterns)
     print(f"{args.alias}: v{args.version} retired; its key material is destroyed")
+    return 0
+
+
+def _provider_accept(args: argparse.Namespace, audit: OfflineEvents) -> int:
+    """Record the config's kms: provider as the approved one (key custody, stopped
+    deployment): the next `admitd serve` with this kms: starts, any other is refused."""
+    # Imported here: the fingerprint is the custody package's.
+    from admitd.custody.provider import PROVIDER_KEY, provider_record, settings_from_config
+
+    path = required_config(args)
+    settings = settings_from_config(_config(args))
+    url = args.redis_url or config_file(path).redis_url()
+    client = redis.Redis.from_url(
+        required_redis_url(url, "pass --redis-url, set ADMITD_REDIS_URL or redis_url")
+    )
+    try:
+        previous = client.hget(PROVIDER_KEY, "fingerprint")
+        client.hset(PROVIDER_KEY, mapping=provider_record(settings, "offline"))  # type: ignore[arg-type]
+    except redis.RedisError as exc:
+        raise StoreUnavailable(
+            f"cannot record the provider in Redis ({type(exc).__name__})"
+        ) from None
+    finally:
+        client.close()
+    old = previous.decode() if isinstance(previous, bytes) else str(previous or "")
+    audit.record(
+        "kms.provider.recorded",
+        {
+            "fingerprint": settings.fingerprint,
+            "summary": settings.summary,
+            "previous_fingerprint": old,
+            "how": "offline",
+        },
+    )
+    print(f"kms provider recorded as approved: {settings.summary}")
+    print(f"fingerprint {settings.fingerprint} (was {old or 'none'})")
     return 0

@@ -8,7 +8,6 @@ directory of the config file.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -338,12 +337,7 @@ def _proxy(doc: YamlDocument, path: KeyPath, raw: object, listeners: ListenFacts
             "a trusted proxy needs `principals`, `cidrs` or `caller`",
             "say how to recognise it",
         )
-    try:
-        networks = tuple(ipaddress.ip_network(c, strict=True) for c in cidrs)
-    except ValueError as exc:
-        raise fields.error(
-            "cidrs", f"not a network: {exc}", "e.g. 10.0.0.0/8 or fd00::/8"
-        ) from None
+    networks = fields.networks("cidrs", "10.0.0.0/8 or fd00::/8")
     header = fields.choice("header", "xfcc", tuple(ForwardHeader))
     name = fields.text("name", caller.name if caller else (principals or cidrs)[0])
     return TrustedProxy(name, ForwardHeader(header), frozenset(principals), networks, caller)

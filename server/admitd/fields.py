@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,6 +105,15 @@ class Fields:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise self.error(key, f"{path} is readable by group or others", f"chmod 600 {path}")
         return path, data
+
+    def networks(
+        self, key: str, example: str
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """A list of CIDR networks, host bits unset (`10.0.0.0/8`, not `10.0.0.1/8`)."""
+        try:
+            return tuple(ipaddress.ip_network(c, strict=True) for c in self.texts(key))
+        except ValueError as exc:
+            raise self.error(key, f"not a network: {exc}", f"e.g. {example}") from None
 
     def mapping_list(self, key: str) -> list[tuple[KeyPath, object]]:
         value = self.raw.get(key, [])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from admitd.certs.callers import CheckCaller
 from admitd.certs.mesh import MeshSettings
 from admitd.certs.spiffe import trust_domain_problem
@@ -92,12 +90,7 @@ def check_caller(fields: Fields, listen: ListenFacts, default_name: str) -> Chec
             "a caller's certificate is only verified on tls_listen with client_ca",
             "configure tls_listen.client_ca, or name the caller by unix_socket or cidrs",
         )
-    try:
-        networks = tuple(ipaddress.ip_network(c, strict=True) for c in cidrs)
-    except ValueError as exc:
-        raise fields.error(
-            "cidrs", f"not a network: {exc}", "e.g. 127.0.0.1/32 or ::1/128"
-        ) from None
+    networks = fields.networks("cidrs", "127.0.0.1/32 or ::1/128")
     if any(network.prefixlen == 0 for network in networks):
         raise fields.error(
             "cidrs", "a network of every address trusts anyone who can connect", _DOCS

@@ -12,9 +12,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY server ./server
-# The runtime dependencies only: no [dev] extras (no Envoy, test or lint tools).
+# The runtime dependencies only: no [dev] extras (no Envoy, test or lint tools); uvloop,
+# which `event_loop: auto` then uses (BENCHMARKS.md, "uvloop vs asyncio").
 RUN python -m venv /opt/admitd \
- && /opt/admitd/bin/pip install . \
+ && /opt/admitd/bin/pip install '.[uvloop]' \
  && /opt/admitd/bin/pip uninstall -y pip
 
 FROM ${PYTHON_IMAGE}

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,otel]'
+	$(PY) -m pip install --quiet -e '.[dev,otel,uvloop]'
 	touch $@
 
 system-deps:

@@ -11,7 +11,8 @@ Three variants share that path; only the edge differs:
 - admitd:  the edge + `python -m admitd serve` deciding on the client certificate, Check
   over loopback TCP; admitd-uds the same with Check over a Unix socket in the work dir
   (`listen: unix://...`, the edge's admitd cluster a `pipe` address), so the two rows
-  compare req/s, p50 and p99 of UDS and TCP; admitd-session adds a fresh-MFA admitd
+  compare req/s, p50 and p99 of UDS and TCP; admitd-asyncio is admitd on the standard
+  asyncio loop instead of uvloop (`event_loop`); admitd-session adds a fresh-MFA admitd
   session on a privileged route, admitd-jwt the same route with a JWT bearer token (its
   JWKS served on loopback; verification cached).
 
@@ -74,6 +75,7 @@ class Variant:
     session: bool = False  # the privileged route with a fresh MFA session (bearer token)
     jwt: bool = False  # the privileged route with a fresh-MFA JWT bearer token
     uds: bool = False  # Check over a Unix socket in the work dir instead of loopback TCP
+    event_loop: str = "auto"  # admitd's `event_loop`: auto is uvloop when installed
 
     @property
     def path(self) -> str:
@@ -184,13 +186,15 @@ def _admitd_config(
     return config
 
 
-def write_admitd_config(ws: Workspace, port: int, check_socket: Path | None = None) -> Path:
+def write_admitd_config(
+    ws: Workspace, port: int, check_socket: Path | None = None, event_loop: str = "auto"
+) -> Path:
     """admitd on HOST:port, or on `check_socket` (the port then only names the files)."""
     path = ws.root / f"admitd-{port}.yaml"  # tls paths are relative to this file
     listen = f"unix://{check_socket}" if check_socket is not None else f"{HOST}:{port}"
-    path.write_text(
-        yaml.safe_dump(_admitd_config(listen, ws.policies, ws.redis_url, ws.jwt), sort_keys=False)
-    )
+    config = _admitd_config(listen, ws.policies, ws.redis_url, ws.jwt)
+    config["event_loop"] = event_loop
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
@@ -307,7 +311,7 @@ def authz_argv(
 ) -> list[str]:
     if variant.authz == "floor":
         return [sys.executable, str(FLOOR_SERVER), "--port", str(port)]
-    config = write_admitd_config(ws, port, check_socket)
+    config = write_admitd_config(ws, port, check_socket, variant.event_loop)
     return [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
 
 
@@ -581,6 +585,8 @@ def ratios(summaries: dict[str, Summary]) -> dict[str, float]:
             out[f"{name}/floor"] = summary.requests_per_s / summaries["floor"].requests_per_s
     if "admitd-uds" in summaries:  # Check over a Unix socket against loopback TCP
         out["admitd-uds/admitd"] = summaries["admitd-uds"].requests_per_s / admitd
+    if "admitd-asyncio" in summaries:  # uvloop (admitd's default when installed) vs asyncio
+        out["admitd/admitd-asyncio"] = admitd / summaries["admitd-asyncio"].requests_per_s
     return {key: round(value, 3) for key, value in out.items()}
 
 
@@ -657,6 +663,7 @@ def variants(max_streams: list[int]) -> list[Variant]:
         Variant("floor", "floor"),
         Variant("admitd", "admitd"),
         Variant("admitd-uds", "admitd", uds=True),
+        Variant("admitd-asyncio", "admitd", event_loop="asyncio"),
         Variant("admitd-session", "admitd", session=True),
         Variant("admitd-jwt", "admitd", jwt=True),
     ]

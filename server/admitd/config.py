@@ -8,6 +8,7 @@ directory of the config file.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ _TOP_KEYS = {
     "oidc",
     "mesh",
     "keys",
+    "event_loop",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -134,6 +136,7 @@ class Config:
     oidc: OidcConfig | None = None  # browser sign-in at an IdP (docs/identity.md)
     mesh: MeshSettings | None = None  # identity the asking Envoy verified (docs/mesh.md)
     keys: KeysConfig = field(default_factory=KeysConfig)  # key custody (docs/envelope.md)
+    event_loop: str = "auto"  # auto (uvloop when installed) | uvloop | asyncio
 
 
 # The parsers read defaults from here, so each is written once, in the dataclasses above;
@@ -207,7 +210,17 @@ def config_from_document(doc: YamlDocument) -> Config:
         else None,
         mesh=mesh,
         keys=keys,
+        event_loop=_event_loop(fields),
     )
+
+
+def _event_loop(fields: Fields) -> str:
+    choice = fields.choice("event_loop", _DEFAULTS.event_loop, ("auto", "uvloop", "asyncio"))
+    if choice == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise fields.error(
+            "event_loop", "uvloop is not installed", "pip install 'admitd[uvloop]', or use auto"
+        )
+    return choice
 
 
 def _keys(fields: Fields) -> KeysConfig:

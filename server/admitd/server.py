@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import grpc
@@ -51,8 +52,23 @@ log = logging.getLogger(__name__)
 
 
 def run(config: Config) -> None:
-    """Blocking entry point for `admitd serve`."""
-    asyncio.run(serve(config))
+    """Blocking entry point for `admitd serve`, on uvloop when installed (`event_loop`)."""
+    with asyncio.Runner(loop_factory=loop_factory(config.event_loop)) as runner:
+        runner.run(serve(config))
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for `uvloop`, and for `auto` when it is installed; else asyncio's."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":  # the config check said it was there
+            raise
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
@@ -77,10 +93,11 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     # "" is liveness (the server runs); the Check service's status is readiness.
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info(
-        "admitd serving Check on %s, metrics on %s, policy %s",
+        "admitd serving Check on %s, metrics on %s, policy %s, event loop %s",
         " and ".join(filter(None, (config.listen, _tls_address(config)))),
         config.metrics_listen or "(off)",
         runtime.policy.version,
+        type(asyncio.get_running_loop()).__module__.split(".")[0],
     )
     await runtime.start()
     web = await _start_web(runtime)

@@ -43,8 +43,9 @@ def test_runs_as_a_numeric_non_root_user() -> None:
 
 def test_installs_no_dev_extras() -> None:
     installs = " ".join(_instructions("RUN"))
-    assert "pip install ." in installs
-    assert "[" not in installs and "-e " not in installs
+    extras = re.findall(r"pip install '\.\[([^\]]*)\]'", installs)
+    assert extras == ["uvloop"], "the image installs the package with the uvloop extra only"
+    assert "-e " not in installs
     dev = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"][
         "dev"
     ]

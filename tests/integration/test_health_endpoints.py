@@ -165,3 +165,28 @@ def test_without_redis_not_ready_and_the_spool_fills_then_both_recover(admitd: A
     assert wait_for(
         lambda: admitd.grpc_health(CHECK_SERVICE) == health_pb2.HealthCheckResponse.SERVING
     )
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "auto"])
+def test_serves_on_either_event_loop(pki: PkiSet, tmp_path: Path, event_loop: str) -> None:
+    """`event_loop: auto` runs on uvloop (installed with the dev and image extras),
+    `asyncio` on the standard loop; both answer Checks and health."""
+    ports = {name: free_port() for name in ("check", "metrics")}
+    (tmp_path / "p.yaml").write_text(POLICY)
+    config = {
+        "listen": f"127.0.0.1:{ports['check']}",
+        "metrics_listen": f"127.0.0.1:{ports['metrics']}",
+        "policies": "p.yaml",
+        "tls": {"trust_bundle": str(pki.trust_bundle)},
+        "event_loop": event_loop,
+    }
+    (tmp_path / "admitd.yaml").write_text(yaml.safe_dump(config))
+    with ProcessGroup(tmp_path / "logs") as group:
+        argv = [sys.executable, "-m", "admitd", "serve", "--config", str(tmp_path / "admitd.yaml")]
+        process = group.start("admitd", argv)
+        wait_for_port(ports["check"], process=process)
+        served = Admitd(ports["check"], ports["metrics"], None)  # type: ignore[arg-type]
+        served.deny(1)
+        assert wait_for(lambda: served.get("/readyz")[0] == 200)
+    expected = "uvloop" if event_loop == "auto" else "asyncio"
+    assert f"event loop {expected}" in (tmp_path / "logs" / "admitd.log").read_text()

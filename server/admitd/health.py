@@ -65,6 +65,7 @@ class Readiness:
         self._timeout = timeout
         self._clock = clock
         self._cached: dict[str, tuple[float, Result]] = {}
+        self._running: dict[str, asyncio.Task[Result]] = {}
         self.draining = False
         self.last_ready: bool | None = None  # what the last gRPC health update said
 
@@ -78,6 +79,16 @@ class Readiness:
         cached = self._cached.get(check.name)
         if cached is not None and now - cached[0] < check.cache_seconds:
             return cached[1]
+        # Probes that arrive together share one run: 40 /readyz at once are one PING (or
+        # one HSM wrap), and a probe client that hangs up does not cancel it for the rest.
+        running = self._running.get(check.name)
+        if running is None:
+            running = asyncio.ensure_future(self._probe(check, now))
+            self._running[check.name] = running
+            running.add_done_callback(lambda _: self._running.pop(check.name, None))
+        return await asyncio.shield(running)
+
+    async def _probe(self, check: HealthCheck, now: float) -> Result:
         try:
             ok, detail = await asyncio.wait_for(check.probe(), self._timeout)
         except TimeoutError:

@@ -21,14 +21,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+from admitd.core.decision import Decision
 from admitd.errors import ConfigError
 
-__all__ = ["Tracing", "configure_tracing", "tracing"]
+__all__ = ["UNTRACED", "Tracing", "configure_tracing", "tracing"]
 
 log = logging.getLogger(__name__)
 
 _PARENT_HEADERS = ("traceparent", "b3", "x-b3-traceid")
-_NOTHING: AbstractContextManager[None] = nullcontext()
+UNTRACED: AbstractContextManager[None] = nullcontext()  # what a disabled span scope is
 
 
 class Tracing:
@@ -47,27 +48,26 @@ class Tracing:
     ) -> AbstractContextManager[Any]:
         """The span of one Check, child of the caller's trace when it sent one."""
         if not self.enabled:
-            return _NOTHING
+            return UNTRACED
         return self._check_span(headers, metadata)
 
     def span(self, name: str) -> AbstractContextManager[Any]:
         """A child span of whatever span is current (a Redis lookup, a KMS call)."""
         if not self.enabled:
-            return _NOTHING
+            return UNTRACED
         return self._tracer.start_as_current_span(name)  # type: ignore[no-any-return]
 
     @staticmethod
-    def record_decision(
-        span: Any, *, route: str, reason: str, allowed: bool, risk_level: str, status: int
-    ) -> None:
+    def record_decision(span: Any, decision: Decision) -> None:
+        """What the span says about the decision: never a header value or credential."""
         if span is None:
             return
-        span.set_attribute("admitd.route", route)
-        span.set_attribute("admitd.reason", reason)
-        span.set_attribute("admitd.allowed", allowed)
-        span.set_attribute("http.response.status_code", status)
-        if risk_level:
-            span.set_attribute("admitd.risk_level", risk_level)
+        span.set_attribute("admitd.route", decision.route)
+        span.set_attribute("admitd.reason", decision.reason.value)
+        span.set_attribute("admitd.allowed", decision.allowed)
+        span.set_attribute("http.response.status_code", decision.status)
+        if decision.risk is not None:
+            span.set_attribute("admitd.risk_level", decision.risk.level.value)
 
     @contextmanager
     def _check_span(

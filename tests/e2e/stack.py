@@ -132,20 +132,7 @@ def start_edge(
             [sys.executable, "-m", "admitd", "serve", "--config", str(work / "admitd.yaml")],
             env=admitd_env,
         )
-        envoy = group.start(
-            "envoy",
-            [
-                envoy_binary(),
-                "-c",
-                str(work / "envoy.yaml"),
-                "--concurrency",
-                "1",
-                "--base-id",
-                str(ports["admin"]),
-                "--log-level",
-                "warn",
-            ],
-        )
+        envoy = group.start("envoy", envoy_command(work / "envoy.yaml", ports["admin"]))
         wait_for_port(ports["upstream"], process=upstream)
         wait_for_port(ports["authz"], process=admitd)
         wait_for_port(ports["https"], process=envoy)
@@ -153,6 +140,21 @@ def start_edge(
         group.stop_all()
         raise
     return EdgeStack(group, ports["https"], ports["authz"], ports["metrics"], pki, deny_list)
+
+
+def envoy_command(config: Path, base_id: int) -> list[str]:
+    """A test Envoy: one worker, its own shared-memory id (tests run several), quiet."""
+    return [
+        envoy_binary(),
+        "-c",
+        str(config),
+        "--concurrency",
+        "1",
+        "--base-id",
+        str(base_id),
+        "--log-level",
+        "warn",
+    ]
 
 
 def _authz_tls(pki: PkiSet, config: dict[str, object], port: int) -> AuthzTls:

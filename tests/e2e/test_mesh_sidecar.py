@@ -25,6 +25,7 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 from admitd.certs.revocation import append_deny_entry
 from admitd.devstack.processes import ProcessGroup, envoy_binary, free_port, wait_for_port
 from admitd.pki import issue_leaf
+from tests.e2e.stack import envoy_command
 from tests.pki_fixtures import PkiSet
 
 pytestmark = pytest.mark.e2e
@@ -145,20 +146,7 @@ def sidecar(pki: PkiSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             [sys.executable, "-m", "admitd", "serve", "--config", str(work / "admitd.yaml")],
         )
         wait_for_port(ports["tls"], process=admitd)
-        envoy = group.start(
-            "envoy",
-            [
-                envoy_binary(),
-                "-c",
-                str(work / "envoy.yaml"),
-                "--concurrency",
-                "1",
-                "--base-id",
-                str(ports["admin"]),
-                "--log-level",
-                "warn",
-            ],
-        )
+        envoy = group.start("envoy", envoy_command(work / "envoy.yaml", ports["admin"]))
         wait_for_port(ports["workload"], process=workload)
         wait_for_port(ports["inbound"], process=envoy)
         yield Sidecar(ports["inbound"], socket, ports["tls"], deny_list, work, pki, group)

@@ -130,3 +130,18 @@ class LyingKms:
 async def test_the_kms_probe_notices_a_provider_that_returns_the_wrong_key() -> None:
     problem = await Sealer(LyingKms()).probe()
     assert problem.endswith("unwrap returned another key")
+
+
+async def test_probes_arriving_together_share_one_run() -> None:
+    calls: list[int] = []
+
+    async def slow() -> tuple[bool, str]:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return True, ""
+
+    readiness = Readiness([HealthCheck("kms", slow, cache_seconds=0)])
+    reports = await asyncio.gather(*(readiness.report() for _ in range(40)))
+    assert len(calls) == 1 and all(r.ready for r in reports)
+    await readiness.report()  # once it has finished, the next probe runs again
+    assert len(calls) == 2

@@ -135,12 +135,15 @@ class ClientCertificates:
             parsed = chain()
             verdict = parsed if isinstance(parsed, Verdict) else self._verify(parsed, now)
             self._cache.put(key, verdict)
-        if verdict.leaf_not_after - timestamp < EXPIRING_WITHIN and self._expiring is not None:
-            identity = verdict.identity
-            if identity is not None and identity.fingerprint_sha256:
-                fingerprint = identity.fingerprint_sha256
-                self._expiring.saw(fingerprint, verdict.issuer, verdict.leaf_not_after, timestamp)
+        if verdict.leaf_not_after - timestamp < EXPIRING_WITHIN:  # one compare for the rest
+            self._note_expiring(verdict, timestamp)
         return verdict
+
+    def _note_expiring(self, verdict: Verdict, timestamp: float) -> None:
+        identity = verdict.identity  # set whenever leaf_not_after is (an accepted leaf)
+        if self._expiring is not None and identity is not None:
+            fingerprint = identity.fingerprint_sha256
+            self._expiring.saw(fingerprint, verdict.issuer, verdict.leaf_not_after, timestamp)
 
     def _parse_pem(self, raw: str) -> list[x509.Certificate] | Verdict:
         try:

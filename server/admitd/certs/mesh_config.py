@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from admitd.certs.callers import CheckCaller
 from admitd.certs.mesh import MeshSettings
 from admitd.certs.spiffe import trust_domain_problem
@@ -20,13 +22,13 @@ CALLER_KEYS = {"name", "unix_socket", "principals", "cidrs"}
 _DOCS = "see docs/mesh.md"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ListenFacts:
     """What the Check listeners allow a caller to be recognised by."""
 
-    def __init__(self, *, unix_listen: bool, mtls_listen: bool, tcp_listen: bool) -> None:
-        self.unix_listen = unix_listen  # `listen` is a Unix socket
-        self.mtls_listen = mtls_listen  # `tls_listen` requires client certificates
-        self.tcp_listen = tcp_listen  # some Check listener is TCP (`listen` or `tls_listen`)
+    unix_listen: bool  # `listen` is a Unix socket
+    mtls_listen: bool  # `tls_listen` requires client certificates
+    tcp_listen: bool  # some Check listener is TCP (`listen` or `tls_listen`)
 
 
 def mesh_settings_from_fields(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 import grpc
@@ -22,7 +21,7 @@ from admitd.extauthz.request import context_from_check_request
 from admitd.extauthz.response import check_response_from_decision
 from admitd.logs import DecisionLog
 from admitd.metrics import Metrics
-from admitd.tracing import tracing
+from admitd.tracing import UNTRACED, tracing
 
 __all__ = ["CANCELLED", "FAIL_CLOSED", "AuthorizationService"]
 
@@ -66,10 +65,10 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         # Envoy gives up (its deadline passed, the stream was reset), and that Check is
         # still counted and logged, as OPA-Envoy logs every decision even on cancel.
         ctx, decision, source = _EMPTY_CONTEXT, CANCELLED, ""
-        span_scope = (
+        span_scope = (  # reading gRPC metadata only costs when tracing is on
             tracing.check_span(request.attributes.request.http.headers, _metadata(context))
             if tracing.enabled
-            else _UNTRACED
+            else UNTRACED
         )
         try:
             with span_scope as span:
@@ -84,8 +83,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
                     # in our log.
                     log.exception("Check failed; answering fail-closed")
                     decision, source = replace(FAIL_CLOSED, page=is_browser_navigation(ctx)), ""
-                if span is not None:
-                    _trace_decision(span, decision)
+                tracing.record_decision(span, decision)
             if decision.page:
                 return self._pages.response(decision, ctx.request_id)
             return check_response_from_decision(decision)
@@ -99,23 +97,8 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             self._audit(ctx, decision)  # queued; the append itself happens off the hot path
 
 
-_UNTRACED: AbstractContextManager[None] = nullcontext()
-
-
 def _metadata(context: grpc.aio.ServicerContext) -> Sequence[tuple[str, str | bytes]]:
     return tuple(context.invocation_metadata() or ())
-
-
-def _trace_decision(span: object, decision: Decision) -> None:
-    risk = decision.risk.level.value if decision.risk is not None else ""
-    tracing.record_decision(
-        span,
-        route=decision.route,
-        reason=decision.reason.value,
-        allowed=decision.allowed,
-        risk_level=risk,
-        status=decision.status,
-    )
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:

@@ -76,10 +76,12 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     runtime = runtime_from_config(config)
     await _check_kms_provider(runtime)  # before any port opens
     decisions = DecisionLog()
-    server, health_servicer = _grpc_server(runtime, decisions)
     readiness = readiness_for(runtime)
     gauge = ready_check_gauge(runtime.registry)
+    # Health and metrics listen before the Check port binds (gRPC binds when a port is
+    # added, before start): whoever sees the Check port open can also probe readiness.
     ops = await _start_ops(config, runtime, readiness)
+    server, health_servicer = _grpc_server(runtime, decisions)
     # Everything loaded so far (policies, trust store, protobuf descriptors) lives
     # for the whole run: move it out of the collector's view, and collect young
     # objects less often, since a Check allocates many short-lived ones.

@@ -23,10 +23,11 @@ from admitd.errors import AdmitdError
 from admitd.risk.baseline import BaselineStore
 from admitd.risk.config import RiskConfig
 from admitd.risk.engine import assess
-from admitd.risk.geo import GeoLocator
+from admitd.risk.geo import GEO_HEADERS, GeoLocator
 from admitd.risk.metrics import RiskMetrics
 from admitd.risk.model import RiskAssessment, RiskHistory, Telemetry
 from admitd.risk.reputation import ReputationList
+from admitd.risk.reuse import Assessed, RecentAssessments, reuse_key
 from admitd.risk.state import RiskStateStore, needs_record, risk_history_from_fields
 from admitd.risk.telemetry import telemetry_from_request
 from admitd.sessions.model import Session, user_from_session
@@ -70,6 +71,14 @@ class RiskGatherer:
         self._state, self._metrics, self._invalidate_user = state, metrics, invalidate_user
         self._recent: dict[tuple[str, ...], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reused = RecentAssessments()
+        # The headers the telemetry reads: the reuse key holds their raw values.
+        self._header_names = (
+            config.device_id_header,
+            "user-agent",
+            config.anomaly_score_header,
+            *GEO_HEADERS,
+        )
 
     async def record_login(
         self, session: Session, user_agent: str, ip: str, now: float
@@ -109,13 +118,30 @@ class RiskGatherer:
     ) -> RiskSighting:
         """Reads only: `risk_state` when the identity source read it with the user (the
         session pipeline), else one read of the user's history. Raises StoreUnavailable
-        when the history or the organisation's baseline must be read and cannot."""
-        history = (
-            risk_history_from_fields(risk_state)
-            if risk_state is not None
-            else await self._state.history(user.user_id)
+        when the history or the organisation's baseline must be read and cannot.
+        An unchanged attempt within a second reuses the last assessment (risk.reuse)."""
+        if risk_state is None:
+            return await self._assess(ctx, user, await self._state.history(user.user_id), now)
+        baseline = self._baselines.cached(user.organisation)
+        key = reuse_key(
+            user,
+            ctx.headers,
+            ctx.source_address,
+            self._header_names,
+            privileged=self._rules.is_privileged(user.roles),
+            mfa_fresh=self._rules.is_fresh_for_roles(user.roles, user.mfa_age(now)),
+            reputation_generation=self._reputation.generation,
         )
-        return await self._assess(ctx, user, history, now)
+        if baseline is not None:
+            reused = self._reused.get(key, risk_state, baseline, now)
+            if reused is not None:
+                return RiskSighting(*reused)
+        sighting = await self._assess(ctx, user, risk_history_from_fields(risk_state), now)
+        if baseline is None:
+            baseline = self._baselines.cached(user.organisation)  # now read, unless it failed
+        if baseline is not None:
+            self._reused.put(key, risk_state, baseline, _parts(sighting))
+        return sighting
 
     def record_outcome(self, session: User, sighting: RiskSighting, *, admitted: bool) -> None:
         """After the decision: record the attempt in the background when it changed
@@ -199,6 +225,10 @@ class RiskGatherer:
         for task in list(self._tasks):
             task.cancel()
         self._geo.close()
+
+
+def _parts(sighting: RiskSighting) -> Assessed:
+    return sighting.telemetry, sighting.history, sighting.assessment
 
 
 def _sighting_key(session: User, telemetry: Telemetry, admitted: bool) -> tuple[str, ...]:

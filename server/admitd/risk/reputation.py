@@ -85,6 +85,9 @@ class ReputationList:
         self._files = tuple(files)
         self._signature = self._stat()
         self._data = self._load()
+        # Moves with every reload that takes effect: answers derived from the lists
+        # (risk.reuse) are only reused within one generation.
+        self.generation = 0
 
     @property
     def size(self) -> int:
@@ -115,6 +118,7 @@ class ReputationList:
         self._signature = signature
         try:
             self._data = self._load()
+            self.generation += 1
         except ConfigError as exc:
             log.warning("reputation lists not reloaded, keeping the previous data: %s", exc)
             return False

@@ -55,28 +55,31 @@ class DecisionLog:
 
     def record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
         identity = decision.identity
-        entry = {
-            "ts": round(time.time(), 3),
-            "level": "info",
-            "logger": "admitd.decision",
-            "event": "decision",
-            "decision": decision.audit_verdict,
-            "reason": decision.reason.value,
-            "status": decision.status,
-            "route": decision.route,
-            "principal": identity.principal if identity else "",
-            "cert_sha256": identity.fingerprint_sha256 if identity else "",
-            "cert_source": source,
-            "method": ctx.method,
-            "host": ctx.host[:255],
-            "path": ctx.path_only[:512],
-            "request_id": ctx.request_id[:128],
-            "policy_version": decision.policy_version,
-            "shadow_reason": decision.shadow_reason.value if decision.shadow_reason else "",
-            "detail": decision.log_detail,  # e.g. a CEL error: the log's, never the client's
-            "duration_us": int(seconds * 1e6),
-        }
-        self._lines.append(_dumps(entry))
+        shadow = decision.shadow_reason
+        # A template with each string JSON-escaped: the same line json.dumps would write
+        # (tests compare them), at half its cost, which a Check pays on every decision.
+        line = (
+            _LINE
+            % (
+                round(time.time(), 3),
+                _q(decision.audit_verdict),
+                _q(decision.reason.value),
+                decision.status,
+                _q(decision.route),
+                _q(identity.principal) if identity else '""',
+                _q(identity.fingerprint_sha256) if identity else '""',
+                _q(source),
+                _q(ctx.method),
+                _q(ctx.host[:255]),
+                _q(ctx.path_only[:512]),  # without the query, which may carry tokens
+                _q(ctx.request_id[:128]),
+                _q(decision.policy_version),
+                _q(shadow.value) if shadow else '""',
+                _q(decision.log_detail),  # e.g. a CEL error: the log's, never the client's
+                int(seconds * 1e6),
+            )
+        )
+        self._lines.append(line)
         if len(self._lines) >= self._batch:
             self.flush()
 
@@ -86,7 +89,13 @@ class DecisionLog:
             self._sink("\n".join(lines) + "\n")
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_q = json.encoder.encode_basestring_ascii  # a JSON string literal, non-ASCII escaped
+_LINE = (
+    '{"ts":%r,"level":"info","logger":"admitd.decision","event":"decision",'
+    '"decision":%s,"reason":%s,"status":%d,"route":%s,"principal":%s,"cert_sha256":%s,'
+    '"cert_source":%s,"method":%s,"host":%s,"path":%s,"request_id":%s,'
+    '"policy_version":%s,"shadow_reason":%s,"detail":%s,"duration_us":%d}'
+)
 
 
 def _write_stderr(text: str) -> None:

@@ -21,12 +21,17 @@ AUDIENCE = "https://api.bench"
 @dataclass(frozen=True, slots=True)
 class BenchJwt:
     config: dict[str, Any]  # admitd's `jwt:` section
-    token: str  # an analyst (privileged) who verified MFA just now, valid for two hours
+    key: RSAKey  # signs the tokens; its public half is served as the JWKS
+
+    def fresh_token(self) -> str:
+        """An analyst (privileged) who verified MFA just now, valid for two hours; signed
+        per variant, so a long run's MFA never ages past the route's max age."""
+        return _token(self.key)
 
 
 def start_jwks(group: ProcessGroup, work: Path) -> BenchJwt:
     """Serve a fresh key's JWKS with `python -m http.server` (stopped with the group), the
-    way admitd fetches an IdP's; sign one token with the key."""
+    way admitd fetches an IdP's; tokens are signed with the key."""
     key = RSAKey.generate_key(2048, parameters={"kid": "bench-1"}, private=True)
     served = work / "jwks"
     served.mkdir(exist_ok=True)
@@ -41,7 +46,7 @@ def start_jwks(group: ProcessGroup, work: Path) -> BenchJwt:
         "audiences": [AUDIENCE],
         "default_organisation": "bench",
     }
-    return BenchJwt({"issuers": [issuer]}, _token(key))
+    return BenchJwt({"issuers": [issuer]}, key)
 
 
 def _token(key: RSAKey) -> str:

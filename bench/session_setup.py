@@ -1,4 +1,5 @@
-"""Session state for the benchmark's privileged-route variant: a throwaway Redis and one session."""
+"""Session state for the benchmark's privileged-route variants: a throwaway Redis, and a
+fresh session per variant (the route's MFA max age is 15 minutes; a run lasts longer)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from admitd.sessions.redis_store import RedisSessionStore
 from admitd.sessions.tokens import new_session_token
 
 SESSION_PATH = "/reports/bench"
+DEVICE_ID = "bench-device"  # the sessions' device; the client Envoy sends it (device risk)
 SESSION_ROUTE = {
     "name": "reports",
     "match": {"path_prefix": "/reports/"},
@@ -41,7 +43,8 @@ def start_redis(group: ProcessGroup, work: Path) -> str:
 
 
 def create_fresh_session(redis_url: str) -> str:
-    """An analyst (a privileged role) who verified TOTP just now; returns the bearer token."""
+    """An analyst (a privileged role) who verified TOTP just now, on DEVICE_ID;
+    returns the bearer token."""
     return asyncio.run(_create(redis_url))
 
 
@@ -55,7 +58,7 @@ async def _create(redis_url: str) -> str:
         user_id="bench-analyst",
         organisation="bench",
         roles=frozenset({"analyst"}),
-        device_id="bench-device",
+        device_id=DEVICE_ID,
         created_at=now,
         last_seen_at=now,
         idle_timeout=3600,

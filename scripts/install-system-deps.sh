@@ -6,6 +6,7 @@ declare -A wanted=(
   [redis-server]=redis-server   # integration tests start their own Redis on a free port
   [softhsm2-util]=softhsm2      # PKCS#11 KMS provider tests
   [wrk]=wrk                     # benchmark load generator
+  [h2load]=nghttp2-client       # benchmark at a fixed rate (bench/run.py --fixed-rate, h2load --rps)
   [chromium]=chromium           # browser e2e tests (driven by playwright, never downloaded)
   [promtool]=prometheus         # alert-rule tests
   [node]=nodejs                 # the test IdP (tests/idp: oidc-provider), installed by npm ci

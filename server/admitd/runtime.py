@@ -11,13 +11,7 @@ from pathlib import Path
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
-from admitd.audit import (
-    AuditEntry,
-    AuditLog,
-    AuditLogEvents,
-    audit_entry_from_decision,
-    signing_key_from_file,
-)
+from admitd.audit import AuditEntry, AuditLog, AuditLogEvents, signing_key_from_file
 from admitd.audit.hooks import AuditedSessionStore
 from admitd.certs.client import ClientCertificates
 from admitd.certs.expiring import ExpiringClients
@@ -124,18 +118,15 @@ class Runtime:
             self.audit.append(entry)
 
     def audit_decision(self, ctx: RequestContext, decision: Decision) -> None:
-        """Queue the audit entry a decision calls for (denials, step-ups, high risk)."""
-        if self.audit is None:
-            return
-        entry = audit_entry_from_decision(
-            decision,
-            instance=self.audit.config.instance,
-            source_ip=ctx.source_address,
-            device_id=ctx.header(self.config.risk.device_id_header)[:128],
-            now=time.time(),
-        )
-        if entry is not None:
-            self.audit.append(entry)
+        """Queue what the audit of a decision needs (denials, step-ups, high risk); the
+        writer task builds, coalesces and seals the entry."""
+        if self.audit is not None:
+            self.audit.record_decision(
+                decision,
+                source_ip=ctx.source_address,
+                device_id=ctx.header(self.config.risk.device_id_header),
+                now=time.time(),
+            )
 
 
 def runtime_from_config(config: Config) -> Runtime:
@@ -189,6 +180,8 @@ def runtime_from_config(config: Config) -> Runtime:
         default_step_up=config.oidc.step_up if config.oidc is not None else StepUpAt.ADMITD,
         risk=risk,
     )
+    if audit is not None:  # which denials may be coalesced depends on the live policy
+        audit.use_policy(lambda: engine.policy, config.mfa_rules.privileged_roles)
     return Runtime(
         config,
         engine,

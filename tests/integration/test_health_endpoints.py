@@ -87,7 +87,12 @@ def admitd(pki: PkiSet, fresh_redis_server: RedisServer, tmp_path: Path) -> Iter
         "dev_mode": True,  # the dev KMS: the kms check wraps and unwraps through it
         "redis_url": fresh_redis_server.url,
         "tls": {"trust_bundle": str(pki.trust_bundle)},
-        "audit": {"spool_file": str(tmp_path / "spool.jsonl"), "spool_max_bytes": 64 * 1024},
+        # Identical denials fill the spool here: coalescing them would only slow that down.
+        "audit": {
+            "spool_file": str(tmp_path / "spool.jsonl"),
+            "spool_max_bytes": 64 * 1024,
+            "coalesce_seconds": 0,
+        },
     }
     (tmp_path / "admitd.yaml").write_text(yaml.safe_dump(config))
     with ProcessGroup(tmp_path / "logs") as group:

@@ -133,7 +133,12 @@ def _print_report(report: Report, checkpoints: CheckpointSet, from_file: bool) -
         print(f"FAILED after {summary}: {report.problem}", file=sys.stderr)
         return 1
     head = f"head seq {report.head.seq} {report.head.hash.hex()}" if report.head else "empty log"
-    print(f"ok: {summary}; {len(checkpoints.by_seq)} checkpoints matched; {head}")
+    audited = (
+        f"standing for {report.decisions} audited decisions and events; "
+        if report.decisions is not None
+        else ""
+    )
+    print(f"ok: {summary}; {audited}{len(checkpoints.by_seq)} checkpoints matched; {head}")
     return 0
 
 
@@ -157,7 +162,10 @@ def _export(args: argparse.Namespace) -> int:
             out,
             since_ms=int(since.timestamp() * 1000),
         )
-    print(f"exported {report.entries} entries and {report.checkpoints} checkpoints to {args.out}")
+    print(
+        f"exported {report.entries} entries (standing for {report.decisions} audited decisions"
+        f" and events) and {report.checkpoints} checkpoints to {args.out}"
+    )
     if report.undecryptable:
         print(
             f"FAILED: {report.undecryptable} entries could not be decrypted"

@@ -35,6 +35,7 @@ SECTION_KEYS = {
     "instance",
     "queue_max_entries",
     "batch_max_entries",
+    "coalesce_seconds",
 }
 
 DEFAULT_SPOOL = Path("/var/lib/admitd/audit-spool.jsonl")
@@ -53,6 +54,8 @@ class AuditConfig:
     instance: str = ""  # "" means the host name, filled in by audit_config_from_fields
     queue_max_entries: int = 10_000
     batch_max_entries: int = 256
+    # Identical plain denials within this many seconds: one entry, then one with a count.
+    coalesce_seconds: float = 1.0
 
     @property
     def checkpoint_key(self) -> str:
@@ -90,7 +93,22 @@ def audit_config_from_fields(fields: Fields) -> AuditConfig:
         batch_max_entries=fields.integer(
             "batch_max_entries", _DEFAULTS.batch_max_entries, minimum=1, maximum=10_000
         ),
+        coalesce_seconds=_coalesce_seconds(fields),
     )
+
+
+COALESCE_MAX_SECONDS = 60.0  # longer windows would blur when a flood happened
+
+
+def _coalesce_seconds(fields: Fields) -> float:
+    seconds = fields.number("coalesce_seconds", _DEFAULTS.coalesce_seconds)
+    if not 0.0 <= seconds <= COALESCE_MAX_SECONDS:  # also refuses .nan
+        raise fields.error(
+            "coalesce_seconds",
+            f"expected 0 (off) to {COALESCE_MAX_SECONDS:g} seconds, got {seconds!r}",
+            "e.g. 1 (the default), or 0 to write every denial as its own entry",
+        )
+    return seconds
 
 
 def _optional_path(fields: Fields, key: str, base: Path) -> Path | None:

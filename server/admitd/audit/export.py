@@ -11,7 +11,7 @@ from typing import TextIO, cast
 import redis
 
 from admitd.audit.sources import StreamPage, record_from_fields, records_from_stream, stream_items
-from admitd.audit.verify import Record
+from admitd.audit.verify import Record, decisions_in
 from admitd.errors import EnvelopeError, KmsError
 
 __all__ = ["ExportReport", "export_stream"]
@@ -24,6 +24,7 @@ class ExportReport:
     entries: int
     undecryptable: int  # written with `entry: null` and the reason: kept, never skipped
     checkpoints: int
+    decisions: int = 0  # what the decrypted entries stand for (a coalesced one: its count)
 
 
 def export_stream(
@@ -40,11 +41,12 @@ def export_stream(
     low = record_from_fields(0, first[0][0], first[0][1]).seq
     high = record_from_fields(0, end, newest[0][1]).seq
     checkpoints = _write_checkpoints(client, f"{key}:checkpoints", out, low, high)
-    entries = failed = 0
+    entries = failed = decisions = 0
     for record in records_from_stream(client, key, start=first[0][0], end=end):
-        failed += _write_entry(out, record, opener)
+        count = _write_entry(out, record, opener)
+        failed, decisions = failed + (count == 0), decisions + count
         entries += 1
-    return ExportReport(entries, failed, checkpoints)
+    return ExportReport(entries, failed, checkpoints, decisions)
 
 
 def _write_checkpoints(client: redis.Redis, key: str, out: TextIO, low: int, high: int) -> int:
@@ -58,16 +60,21 @@ def _write_checkpoints(client: redis.Redis, key: str, out: TextIO, low: int, hig
 
 
 def _write_entry(out: TextIO, record: Record, opener: Opener) -> int:
-    """Write one line; returns 1 when the entry could not be decrypted (kept sealed)."""
+    """Write one line; returns the decisions the entry stands for (its `count`, else 1),
+    or 0 when it could not be decrypted (then it is kept sealed, with the reason)."""
     line: dict[str, object] = {"type": "entry", "id": record.ident, "seq": str(record.seq)}
     line |= {"prev": record.prev.hex(), "digest": record.digest.hex(), "hash": record.hash.hex()}
-    failure = record.error
+    failure, count = record.error, 0
     if not failure:
         try:
-            line["entry"] = json.loads(opener(record.envelope))
+            plaintext = opener(record.envelope)
+            line["entry"] = json.loads(plaintext)
         except (EnvelopeError, KmsError, ValueError) as exc:
             failure = f"{type(exc).__name__}: {exc}"
+        else:
+            found = decisions_in(plaintext)
+            count = found if isinstance(found, int) else 1  # verify names a bad count
     if failure:
         line |= {"entry": None, "error": failure, "env": record.envelope}
     out.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
-    return 1 if failure else 0
+    return count

@@ -1,5 +1,9 @@
 """`AuditLog`: append() never blocks or raises; a background task chains batches into Redis,
-spools them locally while Redis is away and replays the spool, in order, when it returns."""
+spools them locally while Redis is away and replays the spool, in order, when it returns.
+
+A Check only queues what its audit needs (`record_decision`); the writer builds the
+entries, coalesces identical plain denials (`coalesce.py`), seals and appends them.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from admitd.audit.checkpoint import write_checkpoint
+from admitd.audit.coalesce import Coalescer, Policy
 from admitd.audit.config import AuditConfig
+from admitd.audit.decision import CapturedDecision, audit_event
 from admitd.audit.entry import AuditEntry
 from admitd.audit.metrics import DROPPED, REDIS, REPLAYED, AuditMetrics
 from admitd.audit.sealed import SealedEntry, seal_entry
@@ -24,6 +31,9 @@ from admitd.audit.spool import Spool
 from admitd.audit.stream import StreamAppender
 from admitd.envelope import Sealer
 from admitd.errors import AdmitdError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from admitd.core.decision import Decision
 
 __all__ = ["AuditLog"]
 
@@ -33,6 +43,16 @@ _FLUSH_SECONDS = 0.05  # the longest an entry waits in memory before its batch g
 # Entries waiting to be spooled, in queues' worth, before new ones are dropped.
 _OVERFLOW_FACTOR = 10
 _RETRY_SECONDS = 1.0  # how often an unreachable Redis is tried again
+
+Queued = AuditEntry | CapturedDecision
+
+
+def _decisions(sealed: list[SealedEntry]) -> int:
+    return sum(entry.count for entry in sealed)
+
+
+def _event_name(item: Queued) -> str:
+    return item.event_type if isinstance(item, AuditEntry) else item.event
 
 
 class AuditLog:
@@ -47,6 +67,7 @@ class AuditLog:
         registry: CollectorRegistry = REGISTRY,
         signing_key: Ed25519PrivateKey | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config, self._sealer, self._clock = config, sealer, clock
         self.client = client  # owned by the caller, who closes it after close()
@@ -54,8 +75,14 @@ class AuditLog:
         self.spool = Spool(config.spool_file, config.spool_max_bytes, self.metrics)
         self._appender = StreamAppender(client, config.stream_key)
         self._signing_key = signing_key
-        self._queue: deque[AuditEntry] = deque()
-        self._overflow: list[AuditEntry] = []  # spooled by the writer before the next batch
+        self._coalescer = Coalescer(
+            config.coalesce_seconds,
+            config.instance,
+            max_windows=config.queue_max_entries,
+            clock=monotonic,
+        )
+        self._queue: deque[Queued] = deque()
+        self._overflow: list[Queued] = []  # spooled by the writer before the next batch
         self._lock = threading.Lock()  # the KMS adapter may call append() from a thread
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -64,7 +91,30 @@ class AuditLog:
         self._next_retry = 0.0
 
     def append(self, entry: AuditEntry) -> None:
-        """Queue `entry`; when the queue is full, it and the queue go to the spool next."""
+        """Queue `entry` (never coalesced); when the queue is full, it and the queue go to
+        the spool next."""
+        self._enqueue(entry)
+
+    def record_decision(
+        self, decision: Decision, *, source_ip: str, device_id: str, now: float
+    ) -> None:
+        """The hot path of a Check's audit: queue the decision (immutable) and the facts its
+        entry needs, or nothing when it is not audited. `now` is the decision's time."""
+        event = audit_event(decision)
+        if event is not None:
+            self._enqueue(CapturedDecision(event, decision, source_ip, device_id, now))
+
+    def use_policy(self, policy: Policy, privileged_roles: frozenset[str]) -> None:
+        """Where the writer looks up whether a denial's route is privileged; until this is
+        called no decision is coalesced (see docs/audit.md)."""
+        self._coalescer.use_policy(policy, privileged_roles)
+
+    @property
+    def coalescing(self) -> int:
+        """Decisions counted into a follow-up entry that is not written yet."""
+        return self._coalescer.pending
+
+    def _enqueue(self, entry: Queued) -> None:
         with self._lock:
             if len(self._queue) < self.config.queue_max_entries:
                 self._queue.append(entry)
@@ -76,7 +126,7 @@ class AuditLog:
                 # The writer is stuck (Redis and the spool both slow): memory stays bounded,
                 # as the spool's own size bound keeps the disk bounded.
                 self.metrics.appends.labels(DROPPED).inc()
-                logger.critical("audit: writer behind, %s entry LOST", entry.event_type)
+                logger.critical("audit: writer behind, %s entry LOST", _event_name(entry))
                 return
             self._overflow += [*self._queue, entry]
             self._queue.clear()
@@ -89,7 +139,8 @@ class AuditLog:
             self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
 
     async def close(self) -> None:
-        """Flush the queue (to Redis or the spool), write a last checkpoint, stop."""
+        """Flush the queue and every pending coalesced count (to Redis or the spool), write
+        a last checkpoint, stop."""
         self._closing = True
         self._notify()
         for task in self._tasks[1:]:
@@ -105,6 +156,8 @@ class AuditLog:
             return len(self._queue) + len(self._overflow)
 
     def _notify(self) -> None:
+        if self._wake.is_set():  # the writer has not cleared it yet, so it takes what we added
+            return
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -120,20 +173,36 @@ class AuditLog:
     async def _run(self) -> None:
         while True:
             overflow, batch = self._take()
+            final = self._closing and not overflow and not batch
+            entries = self._entries(overflow or batch, final=final)
             if overflow:
-                await self._spool_entries(overflow)
-            elif batch:
-                await self._write(batch)
-            elif self._closing:
+                await self._spool_entries(entries, len(overflow))
+            elif entries:
+                await self._write(entries)
+            elif final:
                 await self._replay(force=True)
                 return
-            else:
+            elif not batch:
                 await self._replay(force=False)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _FLUSH_SECONDS)
                 self._wake.clear()
 
-    def _take(self) -> tuple[list[AuditEntry], list[AuditEntry]]:
+    def _entries(self, items: list[Queued], *, final: bool) -> list[AuditEntry]:
+        """What to write for `items`, then the follow-ups of windows that ended (all at
+        the end). Never raises: the writer task must outlive any one bad entry."""
+        counted = self._coalescer.counted
+        try:
+            entries = self._coalescer.entries(items)
+        except Exception:
+            self.metrics.appends.labels(DROPPED).inc(len(items))
+            logger.exception("audit: %d queued entries could not be built: LOST", len(items))
+            entries = []
+        entries += self._coalescer.due(everything=final)
+        self.metrics.coalesced.inc(self._coalescer.counted - counted)
+        return entries
+
+    def _take(self) -> tuple[list[Queued], list[Queued]]:
         """(overflow to spool, else a batch to write), under one lock: arrival order holds."""
         with self._lock:
             overflow, self._overflow = self._overflow, []
@@ -144,7 +213,7 @@ class AuditLog:
         sealed = await self._seal(batch)
         # While older entries wait in the spool, newer ones queue behind them there.
         if not self.spool.pending and await self._to_redis(sealed):
-            self.metrics.appends.labels(REDIS).inc(len(sealed))
+            self.metrics.appends.labels(REDIS).inc(_decisions(sealed))
             return
         self._spill(sealed)
         await self._replay(force=False)
@@ -167,25 +236,30 @@ class AuditLog:
             if batch.entries and not await self._to_redis(list(batch.entries)):
                 return
             await asyncio.to_thread(self.spool.commit, batch.end_offset)
-            self.metrics.appends.labels(REPLAYED).inc(len(batch.entries))
+            self.metrics.appends.labels(REPLAYED).inc(_decisions(list(batch.entries)))
         logger.info("audit: spool %s replayed into Redis", self.spool.path)
 
     async def _seal(self, batch: list[AuditEntry]) -> list[SealedEntry]:
+        """Each entry its own envelope (a fresh data key and nonce per entry)."""
         sealed = []
         for entry in batch:
             try:
                 sealed.append(await seal_entry(self._sealer, entry))
             except AdmitdError as exc:
                 # The KMS refused: nothing can be written sealed. Count it, never raise.
-                self.metrics.appends.labels(DROPPED).inc()
+                self.metrics.appends.labels(DROPPED).inc(entry.decisions)
                 logger.critical("audit: cannot seal %s entry (%s): LOST", entry.event_type, exc)
+            except Exception:
+                # A bug must cost this entry, not the writer task (and every later entry).
+                self.metrics.appends.labels(DROPPED).inc(entry.decisions)
+                logger.exception("audit: cannot seal %s entry: LOST", entry.event_type)
         return sealed
 
     def _spill(self, sealed: list[SealedEntry]) -> None:
         try:
             self.spool.append(sealed)
         except OSError as exc:
-            self.metrics.appends.labels(DROPPED).inc(len(sealed))
+            self.metrics.appends.labels(DROPPED).inc(_decisions(sealed))
             logger.critical(
                 "audit: spool %s unwritable (%s): %d entries LOST",
                 self.spool.path,
@@ -193,10 +267,11 @@ class AuditLog:
                 len(sealed),
             )
 
-    async def _spool_entries(self, entries: list[AuditEntry]) -> None:
+    async def _spool_entries(self, entries: list[AuditEntry], queued: int) -> None:
         logger.warning(
-            "audit: queue full (%d); %d entries spooled",
+            "audit: queue full (%d); %d queued decisions and events spooled as %d entries",
             self.config.queue_max_entries,
+            queued,
             len(entries),
         )
         self._spill(await self._seal(entries))

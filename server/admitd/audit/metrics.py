@@ -15,22 +15,39 @@ DROPPED: Outcome = "dropped"  # spool at its size bound or unwritable: the entry
 
 
 class AuditMetrics:
-    """`admitd_audit_appends_total{outcome}`, spool size and fill ratio (alert above 0.8)."""
+    """`admitd_audit_appends_total{outcome}`, spool size and fill ratio (alert above 0.8).
+
+    Appends count decisions and events, not entries: a coalesced entry standing for
+    39 denials adds 39 (so the counter still counts what was audited, and a loss of
+    that entry counts 39 as dropped). `admitd_audit_coalesced_total` counts the
+    decisions that went into a follow-up entry instead of an entry of their own.
+    """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.appends = Counter(
             "admitd_audit_appends_total",
-            "Audit entries by where they went",
+            "Audited decisions and events by where their entry went",
             ["outcome"],
             registry=registry,
         )
         for outcome in (REDIS, SPOOLED, REPLAYED, DROPPED):
             self.appends.labels(outcome)
+        self.coalesced = Counter(
+            "admitd_audit_coalesced_total",
+            "Identical plain denials counted into a follow-up entry instead of their own",
+            registry=registry,
+        )
+        # With workers (prometheus multiprocess mode) each has its own spool: the bytes
+        # add up, and the fullest one is what the alert is about.
         self.spool_bytes = Gauge(
-            "admitd_audit_spool_bytes", "Size of the local audit spool file", registry=registry
+            "admitd_audit_spool_bytes",
+            "Size of the local audit spool file",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.spool_full_ratio = Gauge(
             "admitd_audit_spool_full_ratio",
             "Audit spool size over spool_max_bytes; alert above 0.8",
             registry=registry,
+            multiprocess_mode="livemax",
         )

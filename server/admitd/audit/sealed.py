@@ -20,21 +20,26 @@ AUDIT_CONTEXT = Context(RecordType.AUDIT_ENTRY, record_id="admitd-audit-entry", 
 
 @dataclass(frozen=True, slots=True)
 class SealedEntry:
-    """An entry ready to chain: SHA-256 of its plaintext and its JSON envelope."""
+    """An entry ready to chain: SHA-256 of its plaintext and its JSON envelope; `count`
+    is how many decisions it stands for (metrics only: the count itself is sealed inside)."""
 
     digest: bytes
     envelope: str
+    count: int = 1
 
     def spool_line(self) -> bytes:
-        """One spool record: a JSON object on one line."""
-        doc = {"digest": self.digest.hex(), "envelope": self.envelope}
+        """One spool record: a JSON object on one line (`count` only when not 1)."""
+        doc: dict[str, object] = {"digest": self.digest.hex(), "envelope": self.envelope}
+        if self.count != 1:
+            doc["count"] = self.count
         return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 
 async def seal_entry(sealer: Sealer, entry: AuditEntry) -> SealedEntry:
+    """One entry, its own envelope: a fresh data key and nonce (Sealer.seal)."""
     plaintext = canonical_bytes(entry)
     envelope = json_from_envelope(await sealer.seal(plaintext, AUDIT_CONTEXT))
-    return SealedEntry(entry_digest(plaintext), envelope)
+    return SealedEntry(entry_digest(plaintext), envelope, entry.decisions)
 
 
 async def open_entry(sealer: Sealer, envelope: str) -> bytes:

@@ -1,6 +1,7 @@
 """The local append-only spool: fsync'd JSON lines, drained in order when Redis returns.
 
-Layout: `<spool>` holds one `SealedEntry.spool_line()` per line; `<spool>.offset`
+Layout: `<spool>` holds one `SealedEntry.spool_line()` per line (`{"digest", "envelope"}`,
+plus `"count"` for a coalesced entry); `<spool>.offset`
 holds how many bytes of it are already in Redis (written atomically, fsync'd).
 When the whole file has been replayed both are emptied. A line that cannot be
 parsed is copied, with its byte offset, to `<spool>.corrupt` and skipped, so
@@ -38,15 +39,20 @@ class SpoolBatch:
 def sealed_entry_from_line(line: bytes) -> SealedEntry:
     """Parse one spool line; ValueError (with the reason) when it is not a spool record."""
     doc = json.loads(line)
-    if not isinstance(doc, dict) or set(doc) != {"digest", "envelope"}:
-        raise ValueError("not a spool record (expected digest and envelope)")
-    digest, envelope = doc["digest"], doc["envelope"]
+    if not isinstance(doc, dict) or not {"digest", "envelope"} <= set(doc) <= _LINE_KEYS:
+        raise ValueError("not a spool record (expected digest, envelope and maybe count)")
+    digest, envelope, count = doc["digest"], doc["envelope"], doc.get("count", 1)
     if not isinstance(digest, str) or not isinstance(envelope, str):
         raise ValueError("spool record fields must be strings")
+    if type(count) is not int or count < 1:
+        raise ValueError("spool record count must be a positive integer")
     raw = bytes.fromhex(digest)
     if len(raw) != 32:
         raise ValueError("spool record digest is not 32 bytes")
-    return SealedEntry(raw, envelope)
+    return SealedEntry(raw, envelope, count)
+
+
+_LINE_KEYS = {"digest", "envelope", "count"}
 
 
 class Spool:
@@ -87,7 +93,8 @@ class Spool:
                 kept.append(line)
                 room -= len(line)
             self._write(b"".join(kept))
-        self._count(len(kept), len(data) - len(kept))
+        decisions = [entry.count for entry in entries]
+        self._count(sum(decisions[: len(kept)]), sum(decisions[len(kept) :]))
         return len(kept)
 
     def read_batch(self, limit: int) -> SpoolBatch:
@@ -147,11 +154,12 @@ class Spool:
         self._size += len(data)
 
     def _count(self, kept: int, lost: int) -> None:
+        """Counted in decisions (an entry with a count stands for that many)."""
         self._metrics.appends.labels(SPOOLED).inc(kept)
         if lost:
             self._metrics.appends.labels(DROPPED).inc(lost)
             logger.critical(
-                "audit spool %s is full (%d bytes): %d entries LOST", self.path, self._max, lost
+                "audit spool %s is full (%d bytes): %d decisions LOST", self.path, self._max, lost
             )
         self._publish()
 

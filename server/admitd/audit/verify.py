@@ -4,6 +4,7 @@ truncated tail, corrupted or undecryptable entry, or a checkpoint that does not 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ class Report:
     problem: Problem | None
     content_checked: bool
     seconds: float
+    # Decisions and events the entries stand for (a coalesced entry counts its `count`);
+    # None when the plaintext was not read (links only).
+    decisions: int | None = None
 
 
 def verify_chain(
@@ -71,7 +75,8 @@ def verify_chain(
     if problem is None and check_tail:
         problem = walker.tail_problem()
     seconds = time.perf_counter() - began
-    return Report(walker.count, walker.head, problem, opener is not None, seconds)
+    decisions = walker.decisions if walker.read_plaintext else None
+    return Report(walker.count, walker.head, problem, opener is not None, seconds, decisions)
 
 
 class _Walker:
@@ -80,6 +85,7 @@ class _Walker:
     ) -> None:
         self.opener, self.checkpoints, self.head = opener, checkpoints, start
         self.count = 0
+        self.decisions, self.read_plaintext = 0, True  # False once an entry had none
         self.last: Record | None = None
 
     def walk(self, records: Iterator[Record]) -> Problem | None:
@@ -119,8 +125,15 @@ class _Walker:
                 return _problem(record, "modified", f"ciphertext fails authentication ({exc})")
             except KmsError as exc:
                 return _problem(record, "undecryptable", f"cannot recompute the digest: {exc}")
-        if plaintext is not None and hashlib.sha256(plaintext).digest() != record.digest:
+        if plaintext is None:
+            self.read_plaintext = False
+            return None
+        if hashlib.sha256(plaintext).digest() != record.digest:
             return _problem(record, "modified", "the plaintext does not match its stored digest")
+        count = decisions_in(plaintext)
+        if isinstance(count, str):
+            return _problem(record, "corrupted", count)
+        self.decisions += count
         return None
 
     def checkpoint_problem(self, record: Record) -> Problem | None:
@@ -150,6 +163,25 @@ class _Walker:
             f"the log ends at seq {seq} but a checkpoint signed at {newest.time} covers seq"
             f" {newest.seq}: {newest.seq - seq} entries deleted from the tail",
         )
+
+
+def decisions_in(plaintext: bytes) -> int | str:
+    """How many decisions an entry stands for: its `count` (a coalesced entry), else 1;
+    a str says why the count is unreadable."""
+    if b'"count":' not in plaintext:  # cheap: only coalesced entries (or a detail) have it
+        return 1
+    try:
+        document = json.loads(plaintext)
+    except ValueError:
+        return "the entry is not JSON"
+    count = document.get("count") if isinstance(document, dict) else None
+    if count is None:
+        return 1
+    if not isinstance(count, str) or not (count.isascii() and count.isdigit()):
+        return f"count {count!r} is not a positive decimal integer"
+    if count.startswith("0"):
+        return f"count {count!r} is not a positive decimal integer"
+    return int(count)
 
 
 def _trusted_start(record: Record) -> ChainHead:

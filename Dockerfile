@@ -13,9 +13,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY server ./server
 # The runtime dependencies only: no [dev] extras (no Envoy, test or lint tools); uvloop,
-# which `event_loop: auto` then uses (BENCHMARKS.md, "uvloop vs asyncio").
+# which `event_loop: auto` then uses (BENCHMARKS.md, "uvloop vs asyncio"), and httptools
+# for Envoy's HTTP ext_authz (`http_listen`, docs/http-authz.md).
 RUN python -m venv /opt/admitd \
- && /opt/admitd/bin/pip install '.[uvloop]' \
+ && /opt/admitd/bin/pip install '.[uvloop,http]' \
  && /opt/admitd/bin/pip uninstall -y pip
 
 FROM ${PYTHON_IMAGE}

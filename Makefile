@@ -2,12 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev test lint bench system-deps node-deps
+.PHONY: dev test lint bench reliability system-deps node-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,otel,uvloop]'
+	$(PY) -m pip install --quiet -e '.[dev,otel,uvloop,http]'
 	touch $@
 
 system-deps:
@@ -40,3 +40,8 @@ test: system-deps node-deps $(VENV)/.installed lint
 
 bench: system-deps $(VENV)/.installed
 	$(PY) bench/run.py
+
+# The full fault matrix (300 req/s, 30 s per fault) through the real Envoy; writes the table
+# in RELIABILITY.md. `make test` runs the short size of the same faults (tests/reliability).
+reliability: system-deps $(VENV)/.installed
+	$(PY) -m tests.reliability.run_matrix

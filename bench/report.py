@@ -113,6 +113,10 @@ def throughput_figures(summaries: Mapping[str, Summary]) -> dict[str, float]:
     ratio("admitd-uds/admitd", "admitd-uds", "admitd")  # Unix socket against loopback TCP
     ratio("admitd/admitd-asyncio", "admitd", "admitd-asyncio")  # uvloop against asyncio
     ratio("admitd-deny/admitd", "admitd-deny", "admitd")  # a denial against an admit
+    # Envoy's HTTP ext_authz against its gRPC one: the floors, and admitd on each.
+    ratio("http-floor/floor", "http-floor", "floor")
+    ratio("admitd-http/admitd", "admitd-http", "admitd")
+    ratio("admitd-http-full/admitd-full", "admitd-http-full", "admitd-full")
     if MIXED in summaries:
         out.update(_mixed_figures(summaries[MIXED].runs))
     return {key: round(value, 3) for key, value in out.items()}

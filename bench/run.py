@@ -29,7 +29,11 @@ The variants share that path; only the edge, the Check server and the route diff
   costs end to end, the admits keep about half (~0.5); (admits+flood)/admits alone near
   1.0 then says a denial costs no more than an admit. 0.8 needs a denial to cost well
   under an admit across the whole path (Envoys included): it is the figure for a machine
-  where admitd has cores of its own; on 2 cores, read the other two beside it.
+  where admitd has cores of its own; on 2 cores, read the other two beside it;
+- http-floor, admitd-http, admitd-http-full: Envoy's HTTP ext_authz (`http_service`, the
+  edge from admitd.devstack.envoy_http_config, the client certificate in XFCC set by Envoy)
+  instead of gRPC: bench/http_floor_server.py (always allow, httptools on uvloop) against
+  the gRPC floor, and admitd on `http_listen` on the certificate route and the full policy.
 
     .venv/bin/python bench/run.py [--duration 15] [--connections 32] [--rounds 1]
                                   [--only admitd-full,...] [--max-streams 4]
@@ -68,6 +72,7 @@ from typing import Any
 import yaml
 
 from admitd.devstack.envoy_config import EdgeSettings, render_edge_config
+from admitd.devstack.envoy_http_config import render_http_edge_config
 from admitd.devstack.processes import ProcessGroup, envoy_binary, free_port, wait_for_port
 from admitd.pki import DEV_FILES, write_dev_pki
 
@@ -111,6 +116,7 @@ from wrk_load import WrkRun, run_wrk, run_wrk_together
 
 HOST = "127.0.0.1"
 FLOOR_SERVER = Path(__file__).resolve().parent / "floor_server.py"
+HTTP_FLOOR_SERVER = Path(__file__).resolve().parent / "http_floor_server.py"
 MAX_SOCKET_PATH = 100  # bytes; sun_path holds 107 (108 with the NUL), keep a margin
 
 
@@ -173,6 +179,8 @@ def write_admitd_config(
         metrics_listen=f"{HOST}:{metrics_port}" if metrics_port else "",
         full_policy=full,
     )
+    if variant.http:  # Checks come over HTTP only (the edge's http_service)
+        config["listen"], config["http_listen"] = "", listen
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -229,6 +237,8 @@ def authz_argv(
 ) -> list[str]:
     if variant.authz == "floor":
         return [sys.executable, str(FLOOR_SERVER), "--port", str(port)]
+    if variant.authz == "http-floor":
+        return [sys.executable, str(HTTP_FLOOR_SERVER), "--port", str(port)]
     config = write_admitd_config(variant, ws, port, check_socket, metrics_port)
     return [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
 
@@ -292,7 +302,8 @@ def variant_stack(
         edge_port, admin_port = free_port(), free_port()
         ports = (edge_port, admin_port, authz_port, upstream_port)
         edge_yaml = log_dir / "edge.yaml"
-        edge_yaml.write_text(render_edge_config(_edge_settings(variant, ws, ports, check_socket)))
+        render = render_http_edge_config if variant.http else render_edge_config
+        edge_yaml.write_text(render(_edge_settings(variant, ws, ports, check_socket)))
         edge_process = group.start("edge", envoy_argv(edge_yaml, base_id=edge_port))
         wait_for_port(edge_port, process=edge_process, timeout=30)
         pids["edge"] = edge_process.pid

@@ -33,7 +33,7 @@ FIXED_RATE_BASE = ("ceiling", "floor", "admitd", "admitd-full")
 @dataclass(frozen=True, slots=True)
 class Variant:
     name: str
-    authz: str  # "none" | "floor" | "admitd"
+    authz: str  # "none" | "floor" | "http-floor" | "admitd"
     max_streams: int = 0  # authz cluster max_concurrent_streams; 0 = Envoy's default
     session: bool = False  # the privileged route with a fresh MFA session (bearer token)
     jwt: bool = False  # the privileged route with a fresh-MFA JWT bearer token
@@ -46,6 +46,9 @@ class Variant:
     # Two clients at once: mallory floods DENY_PATH while alice's admits on PATH are
     # measured (and measured alone first, in the same stack).
     mixed: bool = False
+    # Envoy's HTTP ext_authz (http_service) instead of gRPC: admitd on `http_listen`,
+    # the edge from admitd.devstack.envoy_http_config (XFCC set by Envoy).
+    http: bool = False
 
     @property
     def path(self) -> str:
@@ -78,6 +81,9 @@ def variants(max_streams: list[int]) -> list[Variant]:
         Variant("admitd-full", "admitd", session=True, full_policy=True),
         Variant("admitd-deny", "admitd", full_policy=True, denied=True),
         Variant("admitd-mixed", "admitd", full_policy=True, mixed=True),
+        Variant("http-floor", "http-floor", http=True),
+        Variant("admitd-http", "admitd", http=True),
+        Variant("admitd-http-full", "admitd", session=True, full_policy=True, http=True),
     ]
     chosen += [Variant(f"admitd-ms{n}", "admitd", max_streams=n) for n in max_streams]
     return chosen

@@ -17,6 +17,7 @@ __all__ = ["registrars"]
 if TYPE_CHECKING:
     from admitd.config import Config
     from admitd.devstack.stack import DevOidc
+    from admitd.workers_child import WorkerRole
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -45,18 +46,60 @@ def registrars() -> list[Callable[[Commands], None]]:
 def _add_serve(commands: Commands) -> None:
     parser = commands.add_parser("serve", help="run the ext_authz gRPC server")
     add_config_option(parser, "admitd YAML config (default: $ADMITD_CONFIG)")
+    parser.add_argument(
+        "--workers",
+        metavar="N|auto",
+        help="worker processes sharing the Check port (overrides the config's workers;"
+        " auto: one per usable CPU; docs/workers.md)",
+    )
+    # Set by the supervisor when it starts a worker; not for operators.
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from admitd.config import load_config
     from admitd.logs import configure_logging
+
+    config_file = required_config(args, fix="pass --config FILE or set ADMITD_CONFIG")
+    config = load_config(config_file)
+    if args.workers is not None:
+        config = _with_workers(config, args.workers)
+    role = _worker_role(config, args) if args.worker is not None else None
+    configure_logging(config.log_level)
+    if role is not None:
+        from admitd.workers_child import run_worker
+
+        return run_worker(config, role)
+    if config.workers > 1:
+        from admitd.workers import supervise
+
+        return supervise(config, config_file)
     from admitd.server import run
 
-    config = load_config(required_config(args, fix="pass --config FILE or set ADMITD_CONFIG"))
-    configure_logging(config.log_level)
     run(config)
     return 0
+
+
+def _with_workers(config: Config, text: str) -> Config:
+    from dataclasses import replace
+
+    from admitd.workers import worker_needs
+    from admitd.workers_config import workers_from_text
+
+    return replace(config, workers=workers_from_text(text, worker_needs(config)))
+
+
+def _worker_role(config: Config, args: argparse.Namespace) -> WorkerRole:
+    from admitd.workers_child import WorkerRole
+
+    if args.worker_dir is None or args.worker_fd is None or not 0 <= args.worker < config.workers:
+        raise ConfigError(
+            "--worker is set by admitd's supervisor", key="--worker", fix="run admitd serve"
+        )
+    return WorkerRole(args.worker, args.worker_dir, args.worker_fd)
 
 
 def _add_check_config(commands: Commands) -> None:

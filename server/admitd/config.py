@@ -32,6 +32,7 @@ from admitd.custody.config import SECTION_KEYS as KEYS_KEYS
 from admitd.custody.config import KeysConfig, keys_config_from_fields
 from admitd.errors import ConfigError
 from admitd.fields import Fields
+from admitd.httpauthz.config import http_listen_from_fields
 from admitd.jwt.config import SECTION_KEYS as JWT_KEYS
 from admitd.jwt.config import JwtConfig, jwt_config_from_fields
 from admitd.kms.config import SECTION_KEYS as KMS_KEYS
@@ -52,6 +53,7 @@ from admitd.tls_listen import SECTION_KEYS as TLS_LISTEN_KEYS
 from admitd.tls_listen import TlsListenConfig, tls_listen_config_from_fields
 from admitd.web.config import SECTION_KEYS as WEB_KEYS
 from admitd.web.config import WebConfig, web_config_from_fields
+from admitd.workers_config import WorkerNeeds, workers_from_fields
 from admitd.yamlsource import (
     KeyPath,
     YamlDocument,
@@ -83,9 +85,11 @@ _TOP_KEYS = {
     "tls_listen",
     "jwt",
     "oidc",
+    "http_listen",
     "mesh",
     "keys",
     "event_loop",
+    "workers",
 }
 _TLS_KEYS = {
     "trust_bundle",
@@ -136,7 +140,9 @@ class Config:
     oidc: OidcConfig | None = None  # browser sign-in at an IdP (docs/identity.md)
     mesh: MeshSettings | None = None  # identity the asking Envoy verified (docs/mesh.md)
     keys: KeysConfig = field(default_factory=KeysConfig)  # key custody (docs/envelope.md)
+    http_listen: str = ""  # Envoy's HTTP ext_authz, loopback or unix:// (docs/http-authz.md)
     event_loop: str = "auto"  # auto (uvloop when installed) | uvloop | asyncio
+    workers: int = 1  # processes sharing the Check port (docs/workers.md)
 
 
 # The parsers read defaults from here, so each is written once, in the dataclasses above;
@@ -179,6 +185,7 @@ def config_from_document(doc: YamlDocument) -> Config:
     )
     _refuse_shared_callers(fields, mesh, proxies)
     keys = _keys(fields)
+    http_listen = http_listen_from_fields(fields)
     return Config(
         file=doc.file,
         policies=_path(fields, "policies", base),
@@ -210,7 +217,16 @@ def config_from_document(doc: YamlDocument) -> Config:
         else None,
         mesh=mesh,
         keys=keys,
+        http_listen=http_listen,
         event_loop=_event_loop(fields),
+        workers=workers_from_fields(
+            fields,
+            WorkerNeeds(
+                unix_listen=listen.startswith(UNIX_PREFIX) or http_listen.startswith(UNIX_PREFIX),
+                has_redis=fields.has("redis_url"),
+                writes_sessions=web is not None or fields.has("admin"),
+            ),
+        ),
     )
 
 
@@ -264,9 +280,11 @@ def _check_listen(fields: Fields, tls_listen: TlsListenConfig | None) -> str:
     if isinstance(raw, str) and raw.startswith("unix:"):
         return _unix_listen(fields, raw)
     listen = _address(fields, "listen", _DEFAULTS.listen, optional=True)
-    if not listen and tls_listen is None:
+    if not listen and tls_listen is None and not fields.raw.get("http_listen"):
         raise fields.error(
-            "listen", "nothing would serve Check", "set listen: HOST:PORT or configure tls_listen"
+            "listen",
+            "nothing would serve Check",
+            "set listen: HOST:PORT or configure tls_listen or http_listen",
         )
     return listen
 

@@ -36,6 +36,9 @@ def ready_check_gauge(registry: CollectorRegistry) -> Gauge:
         "Whether each /readyz check passes (1) or fails (0)",
         ["check"],
         registry=registry,
+        # With workers (prometheus multiprocess mode): a check fails if it fails in any
+        # live worker; ignored in a single process.
+        multiprocess_mode="livemin",
     )
 
 

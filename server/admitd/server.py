@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import grpc
@@ -29,6 +30,7 @@ from admitd.errors import AdmitdError, ConfigError
 from admitd.extauthz.denial_page import DenialPages
 from admitd.extauthz.service import AuthorizationService
 from admitd.health import Readiness
+from admitd.httpauthz.service import HttpCheckService
 from admitd.kms.audit import LogAuditEvents
 from admitd.logs import DecisionLog
 from admitd.mfa.ports import TotpFactor
@@ -45,6 +47,9 @@ from admitd.web.app import build_web_app, start_web_server
 from admitd.web.dev_sign_in import DEV_SIGN_IN_PATH, DevSignIn, add_dev_sign_in_routes
 from admitd.web.handlers import VerifiedHook
 from admitd.web.return_to import ReturnToSigner
+
+if TYPE_CHECKING:
+    from admitd.httpauthz.listener import HttpAuthzListener
 
 __all__ = ["run", "serve"]
 
@@ -71,7 +76,10 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    config: Config, *, ready: asyncio.Event | None = None, pages_and_admin: bool = True
+) -> None:
+    # pages_and_admin=False: a worker other than the first (docs/workers.md) serves Check only.
     configure_tracing()  # OTEL_* environment; off by default
     runtime = runtime_from_config(config)
     await _check_kms_provider(runtime)  # before any port opens
@@ -94,6 +102,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     await server.start()
     # "" is liveness (the server runs); the Check service's status is readiness.
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    http_authz = await _start_http_authz(runtime, decisions)
     log.info(
         "admitd serving Check on %s, metrics on %s, policy %s, event loop %s",
         " and ".join(filter(None, (config.listen, _tls_address(config)))),
@@ -102,8 +111,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         type(asyncio.get_running_loop()).__module__.split(".")[0],
     )
     await runtime.start()
-    web = await _start_web(runtime)
-    admin = await _start_admin(runtime)
+    web = await _start_web(runtime) if pages_and_admin else None
+    admin = await _start_admin(runtime) if pages_and_admin else None
     await _track_readiness_once(readiness, health_servicer, gauge)
     tasks = _background_tasks(runtime, decisions)
     tasks.append(asyncio.create_task(_track_readiness(readiness, health_servicer, gauge)))
@@ -115,7 +124,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     # Tell Envoy's and Kubernetes' health checks first, then let in-flight Checks finish.
     readiness.draining = True
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(config.grace_seconds)
+    await asyncio.gather(
+        server.stop(config.grace_seconds),
+        *([http_authz.close(config.grace_seconds)] if http_authz is not None else []),
+    )
     if web is not None:
         await web.cleanup()
     if admin is not None:
@@ -139,6 +151,26 @@ async def _start_ops(
         raise ConfigError(
             f"cannot listen on {config.metrics_listen}: {exc.strerror}", key="metrics_listen"
         ) from None
+
+
+async def _start_http_authz(runtime: Runtime, decisions: DecisionLog) -> HttpAuthzListener | None:
+    """Envoy's HTTP ext_authz on `http_listen` (docs/http-authz.md), in this event loop."""
+    address = runtime.config.http_listen
+    if not address:
+        return None
+    from admitd.httpauthz.listener import start_http_authz  # httptools only when asked for
+
+    service = HttpCheckService(
+        runtime.engine,
+        runtime.metrics,
+        decisions,
+        runtime.audit_decision,
+        DenialPages(runtime.revocation.issuers.issuer_names()),
+        with_caller=_needs_caller(runtime.config),
+    )
+    listener = await start_http_authz(address, service)
+    log.info("admitd serving HTTP ext_authz on %s", address)
+    return listener
 
 
 READINESS_INTERVAL = 2.0  # seconds between gRPC health updates
@@ -187,7 +219,8 @@ _CHECK_SERVICE = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].
 def _grpc_server(
     runtime: Runtime, decisions: DecisionLog
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    server = grpc.aio.server()
+    # Explicit, as grpc's default differs by platform: workers share the Check port.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     # Pages for browsers name the CAs whose certificates are accepted.
     pages = DenialPages(runtime.revocation.issuers.issuer_names())
     service = AuthorizationService(

@@ -44,7 +44,7 @@ def test_runs_as_a_numeric_non_root_user() -> None:
 def test_installs_no_dev_extras() -> None:
     installs = " ".join(_instructions("RUN"))
     extras = re.findall(r"pip install '\.\[([^\]]*)\]'", installs)
-    assert extras == ["uvloop"], "the image installs the package with the uvloop extra only"
+    assert extras == ["uvloop,http"], "the image installs the uvloop and http extras only"
     assert "-e " not in installs
     dev = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"][
         "dev"

@@ -8,10 +8,24 @@ from typing import Any
 
 import yaml
 
-__all__ = ["AuthzTls", "EdgeSettings", "render_edge_config"]
+__all__ = [
+    "SPREAD_MAX_STREAMS",
+    "SPREAD_RECONNECT_SECONDS",
+    "AuthzTls",
+    "EdgeSettings",
+    "render_edge_config",
+]
 
 _TYPE = "type.googleapis.com/envoy."
 _HCM = "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+# Spreading Checks over admitd's workers (docs/workers.md). Envoy multiplexes all the
+# Checks of one of its worker threads on one HTTP/2 connection, and with workers sharing
+# the port (SO_REUSEPORT) the kernel hands each connection to one admitd worker: capped
+# at a few streams, Envoy opens a connection per few concurrent Checks, which the kernel
+# spreads; renewed every minute, connections also reach a worker that restarted.
+SPREAD_MAX_STREAMS = 4
+SPREAD_RECONNECT_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +41,9 @@ class EdgeSettings:
     authz_timeout: str = "0.5s"
     ext_authz: bool = True  # False renders the benchmark ceiling: the same edge, no ext_authz
     authz_max_streams: int = 0  # >0 caps streams per connection so Envoy opens more connections
+    # Spread Checks over admitd workers: streams capped (authz_max_streams, else
+    # SPREAD_MAX_STREAMS) and connections renewed every SPREAD_RECONNECT_SECONDS.
+    spread_over_workers: bool = False
     web_port: int = 0  # admitd's step-up pages; 0 leaves out the /.admitd/ route
     authz_tls: AuthzTls | None = None  # mutual TLS to admitd's `tls_listen`
     # Check over this Unix socket (admitd's `listen: unix://PATH`) instead of authz_port
@@ -60,7 +77,17 @@ def render_edge_config(settings: EdgeSettings) -> str:
         "# merge_slashes, REJECT_REQUEST for %2F/%5C, strip_trailing_host_dot, no\n"
         "# underscore headers): why is in admitd/devstack/envoy_config.py.\n"
     )
+    if settings.spread_over_workers:
+        header += _SPREAD_NOTE
     return header + yaml.safe_dump(_bootstrap(settings), sort_keys=False)
+
+
+_SPREAD_NOTE = (
+    "# The admitd cluster caps HTTP/2 streams per connection and renews connections\n"
+    "# every minute: Envoy sends all of a worker thread's Checks over one connection, and\n"
+    "# admitd's workers share the Check port, so each connection lands on one admitd\n"
+    "# worker. More, renewed connections spread Checks over them (docs/workers.md).\n"
+)
 
 
 def _bootstrap(s: EdgeSettings) -> dict[str, Any]:
@@ -207,18 +234,25 @@ def _authz_cluster(s: EdgeSettings) -> dict[str, Any]:
         cluster = _cluster("admitd", {"pipe": {"path": str(s.authz_socket)}})
     else:
         cluster = _cluster("admitd", _address(s.host, s.authz_port))
-    http2: dict[str, Any] = {}
-    if s.authz_max_streams:
-        http2["max_concurrent_streams"] = s.authz_max_streams
     cluster["typed_extension_protocol_options"] = {
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": _TYPE + "extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": http2},
-        }
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _authz_protocol(s)
     }
     if s.authz_tls is not None:
         cluster["transport_socket"] = _authz_tls(s.authz_tls)
     return cluster
+
+
+def _authz_protocol(s: EdgeSettings) -> dict[str, Any]:
+    """HTTP/2 to admitd; spread over its workers when asked (see SPREAD_MAX_STREAMS)."""
+    options: dict[str, Any] = {"@type": _TYPE + "extensions.upstreams.http.v3.HttpProtocolOptions"}
+    streams = s.authz_max_streams or (SPREAD_MAX_STREAMS if s.spread_over_workers else 0)
+    if s.spread_over_workers:
+        # Drained, not cut: in-flight Checks finish, new ones go to a new connection.
+        renew = f"{SPREAD_RECONNECT_SECONDS}s"
+        options["common_http_protocol_options"] = {"max_connection_duration": renew}
+    http2 = {"max_concurrent_streams": streams} if streams else {}
+    options["explicit_http_config"] = {"http2_protocol_options": http2}
+    return options
 
 
 def _authz_tls(tls: AuthzTls) -> dict[str, Any]:

@@ -15,6 +15,7 @@ EXAMPLE = EdgeSettings(
     server_cert=Path("/etc/admitd/pki/server.pem"),
     server_key=Path("/etc/admitd/pki/server.key"),
     trust_bundle=Path("/etc/admitd/pki/trust-bundle.pem"),
+    spread_over_workers=True,
 )
 
 if __name__ == "__main__":

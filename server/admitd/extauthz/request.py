@@ -10,7 +10,7 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
 from admitd.core.context import NO_CALLER, Caller, RequestContext, host_from_authority
 
-__all__ = ["MAX_HEADER_BYTES", "context_from_check_request"]
+__all__ = ["MAX_HEADER_BYTES", "context_from_check_request", "host_problems", "request_problems"]
 
 MAX_HEADER_BYTES = 96 * 1024  # Envoy's default max_request_headers_kb is 60
 MAX_HEADERS = 200
@@ -44,7 +44,7 @@ def context_from_check_request(request: CheckRequest, caller: Caller = NO_CALLER
         envoy_principal=source.principal,
         request_id=headers.get("x-request-id") or http.id,
         context_extensions=MappingProxyType(dict(extensions) if len(extensions) else {}),
-        malformed=_problems(method, path, headers) + _host_problems(http.host),
+        malformed=request_problems(method, path, headers) + host_problems(http.host),
         caller=caller,
     )
 
@@ -62,7 +62,7 @@ def _headers(http: AttributeContext.HttpRequest) -> dict[str, str]:
     return headers
 
 
-def _host_problems(authority: str) -> tuple[str, ...]:
+def host_problems(authority: str) -> tuple[str, ...]:
     # Routes compare the normalised host (RequestContext.host_name): an authority that
     # names no host could otherwise skip every host-restricted route.
     if host_from_authority(authority):  # cached: RequestContext asks again, for free
@@ -70,7 +70,7 @@ def _host_problems(authority: str) -> tuple[str, ...]:
     return ("Host is not a host name (RFC 1123 name, IPv4 or [IPv6], optional :port)",)
 
 
-def _problems(method: str, path: str, headers: dict[str, str]) -> tuple[str, ...]:
+def request_problems(method: str, path: str, headers: dict[str, str]) -> tuple[str, ...]:
     if not method or not path:
         return ("no HTTP request attributes",)
     problems: list[str] = []

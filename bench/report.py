@@ -117,6 +117,7 @@ def throughput_figures(summaries: Mapping[str, Summary]) -> dict[str, float]:
     ratio("http-floor/floor", "http-floor", "floor")
     ratio("admitd-http/admitd", "admitd-http", "admitd")
     ratio("admitd-http-full/admitd-full", "admitd-http-full", "admitd-full")
+    ratio("admitd-w2/admitd-w1", "admitd-w2", "admitd-w1")  # 2 workers against 1
     if MIXED in summaries:
         out.update(_mixed_figures(summaries[MIXED].runs))
     return {key: round(value, 3) for key, value in out.items()}

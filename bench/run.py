@@ -181,6 +181,8 @@ def write_admitd_config(
     )
     if variant.http:  # Checks come over HTTP only (the edge's http_service)
         config["listen"], config["http_listen"] = "", listen
+    if variant.workers > 1:
+        config["workers"] = variant.workers
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -288,7 +290,9 @@ def variant_stack(
         pids = {"upstream": upstream_pid}
         authz_port = free_port()
         check_socket = check_socket_path(ws, authz_port) if variant.uds else None
-        metrics_port = free_port() if metrics and variant.authz == "admitd" else 0
+        # Workers: /readyz says when all of them serve (the port opens with the first).
+        wants_metrics = metrics or variant.workers > 1
+        metrics_port = free_port() if wants_metrics and variant.authz == "admitd" else 0
         if variant.authz != "none":
             argv = authz_argv(variant, ws, authz_port, check_socket, metrics_port)
             authz = group.start("authz", argv)
@@ -298,6 +302,8 @@ def variant_stack(
                 wait_for_port(authz_port, process=authz, timeout=30)
             if metrics_port:
                 wait_for_port(metrics_port, process=authz, timeout=30)
+            if variant.workers > 1:
+                wait_for_workers(metrics_port, variant.workers, timeout=60)
             pids["authz"] = authz.pid
         edge_port, admin_port = free_port(), free_port()
         ports = (edge_port, admin_port, authz_port, upstream_port)
@@ -353,7 +359,23 @@ def _edge_settings(
         ext_authz=variant.authz != "none",
         authz_max_streams=variant.max_streams,
         authz_socket=check_socket,
+        spread_over_workers=variant.spread,
     )
+
+
+def wait_for_workers(metrics_port: int, workers: int, timeout: float) -> None:
+    """Until admitd's /readyz reports every worker ready."""
+    wanted = f"{workers} of {workers} workers ready".encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{metrics_port}/readyz", timeout=2) as r:
+                if wanted in r.read():
+                    return
+        except OSError:  # not ready yet (503 is an HTTPError, an OSError)
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"admitd: not all {workers} workers ready after {timeout:.0f}s")
 
 
 # ---------------------------------------------------------------- checks

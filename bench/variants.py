@@ -49,6 +49,10 @@ class Variant:
     # Envoy's HTTP ext_authz (http_service) instead of gRPC: admitd on `http_listen`,
     # the edge from admitd.devstack.envoy_http_config (XFCC set by Envoy).
     http: bool = False
+    workers: int = 1  # admitd's `workers:` (the supervisor and its workers' CPU together)
+    # The edge's admitd cluster as shipped for workers: 4 streams per connection, renewed
+    # every 60 s (EdgeSettings.spread_over_workers), so Checks spread over the workers.
+    spread: bool = False
 
     @property
     def path(self) -> str:
@@ -84,6 +88,9 @@ def variants(max_streams: list[int]) -> list[Variant]:
         Variant("http-floor", "http-floor", http=True),
         Variant("admitd-http", "admitd", http=True),
         Variant("admitd-http-full", "admitd", session=True, full_policy=True, http=True),
+        # 1 vs 2 workers behind the same edge settings (docs/workers.md).
+        Variant("admitd-w1", "admitd", spread=True),
+        Variant("admitd-w2", "admitd", spread=True, workers=2),
     ]
     chosen += [Variant(f"admitd-ms{n}", "admitd", max_streams=n) for n in max_streams]
     return chosen

@@ -117,6 +117,7 @@ from wrk_load import WrkRun, run_wrk, run_wrk_together
 HOST = "127.0.0.1"
 FLOOR_SERVER = Path(__file__).resolve().parent / "floor_server.py"
 HTTP_FLOOR_SERVER = Path(__file__).resolve().parent / "http_floor_server.py"
+ADMITD_SRC = ""  # --admitd-src, set once by main()
 MAX_SOCKET_PATH = 100  # bytes; sun_path holds 107 (108 with the NUL), keep a margin
 
 
@@ -129,6 +130,9 @@ class Settings:
     rounds: int
     upstream: str  # "echo" | "envoy"
     fixed_rate: int = 0  # req/s with h2load; 0: closed loop with wrk
+    # Another checkout's server/ directory to run admitd from (a before/after comparison
+    # on one machine in one session); "" = the installed admitd.
+    admitd_src: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +246,9 @@ def authz_argv(
     if variant.authz == "http-floor":
         return [sys.executable, str(HTTP_FLOOR_SERVER), "--port", str(port)]
     config = write_admitd_config(variant, ws, port, check_socket, metrics_port)
-    return [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
+    argv = [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
+    # `env` execs python, so the pid stays the one the CPU accounting reads.
+    return ["env", f"PYTHONPATH={ADMITD_SRC}", *argv] if ADMITD_SRC else argv
 
 
 def wait_for_socket(path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -761,6 +767,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
+    parser.add_argument(
+        "--admitd-src",
+        default="",
+        help="run admitd from this server/ directory (e.g. `git archive` of an older commit)"
+        " instead of the installed one, to compare two builds",
+    )
     args = parser.parse_args(argv)
     if args.fixed_rate < 0:
         parser.error("--fixed-rate must be a positive number of requests per second")
@@ -789,7 +801,10 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds,
         args.upstream,
         args.fixed_rate,
+        args.admitd_src,
     )
+    global ADMITD_SRC  # noqa: PLW0603 - one setting for every admitd the run starts
+    ADMITD_SRC = args.admitd_src
     chosen = chosen_variants(args.max_streams, args.only, fixed_rate=settings.fixed_rate > 0)
     work = Path(tempfile.mkdtemp(prefix="admitd-bench-"))
     try:

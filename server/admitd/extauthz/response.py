@@ -34,6 +34,7 @@ def check_response_from_decision(decision: Decision) -> CheckResponse:
     """
     key = (
         decision.allowed,
+        decision.status,  # the reason's, or 401 for a strict RFC 9470 credential, or 302
         decision.reason,
         decision.message,
         decision.upstream_headers,

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev test lint bench reliability system-deps node-deps
+.PHONY: dev test lint bench reliability fuzz-long system-deps node-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,3 +45,13 @@ bench: system-deps $(VENV)/.installed
 # in RELIABILITY.md. `make test` runs the short size of the same faults (tests/reliability).
 reliability: system-deps $(VENV)/.installed
 	$(PY) -m tests.reliability.run_matrix
+
+# atheris on every parser of untrusted input for FUZZ_SECONDS each, then 1,000,000 mutated
+# Checks through a running admitd (about 20 minutes here); `make test` runs short versions.
+FUZZ_SECONDS ?= 300
+fuzz-long: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[fuzz]'
+	for target in fuzz/atheris_*.py; do \
+		ADMITD_FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHONPATH=. $(PY) $$target -timeout=1 || exit 1; \
+	done
+	ADMITD_FUZZ_COUNT=1000000 $(PY) -m pytest tests/fuzz/test_grpc_check_fuzz.py -q -s

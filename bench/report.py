@@ -118,6 +118,10 @@ def throughput_figures(summaries: Mapping[str, Summary]) -> dict[str, float]:
     ratio("admitd-http/admitd", "admitd-http", "admitd")
     ratio("admitd-http-full/admitd-full", "admitd-http-full", "admitd-full")
     ratio("admitd-w2/admitd-w1", "admitd-w2", "admitd-w1")  # 2 workers against 1
+    for name in rps:  # --before-src: this build against the older one
+        if name.endswith("-before"):
+            base = name.removesuffix("-before")
+            ratio(f"{base}/{name}", base, name)
     if MIXED in summaries:
         out.update(_mixed_figures(summaries[MIXED].runs))
     return {key: round(value, 3) for key, value in out.items()}

@@ -111,13 +111,12 @@ from report import (
 )
 from session_setup import DEVICE_ID, create_fresh_session, start_redis
 from targets import Verdict
-from variants import DENIED_STATUS, DENY_PATH, PATH, Variant, chosen_variants
+from variants import DENIED_STATUS, DENY_PATH, PATH, Variant, chosen_variants, with_before
 from wrk_load import WrkRun, run_wrk, run_wrk_together
 
 HOST = "127.0.0.1"
 FLOOR_SERVER = Path(__file__).resolve().parent / "floor_server.py"
 HTTP_FLOOR_SERVER = Path(__file__).resolve().parent / "http_floor_server.py"
-ADMITD_SRC = ""  # --admitd-src, set once by main()
 MAX_SOCKET_PATH = 100  # bytes; sun_path holds 107 (108 with the NUL), keep a margin
 
 
@@ -130,9 +129,9 @@ class Settings:
     rounds: int
     upstream: str  # "echo" | "envoy"
     fixed_rate: int = 0  # req/s with h2load; 0: closed loop with wrk
-    # Another checkout's server/ directory to run admitd from (a before/after comparison
-    # on one machine in one session); "" = the installed admitd.
-    admitd_src: str = ""
+    # Another checkout's server/ directory: each admitd variant chosen also runs from it,
+    # as "<name>-before", in the same rounds (a before/after comparison); "" = none.
+    before_src: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +247,7 @@ def authz_argv(
     config = write_admitd_config(variant, ws, port, check_socket, metrics_port)
     argv = [sys.executable, "-m", "admitd", "serve", "--config", str(config)]
     # `env` execs python, so the pid stays the one the CPU accounting reads.
-    return ["env", f"PYTHONPATH={ADMITD_SRC}", *argv] if ADMITD_SRC else argv
+    return ["env", f"PYTHONPATH={variant.src}", *argv] if variant.src else argv
 
 
 def wait_for_socket(path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -768,10 +767,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
     parser.add_argument(
-        "--admitd-src",
+        "--before-src",
         default="",
-        help="run admitd from this server/ directory (e.g. `git archive` of an older commit)"
-        " instead of the installed one, to compare two builds",
+        help="also run each chosen admitd variant from this server/ directory (e.g. a"
+        " `git archive` of an older commit) as <name>-before, in the same rounds",
     )
     args = parser.parse_args(argv)
     if args.fixed_rate < 0:
@@ -801,11 +800,11 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds,
         args.upstream,
         args.fixed_rate,
-        args.admitd_src,
+        args.before_src,
     )
-    global ADMITD_SRC  # noqa: PLW0603 - one setting for every admitd the run starts
-    ADMITD_SRC = args.admitd_src
     chosen = chosen_variants(args.max_streams, args.only, fixed_rate=settings.fixed_rate > 0)
+    if settings.before_src:
+        chosen = with_before(chosen, settings.before_src)
     work = Path(tempfile.mkdtemp(prefix="admitd-bench-"))
     try:
         runs = run(settings, chosen, work)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from session_setup import SESSION_PATH
 
@@ -14,6 +14,7 @@ __all__ = [
     "Variant",
     "chosen_variants",
     "variants",
+    "with_before",
 ]
 
 PATH = "/api/bench"  # the certificate route: any dev user certificate
@@ -53,6 +54,7 @@ class Variant:
     # The edge's admitd cluster as shipped for workers: 4 streams per connection, renewed
     # every 60 s (EdgeSettings.spread_over_workers), so Checks spread over the workers.
     spread: bool = False
+    src: str = ""  # run admitd from this server/ directory (PYTHONPATH) instead
 
     @property
     def path(self) -> str:
@@ -118,3 +120,14 @@ def chosen_variants(
     if fixed_rate and "admitd-mixed" in wanted:
         raise SystemExit("--only: admitd-mixed runs two wrk loads at once; not with --fixed-rate")
     return [v for v in every if v.name in {*wanted, *base}]
+
+
+def with_before(chosen: list[Variant], src: str) -> list[Variant]:
+    """`chosen` plus, after each admitd variant on gRPC with one worker (what any older
+    build serves), the same variant run from `src` as "<name>-before"."""
+    out: list[Variant] = []
+    for variant in chosen:
+        out.append(variant)
+        if variant.authz == "admitd" and not variant.http and variant.workers == 1:
+            out.append(replace(variant, name=f"{variant.name}-before", src=src))
+    return out

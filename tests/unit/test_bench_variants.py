@@ -10,7 +10,7 @@ import pytest
 # bench/ is a folder of scripts, not a package: import its modules the way run.py does.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from variants import DENIED_STATUS, DENY_PATH, PATH, chosen_variants
+from variants import DENIED_STATUS, DENY_PATH, PATH, chosen_variants, with_before
 
 
 def names(**kwargs: object) -> list[str]:
@@ -57,3 +57,14 @@ def test_what_each_full_policy_variant_requests_and_expects() -> None:
     assert mixed.path == PATH and mixed.expected_status == 200
     assert all(v.needs_redis for v in (full, deny, mixed))
     assert not by_name["admitd"].needs_redis
+
+
+def test_before_runs_each_grpc_admitd_variant_from_the_older_build_next_to_it() -> None:
+    chosen = chosen_variants([], "admitd-full,admitd-http,admitd-w2")
+    paired = with_before(chosen, "/tmp/old/server")
+    assert [v.name for v in paired] == [
+        "ceiling", "floor", "admitd", "admitd-before", "admitd-full", "admitd-full-before",
+        "admitd-http", "admitd-w2",
+    ]  # fmt: skip
+    before = {v.name: v for v in paired}["admitd-full-before"]
+    assert before.src == "/tmp/old/server" and before.full_policy and before.session

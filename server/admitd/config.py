@@ -2,7 +2,8 @@
 
 Environment variables override the file: `ADMITD_LISTEN=0.0.0.0:9001`, and nested
 keys with a double underscore, `ADMITD_TLS__MAX_CHAIN_LENGTH=5`. Values are read
-as YAML scalars (`true`, `10`, `[a, b]`). Relative paths are relative to the
+as YAML scalars (`true`, `10`, `[a, b]`). `ADMITD_CONFIG` (which file) and the fuzz
+suite's `ADMITD_FUZZ_*` are not overrides. Relative paths are relative to the
 directory of the config file.
 """
 
@@ -102,6 +103,7 @@ _TLS_KEYS = {
 _PROXY_KEYS = {"name", "principals", "cidrs", "header", "caller"}
 _ENV_PREFIX = "ADMITD_"
 _ENV_IGNORED = {"ADMITD_CONFIG"}
+_ENV_IGNORED_PREFIXES = ("ADMITD_FUZZ_",)  # the fuzz suite's own knobs (docs/fuzzing.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,10 +378,13 @@ def _proxy(doc: YamlDocument, path: KeyPath, raw: object, listeners: ListenFacts
 
 def _path(fields: Fields, key: str, base: Path) -> Path:
     path = base / fields.text(key)
-    if not path.exists():
-        raise fields.error(
-            key, f"{path} does not exist", "point it at a policy file or a directory of them"
-        )
+    fix = "point it at a policy file or a directory of them"
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. ENAMETOOLONG: exists() answers False only for "not there"
+        raise fields.error(key, f"cannot use {path}: {exc.strerror}", fix) from None
+    if not exists:
+        raise fields.error(key, f"{path} does not exist", fix)
     return path
 
 
@@ -412,6 +417,8 @@ def _with_environment(doc: YamlDocument, environ: Mapping[str, str]) -> YamlDocu
     data = doc.data if isinstance(doc.data, dict) else {}
     for name, value in sorted(environ.items()):
         if not name.startswith(_ENV_PREFIX) or name in _ENV_IGNORED:
+            continue
+        if name.startswith(_ENV_IGNORED_PREFIXES):
             continue
         path = tuple(part.lower() for part in name[len(_ENV_PREFIX) :].split("__"))
         target = data

@@ -64,6 +64,10 @@ def check_server_credentials(config: TlsListenConfig) -> grpc.ServerCredentials:
 
 def _file(fields: Fields, key: str, base: Path) -> Path:
     path = base / fields.text(key)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # e.g. ENAMETOOLONG: is_file() answers False only for "not there"
+        raise fields.error(key, f"cannot use {path}: {exc.strerror}", "a PEM file") from None
+    if not is_file:
         raise fields.error(key, f"{path} does not exist", "a PEM file")
     return path

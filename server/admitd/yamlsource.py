@@ -98,6 +98,18 @@ class _PlainLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
+# What PyYAML's constructors raise for a tagged value they cannot read, besides YAMLError:
+# `!!int x` ValueError, `!!bool maybe` KeyError, `!!timestamp maybe` AttributeError (its
+# regex did not match, and it reads the match anyway).
+_CONSTRUCTOR_ERRORS = (
+    yaml.YAMLError, ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError,
+)  # fmt: skip
+_UNREADABLE_FIX = (
+    "write a value of the kind the key wants (e.g. true, 10, a string); a tag such as"
+    " !!bool must fit its value, so drop the tag or quote the value"
+)
+
+
 def plain_value_from_text(text: str, origin: str) -> object:
     """One YAML value (e.g. an environment variable's), under the same rules as a file."""
     loader = _PlainLoader(text, origin)
@@ -105,6 +117,10 @@ def plain_value_from_text(text: str, origin: str) -> object:
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=origin) from None
+    except _CONSTRUCTOR_ERRORS as exc:
+        raise ConfigError(
+            f"cannot read this value ({type(exc).__name__})", file=origin, fix=_UNREADABLE_FIX
+        ) from None
     finally:
         loader.dispose()
 
@@ -155,16 +171,17 @@ def _plain(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: str)
 def _scalar(node: yaml.Node, path: KeyPath, file: str) -> object:
     """A scalar's value as SafeLoader types it (`10`, `true`, `null`, strings).
 
-    Built from the node itself, so an empty value or a tag on nothing (`!!int`) is a
-    ConfigError naming the line, never a parser traceback.
+    Built from the node itself, so an empty value, a tag on nothing (`!!int`) or on a value
+    it cannot read (`!!bool maybe`) is a ConfigError naming the line, never a traceback.
     """
     try:
         return yaml.SafeLoader("").construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, TypeError, IndexError) as exc:
+    except _CONSTRUCTOR_ERRORS as exc:
         where = ".".join(str(part) for part in path) or None
         raise ConfigError(
             f"cannot read this value ({type(exc).__name__})",
             file=file,
             key=where,
             line=node.start_mark.line + 1,
+            fix=_UNREADABLE_FIX,
         ) from None

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from admitd.audit import GENESIS, AuditEntry, ChainHead, canonical_bytes, chain_hash
 from admitd.audit.chain import links_after
-from admitd.audit.checkpoint import sign_checkpoint, verify_checkpoint
+from admitd.audit.checkpoint import checkpoint_from_fields, sign_checkpoint, verify_checkpoint
 from admitd.audit.entry import canonical_bytes_from_mapping, entry_digest
-from admitd.audit.verify import Record, verify_chain
+from admitd.audit.verify import Record, decisions_in, verify_chain
 
 
 def entry(n: int) -> AuditEntry:
@@ -166,3 +166,19 @@ def test_checkpoints_catch_truncated_tail_and_rewrites() -> None:
 def test_range_trusts_its_first_link() -> None:
     report = run(renumber(records(30)[10:]), start=None, check_tail=False)
     assert report.problem is None and report.entries == 20
+
+
+def test_a_count_in_an_entry_nested_past_the_recursion_limit_is_unreadable() -> None:
+    """An export's entry is the file's: json.loads raised RecursionError in decisions_in."""
+    plaintext = b'{"count":"2","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert decisions_in(plaintext) == "the entry is not JSON"
+
+
+def test_a_checkpoint_field_that_is_not_unicode_text_is_refused_not_raised() -> None:
+    """A lone surrogate (an export's "\\ud800") has no UTF-8: never what was signed."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    checkpoint = sign_checkpoint(key, stream="s", seq=1, hash_hex="00" * 32, now=1.0, instance="a")
+    with pytest.raises(ValueError, match="instance"):
+        checkpoint_from_fields({**checkpoint.fields(), "instance": "\ud800"})
+    assert not verify_checkpoint(key.public_key(), replace(checkpoint, instance="\ud800"))
+    assert verify_checkpoint(key.public_key(), checkpoint_from_fields(checkpoint.fields()))

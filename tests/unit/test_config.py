@@ -83,3 +83,58 @@ def test_missing_trust_bundle_key(tmp_path: Path) -> None:
     path.write_text("policies: p.yaml\n")
     with pytest.raises(ConfigError, match=r"c.yaml: tls.trust_bundle: required"):
         load_config(path, environ={})
+
+
+def test_the_fuzz_suites_variables_are_not_overrides(config_file: Path) -> None:
+    """tests/fuzz reads ADMITD_FUZZ_COUNT, _SEED, ... (docs/fuzzing.md): a server started
+    beside them must not take them for config keys (`fuzz_count: unknown key`)."""
+    env = {"ADMITD_FUZZ_COUNT": "100000", "ADMITD_FUZZ_SEED": "7", "ADMITD_FUZZ_DIR": "/tmp/x"}
+    assert load_config(config_file, environ=env).listen == "127.0.0.1:9001"
+    with pytest.raises(ConfigError, match=r"environment variable ADMITD_FUZZ: fuzz: unknown key"):
+        load_config(config_file, environ={"ADMITD_FUZZ": "1"})  # only the prefix is ignored
+
+
+@pytest.mark.parametrize("tag", ["!!bool", "!!timestamp"])
+def test_an_environment_value_its_tag_cannot_read_names_the_variable(
+    config_file: Path, tag: str
+) -> None:
+    """PyYAML's constructors raise KeyError / AttributeError for these, not YAMLError."""
+    with pytest.raises(
+        ConfigError, match=r"environment variable ADMITD_DEV_MODE: cannot read this value"
+    ) as info:
+        load_config(config_file, environ={"ADMITD_DEV_MODE": f"{tag} maybe"})
+    assert info.value.fix
+
+
+_NAME_TOO_LONG = "p" * 300  # one path component over NAME_MAX (255): ENAMETOOLONG
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        pytest.param("", "policies", id="policies"),
+        pytest.param(
+            "tls_listen: {address: 127.0.0.1:9443, server_cert: LONG, server_key: LONG}\n",
+            "tls_listen.server_cert",
+            id="tls_listen",
+        ),
+        pytest.param(
+            "admin: {principals: [spiffe://example.org/sa/login], server_cert: LONG,"
+            " server_key: LONG}\n",
+            "admin.server_cert",
+            id="admin",
+        ),
+        pytest.param("audit: {spool_file: LONG}\n", "audit.spool_file", id="audit-spool"),
+    ],
+)
+def test_a_path_too_long_for_the_file_system_names_the_key(
+    config_file: Path, section: str, key: str
+) -> None:
+    """Path.exists() and is_file() answer False only for a missing file; ENAMETOOLONG
+    raised OSError through them, and start-up ended in a traceback."""
+    text = config_file.read_text() + section.replace("LONG", _NAME_TOO_LONG)
+    if key == "policies":
+        text = text.replace("policies: policies.yaml", f"policies: {_NAME_TOO_LONG}")
+    config_file.write_text(text)
+    with pytest.raises(ConfigError, match=rf"admitd.yaml:\d+: {key}: cannot use .*too long"):
+        load_config(config_file, environ={})

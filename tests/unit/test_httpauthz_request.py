@@ -71,7 +71,7 @@ def test_the_deadline_is_envoys_timeout_from_arrival() -> None:
     assert deadline is not None and before + 0.5 <= deadline <= time.monotonic() + 0.5
 
 
-@pytest.mark.parametrize("value", ["", "soon", "-5", "99999999999"])
+@pytest.mark.parametrize("value", ["", "soon", "-5", "99999999999", "\u00b2"])  # "²".isdigit()
 def test_an_unusable_timeout_means_no_deadline(value: str) -> None:
     request = envoy_request(**{"x-admitd-check-timeout-ms": value})
     assert check_input_from_http_request(request).deadline is None

@@ -132,6 +132,20 @@ def test_a_signed_step_up_verifies_only_with_its_return_to() -> None:
         assert verify_step_up(KEY, "token-a", bad) is None
 
 
+@pytest.mark.parametrize(
+    ("return_to", "value"),
+    [
+        pytest.param("token-a", "\u00b2.x", id="superscript-age"),  # "²".isdigit(), int() refuses
+        pytest.param("token-a", "300.\u00e9", id="non-ascii-mac"),  # compare_digest: TypeError
+        pytest.param("token-a\udcff", "300.abc", id="surrogate-return-to"),
+    ],
+)
+def test_query_text_that_admitd_never_signs_is_refused_not_raised(
+    return_to: str, value: str
+) -> None:
+    assert verify_step_up(KEY, return_to, value) is None
+
+
 def user(verified_at: float | None) -> User:
     return User(
         user_id="ann",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from types import MappingProxyType
 from typing import Any
 
 import pytest
+from joserfc import jws
 
 from admitd.core.identity import UserState
 from admitd.jwt.config import IssuerConfig, JwtConfig
@@ -184,3 +187,22 @@ async def test_a_token_without_the_user_claim_is_refused(source: JwtIdentity, id
     assert await look(source, idp.token(sub=None)) == (
         UserState.UNKNOWN, "jwt: claim 'sub' missing",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["forged", "idp-signed"])
+async def test_a_payload_nested_past_the_recursion_limit_is_malformed(
+    source: JwtIdentity, idp: Idp, signed: bool
+) -> None:
+    """json.loads raises RecursionError (not ValueError) for 5,000 nested `[`: refused as
+    malformed, never an exception (the Check would take its fail-closed path)."""
+    nested = b"[" * 5000 + b"]" * 5000
+    if signed:  # even the IdP's own signature over such a payload does not make it readable
+        token = jws.serialize_compact({"alg": "RS256", "kid": idp.rsa.kid}, nested, idp.rsa)
+    else:
+        header = _b64(json.dumps({"alg": "RS256", "kid": idp.rsa.kid}).encode())
+        token = f"{header}.{_b64(nested)}.AAAA"
+    assert await look(source, token) == (UserState.MALFORMED, "jwt: malformed")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

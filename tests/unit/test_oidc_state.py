@@ -59,6 +59,21 @@ def test_another_key_or_a_changed_body_is_refused() -> None:
     assert LoginState.unseal(KEY, f"{version}.{other}.{mac}", NOW) is None
 
 
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda c: c[:-1] + "\u00e9",  # hmac.compare_digest on non-ASCII str: TypeError
+        lambda c: c[:-1] + "\udcff",  # a cookie byte that is not UTF-8, as aiohttp decodes it
+        lambda c: c.replace("v1.", "v1.\udcff", 1),  # ... inside the MAC'd part: encode() raised
+    ],
+    ids=["non-ascii-mac", "surrogate-mac", "surrogate-body"],
+)
+def test_a_cookie_that_admitd_never_sealed_is_refused_not_raised(tamper: object) -> None:
+    cookie = new_login_state("/", NOW).seal(KEY)
+    assert callable(tamper)
+    assert LoginState.unseal(KEY, tamper(cookie), NOW) is None
+
+
 def test_an_expired_state_is_refused() -> None:
     cookie = new_login_state("/", NOW).seal(KEY)
     assert LoginState.unseal(KEY, cookie, NOW + STATE_TTL) is None

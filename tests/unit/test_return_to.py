@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -136,3 +137,21 @@ def test_step_up_location_replaces_an_unsafe_path_with_root(signer: ReturnToSign
 def test_subkeys_differ_per_label_and_from_the_key(signer: ReturnToSigner) -> None:
     assert signer.subkey("csrf") != signer.subkey("other")
     assert KEY not in signer.subkey("csrf")
+
+
+@pytest.mark.parametrize(
+    ("edit", "host"),
+    [
+        pytest.param(lambda t: t[:-1] + "\u00e9", HOST, id="non-ascii-mac"),
+        pytest.param(lambda t: t.replace("v1.", "v1.\u00b2", 1), HOST, id="superscript-expiry"),
+        pytest.param(lambda t: t, HOST + "\udcff", id="surrogate-host"),
+        pytest.param(lambda t: t[:-1] + "\udcff", HOST, id="surrogate-mac"),
+    ],
+)
+def test_text_that_admitd_never_signs_is_refused_not_raised(
+    signer: ReturnToSigner, edit: Callable[[str], str], host: str
+) -> None:
+    """The query and the Host are the client's: hmac.compare_digest raised TypeError for
+    non-ASCII str, and encoding a lone surrogate (aiohttp's surrogateescape for bytes that
+    are not UTF-8) raised UnicodeEncodeError: a 500 on the step-up page."""
+    assert signer.verify(edit(signer.sign(HOST, "/x", NOW)), host, NOW) is None

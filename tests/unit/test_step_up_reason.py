@@ -76,3 +76,17 @@ def test_minutes_in_words(seconds: int, words: str) -> None:
 )
 def test_age_in_words(seconds: float, words: str) -> None:
     assert age_in_words(seconds) == words
+
+
+@pytest.mark.parametrize(
+    ("return_to", "value"),
+    [
+        pytest.param(TOKEN, "\u00b2.x.y", id="superscript-age"),  # "²".isdigit(), int() refuses
+        pytest.param(TOKEN, "\u0660.x.y", id="arabic-indic-age"),  # int() takes it: still no
+        pytest.param(TOKEN, "60..\u00e9", id="non-ascii-mac"),
+        pytest.param(TOKEN, "60..\udcff", id="surrogate-mac"),
+        pytest.param(TOKEN + "\udcff", "60..abc", id="surrogate-return-to"),
+    ],
+)
+def test_text_that_admitd_never_signs_is_dropped_not_raised(return_to: str, value: str) -> None:
+    assert verify_reason(KEY, return_to, value) is None

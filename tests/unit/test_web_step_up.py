@@ -525,3 +525,62 @@ async def test_a_verification_reports_the_session_and_the_verifying_device() -> 
                 f"{STEP_UP_PATH}/totp", data=form, headers=headers, allow_redirects=False
             )
     assert verified == [(ref, "phone-9")]
+
+
+# --- bodies and headers a client chose byte by byte (web/bodies.py, web/csrf.py) ----------
+
+
+async def test_passkey_json_nested_past_the_recursion_limit_is_a_400(harness: Harness) -> None:
+    """json.loads raised RecursionError (not ValueError) through request.json(): a 500."""
+    reply = await harness.client.post(
+        f"{STEP_UP_PATH}/passkey/verify",
+        data="[" * 5000 + "]" * 5000,  # 10 kB: under the body limit
+        headers=json_headers(harness) | {"Content-Type": "application/json"},
+    )
+    assert reply.status == 400
+    assert (await reply.json())["error"]["code"] == "bad_request"
+
+
+async def test_a_credential_nested_deeper_than_any_real_one_is_a_400(harness: Harness) -> None:
+    """Shallow enough to load, but re-encoded and parsed again downstream: refused first."""
+    credential: object = {}
+    for _ in range(40):
+        credential = {"x": credential}
+    reply = await harness.client.post(
+        f"{STEP_UP_PATH}/passkey/verify",
+        json={"credential": credential, "return_to": ""},
+        headers=json_headers(harness),
+    )
+    assert reply.status == 400
+    assert (await harness.session()).mfa_verified_at == NOW - 7200
+
+
+async def test_a_form_body_that_is_not_utf8_is_refused_not_a_500(harness: Harness) -> None:
+    """aiohttp's request.post() raised UnicodeDecodeError: now an empty form, so CSRF fails."""
+    reply = await harness.client.post(
+        f"{STEP_UP_PATH}/totp",
+        data=f"code={GOOD_CODE}&csrf={harness.csrf}&x=\xff".encode("latin-1"),
+        headers=harness.headers(csrf=harness.csrf)
+        | {"Content-Type": "application/x-www-form-urlencoded"},
+        allow_redirects=False,
+    )
+    assert reply.status == 403 and harness.totp.calls == []
+
+
+async def test_csrf_header_bytes_that_are_not_utf8_are_refused_not_a_500(
+    harness: Harness,
+) -> None:
+    """`X-CSRF-Token: \\xff` reaches is_valid_csrf as '\\udcff' (surrogateescape)."""
+    assert harness.client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", harness.client.port)
+    cookie = harness.headers(csrf=harness.csrf)["Cookie"].encode()
+    writer.write(
+        b"GET " + f"{STEP_UP_PATH}/passkey/options".encode() + b" HTTP/1.1\r\n"
+        b"Host: " + HOST.encode() + b"\r\nCookie: " + cookie + b"\r\n"
+        b"X-CSRF-Token: \xff\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    status_line = (await reader.readline()).decode()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == "403", status_line

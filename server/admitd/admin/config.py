@@ -65,6 +65,11 @@ def _key_pair(fields: Fields, base: Path) -> tuple[Path, Path]:
 
 def _existing_file(fields: Fields, key: str, base: Path) -> Path:
     path = base / fields.text(key)
-    if not path.is_file():
-        raise fields.error(key, f"{path} does not exist", "a PEM file for the admin API's TLS")
+    fix = "a PEM file for the admin API's TLS"
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # e.g. ENAMETOOLONG: is_file() answers False only for "not there"
+        raise fields.error(key, f"cannot use {path}: {exc.strerror}", fix) from None
+    if not is_file:
+        raise fields.error(key, f"{path} does not exist", fix)
     return path

@@ -79,13 +79,28 @@ def sign_checkpoint(
 def verify_checkpoint(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> bool:
     try:
         public_key.verify(checkpoint.signature, _message(checkpoint.signed_fields()))
-    except InvalidSignature:
+    except (InvalidSignature, UnicodeEncodeError):  # a lone surrogate was never signed
+        return False
+    return True
+
+
+def _is_utf8_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
         return False
     return True
 
 
 def checkpoint_from_fields(fields: Mapping[str, str]) -> Checkpoint:
-    """Parse a stored or exported checkpoint; ValueError names the bad field."""
+    """Parse a stored or exported checkpoint; ValueError names the bad field.
+
+    A field that is not Unicode text (a lone surrogate from an export's "\\ud800") has no
+    UTF-8, so it cannot be what was signed: refused here, before `_message` encodes it.
+    """
+    for name, value in fields.items():
+        if not _is_utf8_text(value):
+            raise ValueError(f"checkpoint field {name!r} is not UTF-8 text")
     try:
         return Checkpoint(
             stream=fields["stream"],

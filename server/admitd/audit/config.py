@@ -77,7 +77,7 @@ def audit_config_from_fields(fields: Fields) -> AuditConfig:
         _check(fields, "public_key_file", lambda: public_key_from_file(public))
     return AuditConfig(
         stream_key=fields.text("stream_key", _DEFAULTS.stream_key),
-        spool_file=base / fields.text("spool_file", str(_DEFAULTS.spool_file)),
+        spool_file=_spool_file(fields, base),
         spool_max_bytes=fields.integer(
             "spool_max_bytes", _DEFAULTS.spool_max_bytes, minimum=64 * 1024, maximum=2**62
         ),
@@ -109,6 +109,18 @@ def _coalesce_seconds(fields: Fields) -> float:
             "e.g. 1 (the default), or 0 to write every denial as its own entry",
         )
     return seconds
+
+
+def _spool_file(fields: Fields, base: Path) -> Path:
+    """The spool's path, refused now when the file system cannot even look it up (e.g. a
+    name too long): the spool opens it at start-up, where an OSError would be a traceback."""
+    path = base / fields.text("spool_file", str(_DEFAULTS.spool_file))
+    try:
+        path.exists()
+    except OSError as exc:
+        fix = "a writable file path on local disk, e.g. /var/lib/admitd/audit-spool.jsonl"
+        raise fields.error("spool_file", f"cannot use {path}: {exc.strerror}", fix) from None
+    return path
 
 
 def _optional_path(fields: Fields, key: str, base: Path) -> Path | None:

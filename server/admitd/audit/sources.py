@@ -123,6 +123,9 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, object] | None, str]]:
             except (ValueError, UnicodeDecodeError) as exc:
                 yield number, None, f"not JSON: {exc}"
                 continue
+            except RecursionError:  # nested past the interpreter's limit; admitd writes none
+                yield number, None, "not JSON: nested too deeply"
+                continue
             yield (number, doc, "") if isinstance(doc, dict) else (number, None, "not an object")
 
 
@@ -158,6 +161,13 @@ def _record_from_export(position: int, ident: str, doc: Mapping[str, object]) ->
     if not isinstance(entry, dict):
         why = str(doc.get("error") or "no decrypted entry")
         return Record(position, record.ident, seq=record.seq, error=why, error_kind="undecryptable")
+    try:
+        plaintext = canonical_bytes_from_mapping(entry)
+    except (UnicodeEncodeError, RecursionError, ValueError) as exc:
+        # A lone surrogate ("\ud800") has no UTF-8, so admitd never sealed one (and a
+        # document deep enough to load may still be too deep to re-encode).
+        why = f"entry cannot be re-encoded as UTF-8 JSON ({type(exc).__name__})"
+        return Record(position, record.ident, seq=record.seq, error=why)
     return Record(
         position,
         record.ident,
@@ -165,5 +175,5 @@ def _record_from_export(position: int, ident: str, doc: Mapping[str, object]) ->
         prev=record.prev,
         digest=record.digest,
         hash=record.hash,
-        plaintext=canonical_bytes_from_mapping(entry),
+        plaintext=plaintext,
     )

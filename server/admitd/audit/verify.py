@@ -172,7 +172,7 @@ def decisions_in(plaintext: bytes) -> int | str:
         return 1
     try:
         document = json.loads(plaintext)
-    except ValueError:
+    except (ValueError, RecursionError):  # an export's entry may nest past the limit
         return "the entry is not JSON"
     count = document.get("count") if isinstance(document, dict) else None
     if count is None:

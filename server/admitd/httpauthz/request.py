@@ -121,7 +121,7 @@ def _path(target: str) -> tuple[str, tuple[str, ...]]:
 
 def _deadline(timeout_ms: str) -> float | None:
     """Envoy's ext_authz timeout, from when the request arrived (its queueing unknown)."""
-    if not timeout_ms.isdigit() or len(timeout_ms) > 7:
+    if not (timeout_ms.isascii() and timeout_ms.isdigit()) or len(timeout_ms) > 7:  # not "²"
         return None
     return time.monotonic() + int(timeout_ms) / 1000
 

@@ -4,6 +4,9 @@ Every signature and claims check is the library's; this module only chooses the 
 keys and allow-list, and names what went wrong. The unverified header and payload are read
 (by joserfc) only to pick the issuer and the key; nothing from them is trusted before the
 signature is checked.
+
+A payload nested past the interpreter's recursion limit makes `json.loads` raise
+RecursionError, not ValueError: it is refused as malformed like any other bad JSON.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class JwtVerifier:
         try:
             unverified = extract_compact(token.encode("ascii"))
             header, payload = unverified.headers(), json.loads(unverified.payload)  # untrusted
-        except (JoseError, ValueError, UnicodeError):
+        except (JoseError, ValueError, UnicodeError, RecursionError):
             return Refused(TokenProblem.MALFORMED)
         iss = payload.get("iss") if isinstance(payload, dict) else None
         keys = self.issuers.get(iss) if isinstance(iss, str) else None
@@ -95,7 +98,7 @@ def _checked(token: str, keys: IssuerKeys, now: float) -> Verified | Refused:
         decoded = jwt.decode(token, keys.keys, algorithms=list(issuer.algorithms))
     except BadSignatureError:
         return Refused(TokenProblem.BAD_SIGNATURE)
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, RecursionError):  # joserfc parses the claims again
         return Refused(TokenProblem.MALFORMED)
     registry = jwt.JWTClaimsRegistry(
         now=int(now),

@@ -55,7 +55,10 @@ class LoginState:
         parts = cookie.split(".")
         if len(cookie) > _MAX_COOKIE or len(parts) != 3 or parts[0] != "v1":
             return None
-        if not hmac.compare_digest(_b64(_mac(key, parts[1])), parts[2]):
+        if not cookie.isascii():  # what admitd seals is; aiohttp may hand over lone surrogates
+            return None
+        expected = _b64(_mac(key, parts[1])).encode("ascii")
+        if not hmac.compare_digest(expected, parts[2].encode("ascii")):
             return None
         try:
             state, nonce, verifier, path, expires, max_age = json.loads(_unb64(parts[1]))

@@ -31,10 +31,14 @@ def sign_step_up(key: bytes, return_to: str, max_age: int) -> str:
 
 def verify_step_up(key: bytes, return_to: str, value: str) -> int | None:
     """The max_age `value` asks for, if it was signed with `return_to`; else None."""
+    # Both come from the query string; what admitd signed is ASCII, so anything else is
+    # refused before it is encoded ("²".isdigit() is true too, and int() refuses it).
+    if not value.isascii() or not return_to.isascii():
+        return None
     age, _, mac = value.partition(".")
     if not age.isdigit() or len(age) > 6 or not 0 < int(age) <= MAX_STEP_UP_AGE:
         return None
-    if not hmac.compare_digest(_mac(key, return_to, int(age)), mac):
+    if not hmac.compare_digest(_mac(key, return_to, int(age)).encode("ascii"), mac.encode("ascii")):
         return None
     return int(age)
 

@@ -25,10 +25,14 @@ def csrf_token(key: bytes, session_id: str) -> str:
 
 
 def is_valid_csrf(key: bytes, session_id: str, submitted: str, cookie: str | None) -> bool:
-    """Both copies present and both equal to this session's token (constant time)."""
-    expected = csrf_token(key, session_id)
-    return (
-        cookie is not None
-        and hmac.compare_digest(submitted.encode(), expected.encode())
-        and hmac.compare_digest(cookie.encode(), expected.encode())
+    """Both copies present and both equal to this session's token (constant time).
+
+    The token is ASCII, so a copy that is not (e.g. aiohttp's lone surrogates for header
+    bytes that are not UTF-8, which have no encoding) is refused, never encoded.
+    """
+    if cookie is None or not submitted.isascii() or not cookie.isascii():
+        return False
+    expected = csrf_token(key, session_id).encode("ascii")
+    return hmac.compare_digest(submitted.encode("ascii"), expected) and hmac.compare_digest(
+        cookie.encode("ascii"), expected
     )

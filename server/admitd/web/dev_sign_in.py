@@ -26,6 +26,7 @@ from admitd.sessions import (
     parse_session_token,
 )
 from admitd.sessions.config import SessionsConfig
+from admitd.web.bodies import form_fields
 from admitd.web.browser_session import BrowserSessions, LoginHook, NewUser
 from admitd.web.csrf import CSRF_COOKIE, csrf_token, is_valid_csrf
 from admitd.web.dev_pages import DEV_SIGN_IN_PATH, DEV_TOTP_PATH, TotpView, sign_in_page, totp_page
@@ -80,7 +81,7 @@ class DevSignIn:
 
     async def sign_in(self, request: web.Request) -> web.Response:
         """POST: a session for the picked user, then the return path (or the TOTP page)."""
-        form = await request.post()
+        form = await form_fields(request)
         if not self._login_csrf_ok(request, str(form.get("csrf", ""))):
             return _refused()
         token = str(form.get("return_to", ""))
@@ -105,7 +106,7 @@ class DevSignIn:
         if caller is None:
             text = message_page("Sign in required", "Your session has ended. Sign in again.")
             return web.Response(text=text, status=401, content_type="text/html")
-        form = await request.post()
+        form = await form_fields(request)
         if not self._session_csrf_ok(request, caller.ref, str(form.get("csrf", ""))):
             return _refused()
         token, code = str(form.get("return_to", "")), str(form.get("code", "")).replace(" ", "")
@@ -200,6 +201,8 @@ class DevSignIn:
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         return (
             _is_same_origin(request)
+            and submitted.isascii()  # as the token is; never encode a lone surrogate
+            and cookie.isascii()
             and hmac.compare_digest(submitted.encode(), cookie.encode())
             and _is_login_csrf(self._login_csrf_key, submitted)
         )

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from admitd.mfa.ports import MfaResult, PasskeyFactor, TotpFactor
 from admitd.sessions import MfaMethod, Session, SessionRef, SessionStore, parse_session_token
+from admitd.web.bodies import form_fields, json_object
 from admitd.web.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token, is_valid_csrf
 from admitd.web.pages import (
     SIGN_OUT_PATH,
@@ -105,7 +106,7 @@ class StepUp:
         """Revoke the session and clear its cookie (POST, CSRF-checked like the TOTP form)."""
         caller = await self._caller(request)
         if caller is not None:
-            form = await request.post()
+            form = await form_fields(request)
             if not self._csrf_ok(request, caller, str(form.get(CSRF_FIELD, ""))):
                 return _refused()
             await self.store.revoke(caller.ref)
@@ -123,7 +124,7 @@ class StepUp:
         caller = await self._caller(request)
         if caller is None:
             return _no_session()
-        form = await request.post()
+        form = await form_fields(request)
         token, code = str(form.get("return_to", "")), str(form.get("code", "")).replace(" ", "")
         if not self._csrf_ok(request, caller, str(form.get(CSRF_FIELD, ""))):
             return _refused()
@@ -378,23 +379,13 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-async def _json_body(request: web.Request) -> dict[str, object] | None:
-    if request.content_type != "application/json":
-        return None  # also forces a CORS preflight on any cross-origin attempt
-    try:
-        document = await request.json()
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
 async def _credential_post(
     request: web.Request, caller: Caller | web.Response
 ) -> _CredentialPost | web.Response:
     """The posted credential; the caller's own refusal, if any, comes first."""
     if isinstance(caller, web.Response):
         return caller
-    document = await _json_body(request)
+    document = await json_object(request)
     if document is None:
         return _json_error(400, "bad_request", "Expected a JSON object with a credential.")
     return _CredentialPost(caller, document, json.dumps(document.get("credential")))

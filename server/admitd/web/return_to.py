@@ -70,11 +70,17 @@ class ReturnToSigner:
 
     def verify(self, token: str, host: str, now: float) -> str | None:
         """The signed path if `token` is authentic, unexpired and for `host`; else None."""
+        # The token is the client's: only ASCII can be one admitd signed, and a host that is
+        # not Unicode text (aiohttp's surrogateescape for bytes that are not UTF-8) was never
+        # signed either. Both are refused before anything is encoded or compared.
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != "v1" or not parts[1].isdigit() or len(token) > 8192:
+        if len(parts) != 4 or parts[0] != "v1" or not _is_decimal(parts[1]):
+            return None
+        if len(token) > 8192 or not token.isascii() or not _is_utf8_text(host):
             return None
         _, expires, encoded, mac = parts
-        if not hmac.compare_digest(_b64(self._mac(host, expires, encoded)), mac):
+        expected = _b64(self._mac(host, expires, encoded)).encode("ascii")
+        if not hmac.compare_digest(expected, mac.encode("ascii")):
             return None
         if not now < int(expires) <= now + self._ttl + 60:  # 60 s of clock skew between replicas
             return None
@@ -109,6 +115,20 @@ def step_up_location(
         return location
     signed = sign_reason(signer.subkey(REASON_KEY_LABEL), token, reason)
     return f"{location}&reason={quote(signed, safe='')}"
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() is also true for "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _is_utf8_text(text: str) -> bool:
+    """False for text holding lone surrogates, which have no UTF-8 encoding."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _b64(data: bytes) -> str:

@@ -37,13 +37,18 @@ def sign_reason(key: bytes, return_to: str, reason: StepUpReason) -> str:
 
 def verify_reason(key: bytes, return_to: str, value: str) -> StepUpReason | None:
     """The reason `value` states, if it was signed with `return_to`; else None."""
+    # Both come from the query string: what admitd signed is ASCII (digits, signal names,
+    # hex; the return_to token), so anything else is refused before it is encoded.
     parts = value.split(".")
     if len(parts) != 3 or not return_to or len(value) > 512:
         return None
-    age, names, mac = parts
-    if not age.isdigit() or len(age) > 6 or not 0 < int(age) <= _MAX_AGE:
+    if not value.isascii() or not return_to.isascii():
         return None
-    if not hmac.compare_digest(_mac(key, return_to, f"{age}.{names}"), mac):
+    age, names, mac = parts
+    if not (age.isascii() and age.isdigit()) or len(age) > 6 or not 0 < int(age) <= _MAX_AGE:
+        return None
+    expected = _mac(key, return_to, f"{age}.{names}")
+    if not hmac.compare_digest(expected.encode("ascii"), mac.encode("ascii")):
         return None
     signals = tuple(names.split(",")) if names else ()
     if not all(name in _KNOWN for name in signals):

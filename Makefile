@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev test lint bench reliability fuzz-long system-deps node-deps
+.PHONY: dev test lint bench reliability soak fuzz-long system-deps node-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: system-deps $(VENV)/.installed
 # in RELIABILITY.md. `make test` runs the short size of the same faults (tests/reliability).
 reliability: system-deps $(VENV)/.installed
 	$(PY) -m tests.reliability.run_matrix
+
+# The 10-minute soak (150 req/s through the real Envoy; distinct users, certificates, tokens):
+# writes RELIABILITY.md's soak block. `make test` runs its one-minute size (tests/soak).
+soak: system-deps $(VENV)/.installed
+	$(PY) -m tests.soak.run_soak --csv bench/results/soak-rss.csv
 
 # atheris on every parser of untrusted input for FUZZ_SECONDS each, then 1,000,000 mutated
 # Checks through a running admitd (about 20 minutes here); `make test` runs short versions.

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from admitd.core.decision import Decision, Reason
 from admitd.core.mfa_rules import DEFAULT_PRIVILEGED_ROLES
 
-__all__ = ["Metrics"]
+__all__ = ["EventLoopTasks", "Metrics"]
 
 # Check latency is dominated by gRPC; buckets span 25 µs to 250 ms, finest where the
 # handler targets are (p50 <= 50/100 µs, p99 <= 300 µs), so quantiles can be read off them.
@@ -128,3 +133,18 @@ _MFA_OUTCOMES = {
 
 def _mfa_outcome(decision: Decision) -> str:
     return _MFA_OUTCOMES.get(decision.reason, "denied")
+
+
+class EventLoopTasks(Collector):
+    """`admitd_event_loop_tasks`, counted when scraped: a number that keeps growing under
+    steady load is a task leak (the soak test reads it)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "admitd_event_loop_tasks",
+            "asyncio tasks alive on admitd's event loop",
+            value=len(asyncio.all_tasks(self._loop)),
+        )

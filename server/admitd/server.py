@@ -33,6 +33,7 @@ from admitd.health import Readiness
 from admitd.httpauthz.service import HttpCheckService
 from admitd.kms.audit import LogAuditEvents
 from admitd.logs import DecisionLog
+from admitd.metrics import EventLoopTasks
 from admitd.mfa.ports import TotpFactor
 from admitd.oidc.handlers import OidcRoutes, add_oidc_routes
 from admitd.oidc.provider import HttpClient, OidcProvider, ProviderUnavailable
@@ -86,6 +87,7 @@ async def serve(
     decisions = DecisionLog()
     readiness = readiness_for(runtime)
     gauge = ready_check_gauge(runtime.registry)
+    runtime.registry.register(EventLoopTasks(asyncio.get_running_loop()))
     # Health and metrics listen before the Check port binds (gRPC binds when a port is
     # added, before start): whoever sees the Check port open can also probe readiness.
     ops = await _start_ops(config, runtime, readiness)

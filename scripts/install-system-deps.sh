@@ -4,6 +4,7 @@ set -euo pipefail
 
 declare -A wanted=(
   [redis-server]=redis-server   # integration tests start their own Redis on a free port
+  [redis-sentinel]=redis-sentinel  # reliability tests: a Sentinel failover on loopback
   [softhsm2-util]=softhsm2      # PKCS#11 KMS provider tests
   [wrk]=wrk                     # benchmark load generator
   [h2load]=nghttp2-client       # benchmark at a fixed rate (bench/run.py --fixed-rate, h2load --rps)

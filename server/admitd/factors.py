@@ -44,10 +44,13 @@ def factors_from_config(
     client: redis.Redis | None,
     sealer: Sealer | None,
     audit: Callable[[AuditEntry], None] | None = None,
+    *,
+    instance: str = "",
 ) -> Factors | None:
     """None when no KMS is configured: factor secrets are only ever stored sealed.
 
-    With `audit`, every verification and enrolment outcome is appended to the audit log.
+    With `audit`, every verification and enrolment outcome is appended to the audit log,
+    naming `instance` (the replica that checked the code).
     """
     if sealer is None:
         if config.web is not None or config.admin is not None:
@@ -62,7 +65,7 @@ def factors_from_config(
     state: MfaStateStore = RedisMfaState(client) if client is not None else MemoryMfaState()
     totp: TotpFactor = TotpService(state, sealer, store, config.mfa)
     if audit is not None:
-        totp = AuditedTotp(totp, audit)
+        totp = AuditedTotp(totp, audit, instance)
     if config.web is None:
         return Factors(totp, None, None)
     passkey_store: PasskeyStore = (
@@ -73,5 +76,5 @@ def factors_from_config(
     )
     passkeys: PasskeyFactor = PasskeyService(passkey_store, sealer, store, policy)
     if audit is not None:
-        passkeys = AuditedPasskeys(passkeys, audit)
+        passkeys = AuditedPasskeys(passkeys, audit, instance)
     return Factors(totp, passkeys, ReturnToSigner(config.web.signing_key))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -114,7 +114,10 @@ class Runtime:
         return True
 
     def append_audit(self, entry: AuditEntry) -> None:
+        """Queue `entry`, naming this replica when the caller did not (policy reloads)."""
         if self.audit is not None:
+            if not entry.instance:
+                entry = replace(entry, instance=self.audit.config.instance)
             self.audit.append(entry)
 
     def audit_decision(self, ctx: RequestContext, decision: Decision) -> None:
@@ -145,7 +148,14 @@ def runtime_from_config(config: Config) -> Runtime:
     audited: SessionStore = (
         AuditedSessionStore(store, append, audit.config.instance) if audit else store
     )
-    factors = factors_from_config(config, audited, client, sealer, append if audit else None)
+    factors = factors_from_config(
+        config,
+        audited,
+        client,
+        sealer,
+        append if audit else None,
+        instance=audit.config.instance if audit else "",
+    )
     risk_metrics = RiskMetrics(registry, security_events=metrics.security_events)
     baselines, reputation, risk = _risk(
         config,

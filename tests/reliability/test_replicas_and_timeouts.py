@@ -67,12 +67,6 @@ def test_one_replica_killed_one_audit_chain_from_both(pki: PkiSet, tmp_path: Pat
     assert figures.chain_ok, figures.notes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admitd defect: MFA verification entries (mfa.verify.succeeded/failed, built by "
-    "audit/hooks.py's _mfa_entry) carry an empty `instance`, so with several replicas "
-    "nobody can tell which one checked (or refused) a code",
-)
 def test_one_replica_killed_every_entry_names_its_replica(pki: PkiSet, tmp_path: Path) -> None:
     _, run = fault_run("replica-killed", pki, tmp_path)
     unnamed = Counter(str(e["event_type"]) for e in _entries(run) if not e["instance"])

@@ -102,3 +102,12 @@ async def test_option_requests_pass_through_unrecorded() -> None:
     assert await passkeys.registration_options("alice", "alice", 0.0) == '{"challenge": "register"}'
     assert await passkeys.authentication_options("alice", 0.0) == '{"challenge": "authenticate"}'
     assert entries == []
+
+
+async def test_verification_entries_name_the_replica_that_checked_the_code() -> None:
+    entries: list[AuditEntry] = []
+    totp = AuditedTotp(FixedTotp(MfaResult.OK), entries.append, "admitd-1")
+    passkeys = AuditedPasskeys(FixedPasskeys(MfaResult.INVALID), entries.append, "admitd-1")
+    await totp.verify("alice", "acme", "123456", 0.0)
+    await passkeys.authenticate("alice", "acme", "{}", 0.0)
+    assert [entry.instance for entry in entries] == ["admitd-1", "admitd-1"]

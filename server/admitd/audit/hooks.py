@@ -24,7 +24,7 @@ Factor = TypeVar("Factor", TotpFactor, PasskeyFactor)
 
 
 def _mfa_entry(
-    method: str, step: str, user_id: str, organisation: str, result: MfaResult
+    method: str, step: str, user_id: str, organisation: str, result: MfaResult, *, instance: str
 ) -> AuditEntry:
     event = AuditEvent.MFA_SUCCEEDED if result is MfaResult.OK else AuditEvent.MFA_FAILED
     return AuditEntry(
@@ -34,6 +34,7 @@ def _mfa_entry(
         reason=result.value,
         user=user_id,
         organisation=organisation,
+        instance=instance,
         details=(("method", method), ("step", step)),
     )
 
@@ -43,15 +44,17 @@ class _AuditedFactor(Generic[Factor]):
 
     _method: ClassVar[str]  # the `method` detail of the audit entry
 
-    def __init__(self, inner: Factor, append: Append) -> None:
+    def __init__(self, inner: Factor, append: Append, instance: str = "") -> None:
         self._inner: Factor = inner
-        self._append = append
+        self._append, self._instance = append, instance
 
     async def _recorded(
         self, step: str, user_id: str, organisation: str, outcome: Awaitable[MfaResult]
     ) -> MfaResult:
         result = await outcome
-        self._append(_mfa_entry(self._method, step, user_id, organisation, result))
+        self._append(
+            _mfa_entry(self._method, step, user_id, organisation, result, instance=self._instance)
+        )
         return result
 
 

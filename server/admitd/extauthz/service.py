@@ -23,7 +23,7 @@ from admitd.logs import DecisionLog
 from admitd.metrics import Metrics
 from admitd.tracing import UNTRACED, tracing
 
-__all__ = ["CANCELLED", "FAIL_CLOSED", "AuthorizationService"]
+__all__ = ["CANCELLED", "FAIL_CLOSED", "Audit", "AuthorizationService", "record_check"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,22 @@ FAIL_CLOSED = Decision(
 # Envoy stopped waiting, so its `status_on_error` answered the client; this is only recorded.
 CANCELLED = replace(FAIL_CLOSED, log_detail="cancelled before a decision (Envoy gave up)")
 _EMPTY_CONTEXT = RequestContext(method="", scheme="", host="", path="")
+Audit = Callable[[RequestContext, Decision], None]
+
+
+def record_check(
+    metrics: Metrics,
+    decisions: DecisionLog,
+    audit: Audit | None,
+    answered: tuple[RequestContext, Decision, str, float],
+) -> None:
+    """What every Check leaves behind, whichever transport asked: the metrics, the
+    decision log line and, queued off the hot path, the audit (ctx, decision, source, s)."""
+    ctx, decision, source, seconds = answered
+    metrics.observe(decision, seconds)
+    decisions.record(ctx, decision, source, seconds)
+    if audit is not None:
+        audit(ctx, decision)  # queued; the append itself happens off the hot path
 
 
 class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
@@ -44,7 +60,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         engine: Engine,
         metrics: Metrics,
         decisions: DecisionLog,
-        audit: Callable[[RequestContext, Decision], None] | None = None,
+        audit: Audit | None = None,
         pages: DenialPages | None = None,
         *,
         with_caller: bool = False,
@@ -91,10 +107,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             self._record(ctx, decision, source, time.perf_counter() - started)
 
     def _record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
-        self._metrics.observe(decision, seconds)
-        self._decisions.record(ctx, decision, source, seconds)
-        if self._audit is not None:
-            self._audit(ctx, decision)  # queued; the append itself happens off the hot path
+        record_check(self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds))
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> Sequence[tuple[str, str | bytes]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from admitd.core.context import RequestContext
@@ -16,7 +15,7 @@ from admitd.core.outcomes import deny
 from admitd.core.session_phase import is_browser_navigation
 from admitd.engine import Engine
 from admitd.extauthz.denial_page import DenialPages
-from admitd.extauthz.service import CANCELLED, FAIL_CLOSED
+from admitd.extauthz.service import CANCELLED, FAIL_CLOSED, Audit, record_check
 from admitd.httpauthz.request import CheckInput, HttpRequest, check_input_from_http_request
 from admitd.httpauthz.response import Reply, reply_from_decision, reply_from_page
 from admitd.logs import DecisionLog
@@ -42,7 +41,7 @@ class HttpCheckService:
         engine: Engine,
         metrics: Metrics,
         decisions: DecisionLog,
-        audit: Callable[[RequestContext, Decision], None] | None = None,
+        audit: Audit | None = None,
         pages: DenialPages | None = None,
         *,
         with_caller: bool = False,
@@ -104,7 +103,4 @@ class HttpCheckService:
         return reply_from_decision(decision)
 
     def _record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
-        self._metrics.observe(decision, seconds)
-        self._decisions.record(ctx, decision, source, seconds)
-        if self._audit is not None:
-            self._audit(ctx, decision)  # queued; the append itself happens off the hot path
+        record_check(self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds))

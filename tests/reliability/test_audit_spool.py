@@ -87,13 +87,6 @@ def test_a_truncated_or_torn_spool_record_is_quarantined_and_reported(
     assert phase.verified.returncode == 0, phase.verified.stdout + phase.verified.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admitd defect: a spool record with one ciphertext character changed is still "
-    "well-formed JSON, so the replay appends it to the chain without a word (no log line, "
-    "no metric, not quarantined); `admitd audit verify` then fails at that link "
-    "(modified: ciphertext fails authentication) and checks nothing after it",
-)
 def test_a_flipped_byte_in_a_spool_record_is_not_replayed_silently(
     pki: PkiSet, tmp_path: Path
 ) -> None:
@@ -101,4 +94,7 @@ def test_a_flipped_byte_in_a_spool_record_is_not_replayed_silently(
     flipped = phase.damaged["flipped"]
     assert flipped not in phase.stream, "the damaged record was replayed into the chain"
     assert flipped in phase.quarantine
+    assert "unauthentic record at byte" in phase.log and "TamperedEnvelope" in phase.log
+    intact = [d for d in phase.spooled if d != flipped]
+    assert all(phase.stream.count(d) == 1 for d in intact), "an intact record lost or doubled"
     assert phase.verified.returncode == 0, phase.verified.stdout + phase.verified.stderr

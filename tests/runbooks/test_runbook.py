@@ -88,6 +88,7 @@ ALERTS = [
     "AdmitdSessionStoreUnavailable",
     "AdmitdAuditSpoolFilling",
     "AdmitdAuditAppendFailures",
+    "AdmitdAuditSpoolRecordQuarantined",
     "AdmitdIdentityProviderUnavailable",
     "AdmitdNotReady",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import threading
 import time
@@ -24,13 +25,19 @@ from admitd.audit.checkpoint import write_checkpoint
 from admitd.audit.coalesce import Coalescer, Policy
 from admitd.audit.config import AuditConfig
 from admitd.audit.decision import CapturedDecision, audit_event
-from admitd.audit.entry import AuditEntry
+from admitd.audit.entry import AuditEntry, entry_digest
 from admitd.audit.metrics import DROPPED, REDIS, REPLAYED, AuditMetrics
-from admitd.audit.sealed import SealedEntry, seal_entry
-from admitd.audit.spool import Spool
+from admitd.audit.sealed import SealedEntry, open_entry, seal_entry
+from admitd.audit.spool import Spool, SpoolBatch
 from admitd.audit.stream import StreamAppender
 from admitd.envelope import Sealer
-from admitd.errors import AdmitdError, StoreUnavailable
+from admitd.errors import (
+    AdmitdError,
+    EnvelopeError,
+    KeyNotFound,
+    KmsError,
+    StoreUnavailable,
+)
 
 if TYPE_CHECKING:
     from admitd.core.decision import Decision
@@ -49,6 +56,12 @@ Queued = AuditEntry | CapturedDecision
 
 def _decisions(sealed: list[SealedEntry]) -> int:
     return sum(entry.count for entry in sealed)
+
+
+def _mismatch(entry: SealedEntry, plaintext: bytes) -> str | None:
+    if hmac.compare_digest(entry_digest(plaintext), entry.digest):
+        return None
+    return "digest does not match the sealed entry"
 
 
 def _event_name(item: Queued) -> str:
@@ -233,11 +246,34 @@ class AuditLog:
             return
         while self.spool.pending:
             batch = await asyncio.to_thread(self.spool.read_batch, self.config.batch_max_entries)
-            if batch.entries and not await self._to_redis(list(batch.entries)):
+            authentic = await self._authentic(batch)
+            if authentic is None or (authentic and not await self._to_redis(authentic)):
                 return
             await asyncio.to_thread(self.spool.commit, batch.end_offset)
-            self.metrics.appends.labels(REPLAYED).inc(_decisions(list(batch.entries)))
+            self.metrics.appends.labels(REPLAYED).inc(_decisions(authentic))
         logger.info("audit: spool %s replayed into Redis", self.spool.path)
+
+    async def _authentic(self, batch: SpoolBatch) -> list[SealedEntry] | None:
+        """The batch's records that open, under their AES-GCM tag, to their own digest; the
+        others are quarantined. None when the KMS cannot answer now (replay later): a
+        record that was not checked never enters the chain."""
+        kept = []
+        for position, entry in zip(batch.positions, batch.entries, strict=True):
+            try:
+                problem = _mismatch(entry, await open_entry(self._sealer, entry.envelope))
+            except EnvelopeError as exc:
+                problem = f"envelope does not open ({type(exc).__name__}: {exc})"
+            except KeyNotFound as exc:
+                problem = f"envelope names a key the provider does not hold ({exc})"
+            except KmsError as exc:
+                logger.warning("audit: spool replay waits for the KMS (%s)", exc)
+                self._next_retry = self._clock() + _RETRY_SECONDS
+                return None
+            if problem is None:
+                kept.append(entry)
+            else:
+                await asyncio.to_thread(self.spool.quarantine, position, entry, problem)
+        return kept
 
     async def _seal(self, batch: list[AuditEntry]) -> list[SealedEntry]:
         """Each entry its own envelope (a fresh data key and nonce per entry)."""

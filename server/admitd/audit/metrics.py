@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-__all__ = ["AuditMetrics", "Outcome"]
+__all__ = ["AuditMetrics", "Outcome", "QuarantineReason"]
 
 # Label values of admitd_audit_appends_total{outcome}.
 Outcome = str
@@ -12,6 +12,13 @@ REDIS: Outcome = "redis"  # chained into the Redis stream
 SPOOLED: Outcome = "spooled"  # written to the local spool (Redis down or spool draining)
 REPLAYED: Outcome = "replayed"  # moved from the spool into the stream
 DROPPED: Outcome = "dropped"  # spool at its size bound or unwritable: the entry is lost
+
+# Label values of admitd_audit_spool_quarantined_total{reason}: why a spool record was
+# kept out of the chain (copied to <spool>.corrupt).
+QuarantineReason = str
+UNREADABLE: QuarantineReason = "unreadable"  # not a spool record (cut short, garbled)
+TORN: QuarantineReason = "torn"  # the last line has no newline: a crash mid-write
+UNAUTHENTIC: QuarantineReason = "unauthentic"  # envelope fails to open, or opens to another digest
 
 
 class AuditMetrics:
@@ -32,6 +39,14 @@ class AuditMetrics:
         )
         for outcome in (REDIS, SPOOLED, REPLAYED, DROPPED):
             self.appends.labels(outcome)
+        self.quarantined = Counter(
+            "admitd_audit_spool_quarantined_total",
+            "Spool records kept out of the chain (copied to <spool>.corrupt) by reason",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in (UNREADABLE, TORN, UNAUTHENTIC):
+            self.quarantined.labels(reason)
         self.coalesced = Counter(
             "admitd_audit_coalesced_total",
             "Identical plain denials counted into a follow-up entry instead of their own",

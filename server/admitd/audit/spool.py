@@ -4,8 +4,10 @@ Layout: `<spool>` holds one `SealedEntry.spool_line()` per line (`{"digest", "en
 plus `"count"` for a coalesced entry); `<spool>.offset`
 holds how many bytes of it are already in Redis (written atomically, fsync'd).
 When the whole file has been replayed both are emptied. A line that cannot be
-parsed is copied, with its byte offset, to `<spool>.corrupt` and skipped, so
-one bad record never blocks the rest and no byte is thrown away.
+parsed, or (checked by the writer before replaying it, `AuditLog`) whose envelope does not
+authenticate or open to its digest, is copied with its byte offset to `<spool>.corrupt`,
+logged at ERROR, counted in `admitd_audit_spool_quarantined_total{reason}` and skipped,
+so one bad record never blocks the rest, never enters the chain, and no byte is thrown away.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from admitd.audit.metrics import DROPPED, SPOOLED, AuditMetrics
+from admitd.audit.metrics import (
+    DROPPED,
+    SPOOLED,
+    TORN,
+    UNAUTHENTIC,
+    UNREADABLE,
+    AuditMetrics,
+    QuarantineReason,
+)
 from admitd.audit.sealed import SealedEntry
 
 __all__ = ["Spool", "SpoolBatch", "sealed_entry_from_line"]
@@ -30,9 +40,11 @@ ALERT_RATIO = 0.8
 
 @dataclass(frozen=True, slots=True)
 class SpoolBatch:
-    """Records read from the spool and the offset to commit once they are in Redis."""
+    """Records read from the spool (each with its byte offset, for a quarantine) and the
+    offset to commit once they are in Redis."""
 
     entries: tuple[SealedEntry, ...]
+    positions: tuple[int, ...]
     end_offset: int
 
 
@@ -102,14 +114,21 @@ class Spool:
         with self._lock:
             start, end = self._offset, self._size
         entries: list[SealedEntry] = []
+        positions: list[int] = []
         with self.path.open("rb") as handle:
             handle.seek(start)
             position = start
             while len(entries) < limit and position < end:
                 line = handle.readline()
-                self._parse(line, position, entries)
+                if self._parse(line, position, entries):
+                    positions.append(position)
                 position += len(line)
-        return SpoolBatch(tuple(entries), position)
+        return SpoolBatch(tuple(entries), tuple(positions), position)
+
+    def quarantine(self, position: int, entry: SealedEntry, why: str) -> None:
+        """A record that parsed but must not be replayed: its envelope does not
+        authenticate, or opens to another digest (`why`)."""
+        self._quarantine(position, entry.spool_line(), "unauthentic record", why, UNAUTHENTIC)
 
     def commit(self, end_offset: int) -> None:
         """Everything before `end_offset` is in Redis; empty the spool once fully replayed."""
@@ -126,23 +145,34 @@ class Spool:
                 self._offset = end_offset
         self._publish()
 
-    def _parse(self, line: bytes, position: int, entries: list[SealedEntry]) -> None:
+    def _parse(self, line: bytes, position: int, entries: list[SealedEntry]) -> bool:
         try:
             entries.append(sealed_entry_from_line(line))
         except ValueError as exc:
-            if position in self._quarantined:
-                return
-            self._quarantined.add(position)
-            logger.error(
-                "audit spool %s: unreadable record at byte %d (%s); kept in %s",
-                self.path,
-                position,
-                exc,
-                self._corrupt_path,
-            )
-            with self._corrupt_path.open("ab") as bad:
-                bad.write(f"# offset {position}\n".encode() + line.rstrip(b"\n") + b"\n")
-                os.fsync(bad.fileno())
+            self._quarantine(position, line, "unreadable record", str(exc), UNREADABLE)
+            return False
+        return True
+
+    def _quarantine(
+        self, position: int, line: bytes, problem: str, why: str, reason: QuarantineReason
+    ) -> None:
+        # A batch whose append failed is read again: each record is quarantined once.
+        if position in self._quarantined:
+            return
+        self._quarantined.add(position)
+        logger.error(
+            "audit spool %s: %s at byte %d (%s), not replayed; kept in %s",
+            self.path,
+            problem,
+            position,
+            why,
+            self._corrupt_path,
+        )
+        note = f"# offset {position}: {problem} ({why})\n".encode()
+        with self._corrupt_path.open("ab") as bad:
+            bad.write(note + line.rstrip(b"\n") + b"\n")
+            os.fsync(bad.fileno())
+        self._metrics.quarantined.labels(reason).inc()
 
     def _write(self, data: bytes) -> None:
         if not data:
@@ -187,6 +217,7 @@ class Spool:
             logger.error("audit spool %s: torn record at byte %d quarantined", self.path, cut)
             with self._corrupt_path.open("ab") as bad:
                 bad.write(f"# offset {cut} (torn)\n".encode() + data[cut:] + b"\n")
+            self._metrics.quarantined.labels(TORN).inc()
             with self.path.open("r+b") as handle:
                 handle.truncate(cut)
                 os.fsync(handle.fileno())

@@ -96,7 +96,7 @@ def _sentinel_client(url: str, timeout: float) -> redis.Redis:
             "expected redis+sentinel://host:port[,host:port]/service_name[/db]", key="redis_url"
         )
     password = unquote(parts.password) if parts.password else None
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
         [(h, int(p)) for h, p in hosts], socket_timeout=timeout, password=password
     )
     db = int(path[1]) if len(path) > 1 else 0

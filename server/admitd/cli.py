@@ -44,3 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _is_redis_error(exc):
+            raise
+        # The offline tools talk to Redis with redis-py's sync client: its errors get the
+        # same one-line answer (never the URL, which may hold a password).
+        print(f"admitd: error: Redis did not answer ({type(exc).__name__})", file=sys.stderr)
+        return 2
+
+
+def _is_redis_error(exc: Exception) -> bool:
+    from redis.exceptions import RedisClusterException, RedisError
+
+    return isinstance(exc, RedisError | RedisClusterException)

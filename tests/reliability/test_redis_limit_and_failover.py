@@ -78,12 +78,6 @@ def test_sentinel_failover_the_audit_chain_goes_on_without_a_fork(
 
 
 @needs_sentinel
-@pytest.mark.xfail(
-    strict=True,
-    reason="admitd defect: `admitd audit verify/export --config` build their Redis client "
-    "with redis-py's from_url, which refuses a redis+sentinel:// URL (ValueError); only "
-    "`--redis-url redis://<current master>` works (the figures above are taken so)",
-)
 def test_admitd_audit_verify_reads_a_sentinel_deployment_from_its_config(
     pki: PkiSet, tmp_path: Path
 ) -> None:

@@ -34,6 +34,7 @@ from admitd.cli_setup import config_and_redis_options, config_file, required_red
 from admitd.envelope import Sealer
 from admitd.errors import ConfigError
 from admitd.kms.config import kms_from_config
+from admitd.sessions.redis_sync import sync_client_from_url
 
 __all__ = ["register"]
 
@@ -88,7 +89,7 @@ def _opener(sealer: Sealer | None) -> AbstractContextManager[Opener | None]:
 
 def _client(setup: _Setup) -> redis.Redis:
     url = required_redis_url(setup.redis_url, "pass --redis-url, set redis_url, or --file")
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+    return sync_client_from_url(url, decode_responses=True)
 
 
 def _public_key(args: argparse.Namespace, setup: _Setup) -> Ed25519PublicKey | None:

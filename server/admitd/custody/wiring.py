@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-import redis
 import redis.asyncio as aredis
 
 from admitd.custody.apply import KmsChanges
@@ -18,6 +17,7 @@ from admitd.kms.audit import AuditEvents
 from admitd.kms.base import ManagedKms
 from admitd.kms.dev import DevKms
 from admitd.mfa.passkey_store import RedisPasskeyStore
+from admitd.sessions.redis_sync import sync_client_from_url
 from admitd.sessions.store import SessionStore
 
 __all__ = ["keys_handler_from_parts"]
@@ -54,7 +54,7 @@ def keys_handler_from_parts(
     url = redis_url
     custody = KeyCustody(
         client,
-        KmsChanges(kms, lambda: redis.Redis.from_url(url), patterns=record_patterns),
+        KmsChanges(kms, lambda: sync_client_from_url(url), patterns=record_patterns),
         ProofChecker(
             sessions,
             RedisPasskeyStore(client),

@@ -32,6 +32,7 @@ from admitd.errors import AdmitdError, StoreUnavailable
 from admitd.kms.config import KmsConfig, Provider, kms_from_config
 from admitd.kms.progress import ProgressBar
 from admitd.kms.rotation import reencrypt_alias, retire_version, rotate_alias
+from admitd.sessions.redis_sync import sync_client_from_url
 
 __all__ = ["OfflineEvents", "OfflineNotConfirmed", "register"]
 
@@ -161,7 +162,7 @@ def _config(args: argparse.Namespace) -> KmsConfig:
 
 def _redis(args: argparse.Namespace) -> redis.Redis:
     url = required_redis_url(args.redis_url, "pass --redis-url or set ADMITD_REDIS_URL")
-    return redis.Redis.from_url(url)
+    return sync_client_from_url(url)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -241,7 +242,7 @@ def _provider_accept(args: argparse.Namespace, audit: OfflineEvents) -> int:
     path = required_config(args)
     settings = settings_from_config(_config(args))
     url = args.redis_url or config_file(path).redis_url()
-    client = redis.Redis.from_url(
+    client = sync_client_from_url(
         required_redis_url(url, "pass --redis-url, set ADMITD_REDIS_URL or redis_url")
     )
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline, PubSub
@@ -28,8 +27,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, KeyT, ScriptTextT
 
-from admitd.errors import ConfigError
 from admitd.sessions.redis_errors import mapped_redis_errors
+from admitd.sessions.redis_url import (
+    ClusterUrl,
+    SentinelUrl,
+    check_plain_scheme,
+    cluster_url,
+    is_cluster,
+    is_sentinel,
+    sentinel_url,
+)
 
 __all__ = ["client_from_url"]
 
@@ -37,16 +44,11 @@ _TIMEOUT = 0.5  # seconds: well inside Envoy's ext_authz timeout
 
 
 def client_from_url(url: str, *, timeout: float = _TIMEOUT) -> redis.Redis:
-    if url.startswith("redis+sentinel://"):
-        return _sentinel_client(url, timeout)
-    if url.startswith(("redis+cluster://", "rediss+cluster://")):
-        return _cluster_client(url, timeout)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f"unsupported Redis URL scheme in {url.split(':', 1)[0]!r}",
-            key="redis_url",
-            fix="use redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
-        )
+    if is_sentinel(url):
+        return _sentinel_client(sentinel_url(url), timeout)
+    if is_cluster(url):
+        return _cluster_client(cluster_url(url), timeout)
+    check_plain_scheme(url)
     return _Redis.from_url(
         url,
         # One quick retry: after Redis restarts, pooled connections are stale and the
@@ -64,20 +66,13 @@ def _one_retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=1)
 
 
-def _cluster_client(url: str, timeout: float) -> redis.Redis:
-    """`redis+cluster://[:password@]host:port[,host:port...]`: any reachable nodes seed it.
-
-    Every key admitd writes for a user carries the user's hash tag, so multi-key
-    pipelines and transactions stay on one slot.
-    """
-    parts = urlsplit(url)
-    seeds = [h.rsplit(":", 1) for h in parts.netloc.rsplit("@", 1)[-1].split(",")]
-    if not seeds or not all(len(h) == 2 and h[1].isdigit() for h in seeds):
-        raise ConfigError("expected redis+cluster://host:port[,host:port...]", key="redis_url")
+def _cluster_client(url: ClusterUrl, timeout: float) -> redis.Redis:
+    """Any reachable nodes seed it. Every key admitd writes for a user carries the user's
+    hash tag, so multi-key pipelines and transactions stay on one slot."""
     cluster = _Cluster(
-        startup_nodes=[ClusterNode(host, int(port)) for host, port in seeds],
-        password=unquote(parts.password) if parts.password else None,
-        ssl=url.startswith("rediss+"),
+        startup_nodes=[ClusterNode(host, port) for host, port in url.seeds],
+        password=url.password,
+        ssl=url.tls,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -87,26 +82,17 @@ def _cluster_client(url: str, timeout: float) -> redis.Redis:
     return cast(redis.Redis, cluster)
 
 
-def _sentinel_client(url: str, timeout: float) -> redis.Redis:
-    parts = urlsplit(url)
-    hosts = [h.rsplit(":", 1) for h in parts.netloc.rsplit("@", 1)[-1].split(",")]
-    path = [p for p in parts.path.split("/") if p]
-    if not path or not all(len(h) == 2 and h[1].isdigit() for h in hosts):
-        raise ConfigError(
-            "expected redis+sentinel://host:port[,host:port]/service_name[/db]", key="redis_url"
-        )
-    password = unquote(parts.password) if parts.password else None
+def _sentinel_client(url: SentinelUrl, timeout: float) -> redis.Redis:
     sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
-        [(h, int(p)) for h, p in hosts], socket_timeout=timeout, password=password
+        list(url.sentinels), socket_timeout=timeout, password=url.password
     )
-    db = int(path[1]) if len(path) > 1 else 0
     master = sentinel.master_for(
-        path[0],
+        url.service,
         redis_class=_Redis,
         decode_responses=True,
-        db=db,
+        db=url.db,
         socket_timeout=timeout,
-        password=password,
+        password=url.password,
     )
     return cast(redis.Redis, master)
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as redis
 
-from admitd.audit.entry import AuditEntry
-from admitd.audit.hooks import AuditedPasskeys, AuditedTotp
+from admitd.audit.hooks import Append, AuditedPasskeys, AuditedTotp
 from admitd.config import Config
 from admitd.envelope import DekCache, Sealer
 from admitd.errors import ConfigError
@@ -43,7 +41,7 @@ def factors_from_config(
     store: SessionStore,
     client: redis.Redis | None,
     sealer: Sealer | None,
-    audit: Callable[[AuditEntry], None] | None = None,
+    audit: Append | None = None,
     *,
     instance: str = "",
 ) -> Factors | None:

@@ -12,7 +12,8 @@ import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
 from admitd.audit import AuditEntry, AuditLog, AuditLogEvents, signing_key_from_file
-from admitd.audit.hooks import AuditedSessionStore
+from admitd.audit.hooks import Append, AuditedSessionStore
+from admitd.audit.log import Receipt
 from admitd.certs.client import ClientCertificates
 from admitd.certs.expiring import ExpiringClients
 from admitd.certs.mesh import MeshVerifier
@@ -120,16 +121,17 @@ class Runtime:
                 entry = replace(entry, instance=self.audit.config.instance)
             self.audit.append(entry)
 
-    def audit_decision(self, ctx: RequestContext, decision: Decision) -> None:
+    def audit_decision(self, ctx: RequestContext, decision: Decision) -> Receipt | None:
         """Queue what the audit of a decision needs (denials, step-ups, high risk); the
-        writer task builds, coalesces and seals the entry."""
-        if self.audit is not None:
-            self.audit.record_decision(
-                decision,
-                source_ip=ctx.source_address,
-                device_id=ctx.header(self.config.risk.device_id_header),
-                now=time.time(),
-            )
+        writer task builds, coalesces and seals the entry (the receipt: `AuditLog`)."""
+        if self.audit is None:
+            return None
+        return self.audit.record_decision(
+            decision,
+            source_ip=ctx.source_address,
+            device_id=ctx.header(self.config.risk.device_id_header),
+            now=time.time(),
+        )
 
 
 def runtime_from_config(config: Config) -> Runtime:
@@ -140,7 +142,7 @@ def runtime_from_config(config: Config) -> Runtime:
     client = client_from_url(config.redis_url) if config.redis_url else None
     sealer = sealer_from_config(config)
     audit = _audit_log(config, client, sealer, registry)
-    append: Callable[[AuditEntry], None] = audit.append if audit else _discard
+    append: Append = audit.append if audit else _discard
     events: AuditEvents = (
         AuditLogEvents(audit, instance=audit.config.instance) if audit else LogAuditEvents()
     )

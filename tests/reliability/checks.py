@@ -16,19 +16,14 @@ __all__ = ["RECOVERY_BOUND_S", "assert_correct", "exported_entries", "fault_run"
 RECOVERY_BOUND_S = 15.0
 
 
-def assert_correct(
-    figures: FaultFigures, *, duplicates_too: bool = True, lost_too: bool = True
-) -> None:
-    """`duplicates_too` / `lost_too` False only where a strict xfail beside the test
-    asserts that property (a known defect)."""
+def assert_correct(figures: FaultFigures) -> None:
+    """No wrong admit, back by itself, no audit entry lost or duplicated, the chain verifies."""
     assert figures.wrong_admits == 0, [(o.path, o.status, o.expect) for o in figures.wrong]
     assert figures.recovery_s is not None, f"never admitted again: {figures.errors_text()}"
     assert figures.recovery_s < RECOVERY_BOUND_S
     assert figures.audit is not None
-    if lost_too:
-        assert figures.audit.lost == 0, figures.audit
-    if duplicates_too:
-        assert figures.audit.duplicated == 0, figures.audit
+    assert figures.audit.lost == 0, figures.audit
+    assert figures.audit.duplicated == 0, figures.audit
     assert figures.chain_ok, figures.notes
 
 

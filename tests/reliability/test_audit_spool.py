@@ -34,7 +34,7 @@ def test_spool_replay_crash_admits_nothing_and_the_chain_verifies(
     assert run.facts["spooled"] >= SPOOLED_AT_LEAST, run.notes
     # The crash landed where it hurts: a replay batch in Redis, its offset not committed.
     assert run.facts["replayed_before_crash"] > run.facts["committed_before_crash"], run.notes
-    assert_correct(figures, lost_too=False)  # see the last test of the three
+    assert_correct(figures)
 
 
 def test_spool_replay_crash_replays_every_spooled_entry_exactly_once(
@@ -50,13 +50,6 @@ def test_spool_replay_crash_replays_every_spooled_entry_exactly_once(
     assert figures.audit is not None and figures.audit.duplicated == 0, figures.audit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admitd defect: while the audit writer awaits Redis (here the replay's first "
-    "batch, whose reply takes 0.3 s, after a reconnect), the decisions of every Check "
-    "meanwhile wait in memory, in neither Redis nor the spool, so the SIGKILL loses them "
-    "(tens per run); docs/audit.md says the in-memory queue holds at most 50 ms",
-)
 def test_spool_replay_crash_loses_no_decision(pki: PkiSet, tmp_path: Path) -> None:
     figures, _ = fault_run("audit-spool-crash", pki, tmp_path)
     assert figures.audit is not None

@@ -52,16 +52,9 @@ def test_admitd_sigkill_envoy_answers_503_and_admits_nothing(pki: PkiSet, tmp_pa
     during = [o for o in details.load.outcomes if down_from <= o.sent and o.done <= down_to]
     assert during, "no request was sent while admitd was down"
     assert {o.status for o in during} == {503}
-    assert_correct(figures, lost_too=False)  # see the next test
+    assert_correct(figures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admitd gap against issue 17 (0 lost under SIGKILL): a SIGKILL loses the counts "
-    "of the coalescing windows still open (docs/audit.md: up to coalesce_seconds of "
-    "repeated denials) and the in-memory queue; the matrix showed 0 only while warm-up "
-    "requests shared paths with the load, so their denials were not counted as required",
-)
 def test_admitd_sigkill_loses_no_audit_entry(pki: PkiSet, tmp_path: Path) -> None:
     figures, _ = fault_run("admitd-sigkill", pki, tmp_path)
     assert figures.audit is not None

@@ -35,7 +35,7 @@ def test_one_replica_killed_the_other_serves_everything(pki: PkiSet, tmp_path: P
     # After its last failure (a Check in flight on the dead replica), and before the dead
     # one was back, every must-admit request of every kind was admitted by the survivor.
     assert {o.probe.kind for o in served} == {o.probe.kind for o in during}
-    assert_correct(figures, lost_too=False)  # see the xfail below
+    assert_correct(figures)
 
 
 def test_one_replica_killed_sessions_and_lockouts_stay_consistent(
@@ -73,13 +73,6 @@ def test_one_replica_killed_every_entry_names_its_replica(pki: PkiSet, tmp_path:
     assert not unnamed, unnamed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admitd gap against issue 17 (0 lost): the SIGKILLed replica takes with it the "
-    "counts of its open coalescing windows (docs/audit.md: up to coalesce_seconds of "
-    "repeated denials) and its in-memory queue (which may hold the session.revoked entry "
-    "of the revocation it answered just before the kill)",
-)
 def test_one_replica_killed_loses_no_audit_entry(pki: PkiSet, tmp_path: Path) -> None:
     figures, run = fault_run("replica-killed", pki, tmp_path)
     events = Counter(str(e["event_type"]) for e in _entries(run))

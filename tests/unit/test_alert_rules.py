@@ -44,6 +44,7 @@ CONTRACT_ALERTS = frozenset(
         "AdmitdSessionStoreUnavailable",
         "AdmitdAuditSpoolFilling",
         "AdmitdAuditAppendFailures",
+        "AdmitdAuditSpoolRecordQuarantined",
         "AdmitdIdentityProviderUnavailable",
         "AdmitdNotReady",
     }

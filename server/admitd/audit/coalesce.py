@@ -172,6 +172,15 @@ class Coalescer:
             self._ended.append(window)
         return self._follow_ups()
 
+    def counts_so_far(self) -> list[AuditEntry]:
+        """A follow-up entry for what each open window counted since its last one; the
+        windows stay open (durable answers: a repeat is answered once its count is out)."""
+        for window in self._open.values():
+            if window.count:
+                self._ended.append(replace(window))
+                window.count = 0
+        return self._follow_ups()
+
     def _counted(self, key: Key, at: float) -> bool:
         """A repeat inside an open window (only mergeable decisions open one: same key,
         same verdict) is counted; one after the window's end closes it."""

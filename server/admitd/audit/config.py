@@ -36,6 +36,7 @@ SECTION_KEYS = {
     "queue_max_entries",
     "batch_max_entries",
     "coalesce_seconds",
+    "durable_answers",
 }
 
 DEFAULT_SPOOL = Path("/var/lib/admitd/audit-spool.jsonl")
@@ -56,6 +57,8 @@ class AuditConfig:
     batch_max_entries: int = 256
     # Identical plain denials within this many seconds: one entry, then one with a count.
     coalesce_seconds: float = 1.0
+    # A decision that needs an entry is answered once the entry is in Redis or the spool.
+    durable_answers: bool = True
 
     @property
     def checkpoint_key(self) -> str:
@@ -94,6 +97,7 @@ def audit_config_from_fields(fields: Fields) -> AuditConfig:
             "batch_max_entries", _DEFAULTS.batch_max_entries, minimum=1, maximum=10_000
         ),
         coalesce_seconds=_coalesce_seconds(fields),
+        durable_answers=fields.flag("durable_answers", _DEFAULTS.durable_answers),
     )
 
 

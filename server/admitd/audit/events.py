@@ -12,7 +12,7 @@ __all__ = ["AuditLogEvents"]
 
 
 class _Appends(Protocol):
-    def append(self, entry: AuditEntry) -> None: ...
+    def append(self, entry: AuditEntry) -> object: ...  # a receipt this port does not await
 
 
 class AuditLogEvents:

@@ -17,9 +17,11 @@ from admitd.sessions.model import Session
 from admitd.sessions.store import DelegatingSessionStore, SessionStore
 from admitd.sessions.tokens import SessionRef
 
-__all__ = ["AuditedPasskeys", "AuditedSessionStore", "AuditedTotp"]
+__all__ = ["Append", "AuditedPasskeys", "AuditedSessionStore", "AuditedTotp"]
 
-Append = Callable[[AuditEntry], None]
+# What queues an entry; a returned awaitable settles once the entry is durable
+# (`AuditLog`, durable answers), and the wrapped call returns only then.
+Append = Callable[[AuditEntry], Awaitable[None] | None]
 Factor = TypeVar("Factor", TotpFactor, PasskeyFactor)
 
 
@@ -39,6 +41,11 @@ def _mfa_entry(
     )
 
 
+async def _durable(receipt: Awaitable[None] | None) -> None:
+    if receipt is not None:
+        await receipt
+
+
 class _AuditedFactor(Generic[Factor]):
     """Wraps one factor and records the outcome of each enrolment and verification."""
 
@@ -52,8 +59,12 @@ class _AuditedFactor(Generic[Factor]):
         self, step: str, user_id: str, organisation: str, outcome: Awaitable[MfaResult]
     ) -> MfaResult:
         result = await outcome
-        self._append(
-            _mfa_entry(self._method, step, user_id, organisation, result, instance=self._instance)
+        await _durable(
+            self._append(
+                _mfa_entry(
+                    self._method, step, user_id, organisation, result, instance=self._instance
+                )
+            )
         )
         return result
 
@@ -63,7 +74,7 @@ class AuditedSessionStore(DelegatingSessionStore):
         super().__init__(inner)
         self._append, self._instance = append, instance
 
-    def _record(
+    async def _record(
         self,
         event: AuditEvent,
         user_id: str,
@@ -71,21 +82,23 @@ class AuditedSessionStore(DelegatingSessionStore):
         session_id: str = "",
         **details: str,
     ) -> None:
-        self._append(
-            AuditEntry(
-                time=time.time(),
-                event_type=event,
-                user=user_id,
-                organisation=organisation,
-                session_hash=session_id,
-                instance=self._instance,
-                details=tuple(details.items()),
+        await _durable(
+            self._append(
+                AuditEntry(
+                    time=time.time(),
+                    event_type=event,
+                    user=user_id,
+                    organisation=organisation,
+                    session_hash=session_id,
+                    instance=self._instance,
+                    details=tuple(details.items()),
+                )
             )
         )
 
     async def create(self, ref: SessionRef, session: Session) -> None:
         await self._inner.create(ref, session)
-        self._record(
+        await self._record(
             AuditEvent.SESSION_CREATED,
             session.user_id,
             session.organisation,
@@ -97,12 +110,14 @@ class AuditedSessionStore(DelegatingSessionStore):
     async def revoke(self, ref: SessionRef) -> bool:
         revoked = await self._inner.revoke(ref)
         if revoked:
-            self._record(AuditEvent.SESSION_REVOKED, "", session_id=ref.session_id, scope="session")
+            await self._record(
+                AuditEvent.SESSION_REVOKED, "", session_id=ref.session_id, scope="session"
+            )
         return revoked
 
     async def revoke_user(self, user_id: str) -> int:
         count = await self._inner.revoke_user(user_id)
-        self._record(AuditEvent.SESSION_REVOKED, user_id, scope="user", sessions=str(count))
+        await self._record(AuditEvent.SESSION_REVOKED, user_id, scope="user", sessions=str(count))
         return count
 
 

@@ -3,6 +3,10 @@ spools them locally while Redis is away and replays the spool, in order, when it
 
 A Check only queues what its audit needs (`record_decision`); the writer builds the
 entries, coalesces identical plain denials (`coalesce.py`), seals and appends them.
+
+With `durable_answers` (the default) queueing returns a receipt, settled once the entry
+is in Redis or the fsync'd spool: the caller answers only then, so a SIGKILL can take no
+decision that was answered without its entry (docs/audit.md, "Durable answers").
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from admitd.errors import (
 if TYPE_CHECKING:
     from admitd.core.decision import Decision
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "Receipt"]
 
 logger = logging.getLogger("admitd.audit")
 
@@ -52,10 +56,19 @@ _OVERFLOW_FACTOR = 10
 _RETRY_SECONDS = 1.0  # how often an unreachable Redis is tried again
 
 Queued = AuditEntry | CapturedDecision
+# Settled (never with an exception) once the entry is durable, or known to be lost.
+Receipt = asyncio.Future[None]
+_Item = tuple[Queued, Receipt | None]
 
 
 def _decisions(sealed: list[SealedEntry]) -> int:
     return sum(entry.count for entry in sealed)
+
+
+def _settle(receipts: list[Receipt]) -> None:
+    for receipt in receipts:
+        if not receipt.done():
+            receipt.set_result(None)
 
 
 def _mismatch(entry: SealedEntry, plaintext: bytes) -> str | None:
@@ -94,8 +107,8 @@ class AuditLog:
             max_windows=config.queue_max_entries,
             clock=monotonic,
         )
-        self._queue: deque[Queued] = deque()
-        self._overflow: list[Queued] = []  # spooled by the writer before the next batch
+        self._queue: deque[_Item] = deque()
+        self._overflow: list[_Item] = []  # spooled by the writer before the next batch
         self._lock = threading.Lock()  # the KMS adapter may call append() from a thread
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,19 +116,20 @@ class AuditLog:
         self._closing = False
         self._next_retry = 0.0
 
-    def append(self, entry: AuditEntry) -> None:
+    def append(self, entry: AuditEntry) -> Receipt | None:
         """Queue `entry` (never coalesced); when the queue is full, it and the queue go to
-        the spool next."""
-        self._enqueue(entry)
+        the spool next. The receipt (see the module docstring) is None off the loop."""
+        return self._enqueue(entry)
 
     def record_decision(
         self, decision: Decision, *, source_ip: str, device_id: str, now: float
-    ) -> None:
+    ) -> Receipt | None:
         """The hot path of a Check's audit: queue the decision (immutable) and the facts its
         entry needs, or nothing when it is not audited. `now` is the decision's time."""
         event = audit_event(decision)
-        if event is not None:
-            self._enqueue(CapturedDecision(event, decision, source_ip, device_id, now))
+        if event is None:
+            return None
+        return self._enqueue(CapturedDecision(event, decision, source_ip, device_id, now))
 
     def use_policy(self, policy: Policy, privileged_roles: frozenset[str]) -> None:
         """Where the writer looks up whether a denial's route is privileged; until this is
@@ -127,23 +141,38 @@ class AuditLog:
         """Decisions counted into a follow-up entry that is not written yet."""
         return self._coalescer.pending
 
-    def _enqueue(self, entry: Queued) -> None:
+    def _enqueue(self, entry: Queued) -> Receipt | None:
+        receipt = self._receipt()
         with self._lock:
             if len(self._queue) < self.config.queue_max_entries:
-                self._queue.append(entry)
+                self._queue.append((entry, receipt))
                 self._notify()
-                return
+                return receipt
             # Queue first, then the new entry: the spool keeps arrival order. Sealing
             # awaits the KMS, so the writer spools them, ahead of anything queued later.
             if len(self._overflow) >= _OVERFLOW_FACTOR * self.config.queue_max_entries:
                 # The writer is stuck (Redis and the spool both slow): memory stays bounded,
-                # as the spool's own size bound keeps the disk bounded.
+                # as the spool's own size bound keeps the disk bounded. Answered at once:
+                # the loss is counted and logged, as for a full spool.
                 self.metrics.appends.labels(DROPPED).inc()
                 logger.critical("audit: writer behind, %s entry LOST", _event_name(entry))
-                return
-            self._overflow += [*self._queue, entry]
+                return None
+            self._overflow += [*self._queue, (entry, receipt)]
             self._queue.clear()
             self._notify()
+            return receipt
+
+    def _receipt(self) -> Receipt | None:
+        """A future on the writer's loop, when durable answers are on and the caller runs
+        on that loop (the KMS adapter's thread does not wait)."""
+        loop = self._loop
+        if not self.config.durable_answers or loop is None:
+            return None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return loop.create_future() if running is loop else None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -187,15 +216,20 @@ class AuditLog:
         while True:
             overflow, batch = self._take()
             final = self._closing and not overflow and not batch
-            entries = self._entries(overflow or batch, final=final)
+            items = overflow or batch
+            entries = self._entries([item for item, _ in items], final=final)
+            receipts = [receipt for _, receipt in items if receipt is not None]
             if overflow:
                 await self._spool_entries(entries, len(overflow))
             elif entries:
-                await self._write(entries)
-            elif final:
+                await self._write(entries, receipts)
+            _settle(receipts)  # also those whose entry could not be built or sealed: lost
+            if overflow or entries:
+                continue
+            if final:
                 await self._replay(force=True)
                 return
-            elif not batch:
+            if not batch:
                 await self._replay(force=False)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _FLUSH_SECONDS)
@@ -212,23 +246,28 @@ class AuditLog:
             logger.exception("audit: %d queued entries could not be built: LOST", len(items))
             entries = []
         entries += self._coalescer.due(everything=final)
+        if self.config.durable_answers:
+            # A repeat waits for its answer until its count is in an entry: write the
+            # counts so far now (the window stays open, so repeats still share entries).
+            entries += self._coalescer.counts_so_far()
         self.metrics.coalesced.inc(self._coalescer.counted - counted)
         return entries
 
-    def _take(self) -> tuple[list[Queued], list[Queued]]:
+    def _take(self) -> tuple[list[_Item], list[_Item]]:
         """(overflow to spool, else a batch to write), under one lock: arrival order holds."""
         with self._lock:
             overflow, self._overflow = self._overflow, []
             count = 0 if overflow else min(len(self._queue), self.config.batch_max_entries)
             return overflow, [self._queue.popleft() for _ in range(count)]
 
-    async def _write(self, batch: list[AuditEntry]) -> None:
+    async def _write(self, batch: list[AuditEntry], receipts: list[Receipt]) -> None:
         sealed = await self._seal(batch)
         # While older entries wait in the spool, newer ones queue behind them there.
         if not self.spool.pending and await self._to_redis(sealed):
             self.metrics.appends.labels(REDIS).inc(_decisions(sealed))
             return
         self._spill(sealed)
+        _settle(receipts)  # durable in the spool: answer before the replay
         await self._replay(force=False)
 
     async def _to_redis(self, sealed: list[SealedEntry]) -> bool:
@@ -245,6 +284,8 @@ class AuditLog:
         if not self.spool.pending or (not force and self._clock() < self._next_retry):
             return
         while self.spool.pending:
+            if not force and self.queued:
+                return  # new entries first (Checks may wait on them); the rest next round
             batch = await asyncio.to_thread(self.spool.read_batch, self.config.batch_max_entries)
             authentic = await self._authentic(batch)
             if authentic is None or (authentic and not await self._to_redis(authentic)):

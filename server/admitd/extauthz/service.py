@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 import grpc
@@ -36,7 +37,8 @@ FAIL_CLOSED = Decision(
 # Envoy stopped waiting, so its `status_on_error` answered the client; this is only recorded.
 CANCELLED = replace(FAIL_CLOSED, log_detail="cancelled before a decision (Envoy gave up)")
 _EMPTY_CONTEXT = RequestContext(method="", scheme="", host="", path="")
-Audit = Callable[[RequestContext, Decision], None]
+# Queues a decision's audit; an awaitable back settles once its entry is durable.
+Audit = Callable[[RequestContext, Decision], Awaitable[None] | None]
 
 
 def record_check(
@@ -44,14 +46,21 @@ def record_check(
     decisions: DecisionLog,
     audit: Audit | None,
     answered: tuple[RequestContext, Decision, str, float],
-) -> None:
+) -> Awaitable[None] | None:
     """What every Check leaves behind, whichever transport asked: the metrics, the
-    decision log line and, queued off the hot path, the audit (ctx, decision, source, s)."""
+    decision log line and, queued off the hot path, the audit (ctx, decision, source, s).
+
+    With durable answers the audit's receipt comes back: the caller answers once it
+    settles, and the decision log line is written then too, so a decision that a crash
+    took with its entry was neither answered nor logged."""
     ctx, decision, source, seconds = answered
     metrics.observe(decision, seconds)
-    decisions.record(ctx, decision, source, seconds)
-    if audit is not None:
-        audit(ctx, decision)  # queued; the append itself happens off the hot path
+    receipt = audit(ctx, decision) if audit is not None else None
+    if not isinstance(receipt, asyncio.Future):
+        decisions.record(ctx, decision, source, seconds)
+        return receipt
+    receipt.add_done_callback(lambda _: decisions.record(ctx, decision, source, seconds))
+    return receipt
 
 
 class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
@@ -86,6 +95,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             if tracing.enabled
             else UNTRACED
         )
+        recorded = False
         try:
             with span_scope as span:
                 try:
@@ -101,13 +111,29 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
                     decision, source = replace(FAIL_CLOSED, page=is_browser_navigation(ctx)), ""
                 tracing.record_decision(span, decision)
             if decision.page:
-                return self._pages.response(decision, ctx.request_id)
-            return check_response_from_decision(decision)
+                response = self._pages.response(decision, ctx.request_id)
+            else:
+                response = check_response_from_decision(decision)
+            recorded = True
+            await wait_for_entry(self._record(ctx, decision, source, time.perf_counter() - started))
+            return response
         finally:
-            self._record(ctx, decision, source, time.perf_counter() - started)
+            if not recorded:  # cancelled or failed before the answer was ready
+                self._record(ctx, decision, source, time.perf_counter() - started)
 
-    def _record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
-        record_check(self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds))
+    def _record(
+        self, ctx: RequestContext, decision: Decision, source: str, seconds: float
+    ) -> Awaitable[None] | None:
+        return record_check(
+            self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds)
+        )
+
+
+async def wait_for_entry(receipt: Awaitable[None] | None) -> None:
+    """Wait for the audit entry; shielded, so a Check Envoy gives up on meanwhile still
+    gets its entry (and its decision log line) once the writer has it."""
+    if receipt is not None:
+        await asyncio.shield(receipt)
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> Sequence[tuple[str, str | bytes]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
 
 from admitd.core.context import RequestContext
@@ -15,7 +16,7 @@ from admitd.core.outcomes import deny
 from admitd.core.session_phase import is_browser_navigation
 from admitd.engine import Engine
 from admitd.extauthz.denial_page import DenialPages
-from admitd.extauthz.service import CANCELLED, FAIL_CLOSED, Audit, record_check
+from admitd.extauthz.service import CANCELLED, FAIL_CLOSED, Audit, record_check, wait_for_entry
 from admitd.httpauthz.request import CheckInput, HttpRequest, check_input_from_http_request
 from admitd.httpauthz.response import Reply, reply_from_decision, reply_from_page
 from admitd.logs import DecisionLog
@@ -60,6 +61,7 @@ class HttpCheckService:
         # Envoy gives up (its timeout passed and it closed the connection).
         ctx, decision, source = _EMPTY_CONTEXT, CANCELLED, ""
         span_scope = tracing.check_span(request.headers) if tracing.enabled else UNTRACED
+        recorded = False
         try:
             with span_scope as span:
                 try:
@@ -74,9 +76,12 @@ class HttpCheckService:
                     decision = replace(FAIL_CLOSED, page=is_browser_navigation(ctx))
                     source, reply = "", self._reply(ctx, decision)
                 tracing.record_decision(span, decision)
+            recorded = True
+            await wait_for_entry(self._record(ctx, decision, source, time.perf_counter() - started))
             return reply
         finally:
-            self._record(ctx, decision, source, time.perf_counter() - started)
+            if not recorded:  # cancelled before the answer was ready
+                self._record(ctx, decision, source, time.perf_counter() - started)
 
     async def _decide(self, checked: CheckInput) -> tuple[Decision, str]:
         if checked.certificate_problem:
@@ -102,5 +107,9 @@ class HttpCheckService:
             return reply_from_page(self._pages, decision, ctx.request_id)
         return reply_from_decision(decision)
 
-    def _record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
-        record_check(self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds))
+    def _record(
+        self, ctx: RequestContext, decision: Decision, source: str, seconds: float
+    ) -> Awaitable[None] | None:
+        return record_check(
+            self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds)
+        )

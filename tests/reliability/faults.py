@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.pki_fixtures import PkiSet
 from tests.reliability.authz_timeout import authz_slower_than_envoy
+from tests.reliability.cluster_fault import CLUSTER_SETTINGS, cluster_epilogue, cluster_failover
 from tests.reliability.connection_limit import redis_connection_limit
 from tests.reliability.envoy_edge import CHECK_SERVICE
 from tests.reliability.fault_run import CI, FULL, Fault, Injector, Run, Size
@@ -205,6 +206,13 @@ FAULTS = {
             sentinel_failover,
             SENTINEL_SETTINGS,
             verify_as_configured,
+        ),
+        Fault(
+            "redis-cluster-failover",
+            "Redis Cluster: the audit stream's master SIGKILLed, its replica promoted",
+            cluster_failover,
+            CLUSTER_SETTINGS,
+            cluster_epilogue,
         ),
     )
 }

@@ -1,4 +1,5 @@
-"""The system under test: its own Redis (a server, or a Sentinel-managed set), one or two
+"""The system under test: its own Redis (a server, a Sentinel-managed set, or a Redis
+Cluster with replicas), one or two
 `admitd serve` replicas (audit and device risk on), the real Envoy edge and the echo
 upstream, on free loopback ports.
 
@@ -19,6 +20,7 @@ from redis import Redis
 
 from admitd.devstack.processes import ProcessGroup, free_port, wait_for_port
 from tests.e2e.stack import envoy_command
+from tests.integration.redis_cluster import RedisCluster3
 from tests.pki_fixtures import PkiSet
 from tests.reliability.admitd_config import ADMIN, POLICY, write_admitd_config, write_shared_files
 from tests.reliability.admitd_process import AdmitdReplica
@@ -39,6 +41,7 @@ class StackSettings:
     session_cache: bool = True  # off: every session Check reads Redis (so it can be slowed)
     replicas: int = 1  # admitd processes behind one health-checked Envoy cluster
     sentinel: bool = False  # master + replica + 3 sentinels; admitd uses redis+sentinel://
+    cluster: bool = False  # Redis Cluster, 3 masters each with a replica; redis+cluster://
     authz_proxy: bool = False  # Envoy reaches admitd (replica 0) through a DelayProxy
     admin_api: bool = False  # each replica serves the admin API (mTLS) on its admin_port
     audit: tuple[tuple[str, object], ...] = ()  # `audit:` keys set for this stack
@@ -48,13 +51,14 @@ class StackSettings:
 class ReliabilityStack:
     work: Path
     pki: PkiSet
-    redis: KillableRedis  # the master, for a Sentinel set (until a failover)
+    redis: KillableRedis | None  # the master, for a Sentinel set (until a failover); or None
     group: ProcessGroup
     https_port: int
     replicas: list[AdmitdReplica]
     proxy: DelayProxy | None  # admitd -> Redis
     authz_proxy: DelayProxy | None = None  # Envoy -> admitd
     sentinels: SentinelSet | None = None
+    cluster: RedisCluster3 | None = None  # instead of `redis`
 
     @property
     def admitd(self) -> AdmitdReplica:
@@ -92,9 +96,13 @@ class ReliabilityStack:
     def redis_url(self) -> str:
         """Redis as the test's own helpers (sessions made, revoked) reach it: the current
         master, directly. Not through Sentinel: admitd's redis+sentinel client, closed,
-        leaves its connections to the sentinels open (a ResourceWarning in a test)."""
+        leaves its connections to the sentinels open (a ResourceWarning in a test).
+        A cluster's is its redis+cluster:// URL: its keys are spread over the masters."""
+        if self.cluster is not None:
+            return self.cluster.url
         if self.sentinels is not None:
             return f"redis://127.0.0.1:{self.sentinels.master_port()}/0"
+        assert self.redis is not None
         return self.redis.url
 
     def start_admitd(self, *, wait: bool = True) -> None:
@@ -114,9 +122,13 @@ class ReliabilityStack:
 
     # audit ---------------------------------------------------------------------------
     def redis_client(self) -> Redis:
-        """A direct client of the (current) master, bypassing any proxy."""
+        """A direct client of the (current) master, bypassing any proxy; for a cluster, of
+        the master serving the audit stream's slot."""
+        if self.cluster is not None:
+            return self.cluster.client(self.cluster.master_of(STREAM))
         if self.sentinels is not None:
             return self.sentinels.master_client()
+        assert self.redis is not None
         return Redis.from_url(self.redis.url, socket_timeout=5)
 
     def wait_audit_settled(self, timeout: float = 90.0) -> None:
@@ -147,24 +159,17 @@ class ReliabilityStack:
             "1970-01-01T00:00:00Z",
             "--out",
             str(out),
-            *self._master_url(),
         )
         assert result.returncode == 0, result.stdout + result.stderr
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
         return [row for row in rows if isinstance(row, dict)]
 
-    def verify_audit(self, *, as_configured: bool = False) -> subprocess.CompletedProcess[str]:
-        """`as_configured`: with the config's own Redis URL, even a redis+sentinel:// one
-        (which `admitd audit` cannot read yet, so by default the master's is passed)."""
-        key = ["--public-key", str(self.work / "audit-public.pem")]
+    def verify_audit(self) -> subprocess.CompletedProcess[str]:
+        """`admitd audit verify` as an operator runs it: with the config's own Redis URL
+        (redis+sentinel:// and redis+cluster:// included)."""
         return self.admitd_cli(
-            "audit", "verify", *key, *([] if as_configured else self._master_url())
+            "audit", "verify", "--public-key", str(self.work / "audit-public.pem")
         )
-
-    def _master_url(self) -> list[str]:
-        if self.sentinels is None:
-            return []
-        return ["--redis-url", f"redis://127.0.0.1:{self.sentinels.master_port()}/0"]
 
     def admitd_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -192,7 +197,10 @@ class ReliabilityStack:
                 proxy.stop()
         if self.sentinels is not None:
             self.sentinels.stop()
-        self.redis.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.redis is not None:
+            self.redis.stop()
 
 
 def _spool_pending(spool: Path) -> bool:
@@ -203,15 +211,25 @@ def start_stack(pki: PkiSet, work: Path, settings: StackSettings) -> Reliability
     ports = {name: free_port() for name in ("https", "upstream", "admin")}
     work.mkdir(parents=True, exist_ok=True)
     sentinels = SentinelSet(work / "sentinel") if settings.sentinel else None
+    cluster = RedisCluster3(work / "cluster", replicas=1) if settings.cluster else None
+    redis_server: KillableRedis | None = None
     if sentinels is not None:
         (work / "sentinel").mkdir(parents=True, exist_ok=True)
         sentinels.start()
         redis_server = sentinels.master
+    elif cluster is not None:
+        assert not settings.redis_proxy, "no delaying proxy in front of a cluster"
+        cluster.start()  # returns once every replica is in sync
     else:
         redis_server = KillableRedis(work / "redis", durable=settings.durable_redis)
         redis_server.start()
-    proxy = DelayProxy(redis_server.port).start() if settings.redis_proxy else None
-    if sentinels is not None:
+    proxy = None
+    if settings.redis_proxy:
+        assert redis_server is not None
+        proxy = DelayProxy(redis_server.port).start()
+    if cluster is not None:
+        redis_url = cluster.url
+    elif sentinels is not None:
         redis_url = sentinels.url
     else:
         redis_url = f"redis://127.0.0.1:{proxy.port if proxy else redis_server.port}/0"
@@ -225,7 +243,16 @@ def start_stack(pki: PkiSet, work: Path, settings: StackSettings) -> Reliability
     write_envoy_config(work / "envoy.yaml", pki, ports, envoy_ports)
     group = ProcessGroup(work / "logs")
     stack = ReliabilityStack(
-        work, pki, redis_server, group, ports["https"], replicas, proxy, authz_proxy, sentinels
+        work,
+        pki,
+        redis_server,
+        group,
+        ports["https"],
+        replicas,
+        proxy,
+        authz_proxy,
+        sentinels,
+        cluster,
     )
     try:
         upstream = group.start(

@@ -298,8 +298,10 @@ def _background_tasks(runtime: Runtime, decisions: DecisionLog) -> list[asyncio.
 
 
 async def _close(runtime: Runtime, decisions: DecisionLog) -> None:
-    decisions.flush()
     await runtime.close()
+    # After the audit's last batch: a Check cancelled while it waited for its entry gets
+    # its decision log line when the entry is durable (durable answers), that is, now.
+    decisions.flush()
 
 
 async def _flush_periodically(

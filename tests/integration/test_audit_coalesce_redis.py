@@ -97,7 +97,7 @@ def make_log(
     seconds: float = 1.0,
 ) -> AuditLog:
     # Time windows exactly: durable answers off (with them on, a window's count goes out
-    # with every batch: test_durable_answers_write_a_windows_count_with_each_batch).
+    # with every batch: test_durable_answers_write_the_counts_so_far_within_the_linger).
     config = AuditConfig(
         spool_file=tmp_path / "a.spool",
         instance="a",
@@ -437,7 +437,7 @@ def receipt_of(log: AuditLog, decision: Decision) -> asyncio.Future[None]:
     return receipt
 
 
-async def test_durable_answers_write_a_windows_count_with_each_batch(
+async def test_durable_answers_write_the_counts_so_far_within_the_linger(
     server: RedisServer, sealer: Sealer, tmp_path: Path, policy: PolicySet
 ) -> None:
     log = durable_log(server, sealer, tmp_path, policy)
@@ -495,3 +495,29 @@ async def test_a_check_is_answered_and_logged_only_once_its_entry_is_durable(
     await runtime.close()
     assert runtime.redis is not None
     await runtime.redis.aclose()
+
+
+async def test_a_repeat_waits_for_its_count_but_not_past_the_linger(
+    server: RedisServer, sealer: Sealer, tmp_path: Path, policy: PolicySet
+) -> None:
+    log = durable_log(server, sealer, tmp_path, policy)
+    await log.start()
+    await receipt_of(log, denial(policy))  # the window's first entry
+    started = time.monotonic()
+    repeats = [receipt_of(log, denial(policy)) for _ in range(3)]
+    await asyncio.sleep(0.005)
+    assert not any(r.done() for r in repeats), "answered before the count was written"
+    await asyncio.wait_for(asyncio.gather(*repeats), 2)
+    assert time.monotonic() - started < 0.5
+    assert [e.get("count") for e in await entries(server, sealer)] == [None, "3"]
+    await shut(log)
+
+
+async def test_once_the_writer_has_stopped_no_check_waits_for_a_receipt(
+    server: RedisServer, sealer: Sealer, tmp_path: Path, policy: PolicySet
+) -> None:
+    log = durable_log(server, sealer, tmp_path, policy)
+    await log.start()
+    await shut(log)
+    late = log.record_decision(denial(policy), source_ip="203.0.113.7", device_id="", now=0.0)
+    assert late is None  # a future nothing would settle would hang the Check

@@ -9,7 +9,13 @@ from tests.pki_fixtures import PkiSet
 from tests.reliability.faults import CI, FAULTS, Run, run_fault
 from tests.reliability.figures import FaultFigures
 
-__all__ = ["RECOVERY_BOUND_S", "assert_correct", "exported_entries", "fault_run"]
+__all__ = [
+    "RECOVERY_BOUND_S",
+    "assert_correct",
+    "assert_sessions_survived",
+    "exported_entries",
+    "fault_run",
+]
 
 # Generous on a loaded 2-core machine (the published target is 5 s): a correctness bound,
 # that the system comes back by itself, not a speed figure.
@@ -25,6 +31,20 @@ def assert_correct(figures: FaultFigures) -> None:
     assert figures.audit.lost == 0, figures.audit
     assert figures.audit.duplicated == 0, figures.audit
     assert figures.chain_ok, figures.notes
+
+
+def assert_sessions_survived(run: Run) -> None:
+    """After a failover (`facts["promoted_at"]`), every session made before it is still
+    admitted, and every revoked or forged one still refused."""
+    assert run.load is not None
+    promoted = run.facts["promoted_at"]
+    for probe in run.sessions:
+        late = [o for o in run.load.outcomes if o.probe is probe and o.sent > promoted]
+        assert late, probe.name
+        if probe.must_refuse:
+            assert not any(o.admitted for o in late), probe.name
+        else:
+            assert any(o.admitted for o in late), f"{probe.name} lost in the failover"
 
 
 _RUNS: dict[str, tuple[FaultFigures, Run]] = {}

@@ -25,7 +25,7 @@ class Size:
         return self.warm + self.hold + self.after
 
 
-CI = Size(rate=100, warm=2, hold=3, after=12, flood=400)  # after: an admitd restart, busy host
+CI = Size(rate=100, warm=2, hold=3, after=8, flood=400)  # after: an admitd restart, busy host
 FULL = Size(rate=300, warm=5, hold=30, after=15, flood=300)
 
 

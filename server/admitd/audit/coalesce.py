@@ -140,17 +140,22 @@ class Coalescer:
         """Where privileged routes are looked up; until then no decision is coalesced."""
         self._policy, self._privileged_roles = policy, privileged_roles
 
-    def entries(self, items: Iterable[AuditEntry | CapturedDecision]) -> list[AuditEntry]:
-        """Entries for `items` in arrival order; repeats are counted instead, and windows
-        that ended meanwhile put their follow-up entry before what comes after them."""
+    def entries(
+        self, items: Iterable[AuditEntry | CapturedDecision], counted: list[int] | None = None
+    ) -> list[AuditEntry]:
+        """Entries for `items` in arrival order; repeats are counted instead (their
+        positions in `items` appended to `counted`), and windows that ended meanwhile put
+        their follow-up entry before what comes after them."""
         out: list[AuditEntry] = []
         enabled = self._seconds > 0 and self._policy is not None
-        for item in items:
+        for position, item in enumerate(items):
             if isinstance(item, AuditEntry):
                 out.append(item)
                 continue
             key = _key(item) if enabled else None
             if key is not None and self._counted(key, item.time):
+                if counted is not None:
+                    counted.append(position)
                 continue
             out += self._follow_ups()  # a window this item closed goes first
             entry = entry_from_captured(item, self._instance, self._salts.take())

@@ -54,6 +54,10 @@ _FLUSH_SECONDS = 0.05  # the longest an entry waits in memory before its batch g
 # Entries waiting to be spooled, in queues' worth, before new ones are dropped.
 _OVERFLOW_FACTOR = 10
 _RETRY_SECONDS = 1.0  # how often an unreachable Redis is tried again
+# Durable answers: how long a coalesced repeat may wait for its count to be written. The
+# counts of every open window go out together then, so a flood from one source costs at
+# most one follow-up entry per window this often, not one per writer batch.
+_COUNT_LINGER_SECONDS = 0.02
 
 Queued = AuditEntry | CapturedDecision
 # Settled (never with an exception) once the entry is durable, or known to be lost.
@@ -114,7 +118,11 @@ class AuditLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._stopped = False
         self._next_retry = 0.0
+        self._held: list[Receipt] = []  # repeats whose count is not written yet
+        self._counts_due = 0.0  # monotonic time by which pending counts are written; 0: none
+        self._monotonic = monotonic
 
     def append(self, entry: AuditEntry) -> Receipt | None:
         """Queue `entry` (never coalesced); when the queue is full, it and the queue go to
@@ -166,7 +174,7 @@ class AuditLog:
         """A future on the writer's loop, when durable answers are on and the caller runs
         on that loop (the KMS adapter's thread does not wait)."""
         loop = self._loop
-        if not self.config.durable_answers or loop is None:
+        if not self.config.durable_answers or loop is None or self._stopped:
             return None
         try:
             running = asyncio.get_running_loop()
@@ -217,8 +225,9 @@ class AuditLog:
             overflow, batch = self._take()
             final = self._closing and not overflow and not batch
             items = overflow or batch
-            entries = self._entries([item for item, _ in items], final=final)
-            receipts = [receipt for _, receipt in items if receipt is not None]
+            counted: list[int] = []
+            entries = self._entries([item for item, _ in items], counted, final=final)
+            receipts = self._receipts(items, counted, flushed=not self._coalescer.pending)
             if overflow:
                 await self._spool_entries(entries, len(overflow))
             elif entries:
@@ -228,30 +237,66 @@ class AuditLog:
                 continue
             if final:
                 await self._replay(force=True)
+                if self.queued:
+                    continue  # queued during the replay: written before the writer stops
+                self._stopped = True  # from now on no receipt: nothing would settle it
                 return
             if not batch:
                 await self._replay(force=False)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _FLUSH_SECONDS)
+                    await asyncio.wait_for(self._wake.wait(), self._idle_seconds())
                 self._wake.clear()
 
-    def _entries(self, items: list[Queued], *, final: bool) -> list[AuditEntry]:
-        """What to write for `items`, then the follow-ups of windows that ended (all at
-        the end). Never raises: the writer task must outlive any one bad entry."""
-        counted = self._coalescer.counted
+    def _receipts(self, items: list[_Item], counted: list[int], *, flushed: bool) -> list[Receipt]:
+        """The receipts to settle once this batch is durable: a counted repeat's waits
+        (held) until the counts are written; when they are (`flushed`), all held ones."""
+        ready: list[Receipt] = []
+        repeats = set(counted)
+        for position, (_, receipt) in enumerate(items):
+            if receipt is not None:
+                (self._held if position in repeats else ready).append(receipt)
+        if flushed and self._held:
+            ready += self._held
+            self._held = []
+        return ready
+
+    def _idle_seconds(self) -> float:
+        """How long the idle writer waits: until held counts are due, at the most."""
+        if not self._counts_due:
+            return _FLUSH_SECONDS
+        return min(_FLUSH_SECONDS, max(0.0, self._counts_due - self._monotonic()))
+
+    def _entries(self, items: list[Queued], counted: list[int], *, final: bool) -> list[AuditEntry]:
+        """What to write for `items` (the positions of counted repeats into `counted`),
+        then the follow-ups of windows that ended (all at the end). Never raises: the
+        writer task must outlive any one bad entry."""
+        total = self._coalescer.counted
         try:
-            entries = self._coalescer.entries(items)
+            entries = self._coalescer.entries(items, counted)
         except Exception:
             self.metrics.appends.labels(DROPPED).inc(len(items))
             logger.exception("audit: %d queued entries could not be built: LOST", len(items))
-            entries = []
+            entries, counted[:] = [], []
         entries += self._coalescer.due(everything=final)
         if self.config.durable_answers:
-            # A repeat waits for its answer until its count is in an entry: write the
-            # counts so far now (the window stays open, so repeats still share entries).
-            entries += self._coalescer.counts_so_far()
-        self.metrics.coalesced.inc(self._coalescer.counted - counted)
+            entries += self._counts_if_due(final=final)
+        self.metrics.coalesced.inc(self._coalescer.counted - total)
         return entries
+
+    def _counts_if_due(self, *, final: bool) -> list[AuditEntry]:
+        """A repeat is answered once its count is in an entry: write what every open
+        window counted so far (the windows stay open, so repeats still share entries) at
+        most `_COUNT_LINGER_SECONDS` after the first count that is not written yet."""
+        if not self._coalescer.pending:
+            self._counts_due = 0.0
+            return []
+        now = self._monotonic()
+        if not self._counts_due:
+            self._counts_due = now + _COUNT_LINGER_SECONDS
+        if final or now >= self._counts_due:
+            self._counts_due = 0.0
+            return self._coalescer.counts_so_far()
+        return []
 
     def _take(self) -> tuple[list[_Item], list[_Item]]:
         """(overflow to spool, else a batch to write), under one lock: arrival order holds."""

@@ -490,6 +490,16 @@ async def test_a_check_is_answered_and_logged_only_once_its_entry_is_durable(
         response = await asyncio.wait_for(check, 5)  # spooled after Redis' timeout
         assert response.denied_response.status.code == 495
         assert len(lines) == 1 and "identity_not_allowed" in lines[0]
+        # The Check's time, in the histogram and the line, includes the wait for the entry.
+        assert json.loads(lines[0])["duration_us"] >= 200_000
+        waited = sum(
+            sample.value
+            for family in runtime.registry.collect()
+            if family.name == "admitd_check_duration_seconds"
+            for sample in family.samples
+            if sample.name.endswith("_sum")
+        )
+        assert waited >= 0.2
     finally:
         server.thaw()
     await runtime.close()

@@ -51,15 +51,23 @@ def record_check(
     decision log line and, queued off the hot path, the audit (ctx, decision, source, s).
 
     With durable answers the audit's receipt comes back: the caller answers once it
-    settles, and the decision log line is written then too, so a decision that a crash
-    took with its entry was neither answered nor logged."""
+    settles, and the metrics and the decision log line are written then, with the wait
+    in the Check's time, so a decision that a crash took with its entry was neither
+    answered nor logged."""
     ctx, decision, source, seconds = answered
-    metrics.observe(decision, seconds)
     receipt = audit(ctx, decision) if audit is not None else None
     if not isinstance(receipt, asyncio.Future):
+        metrics.observe(decision, seconds)
         decisions.record(ctx, decision, source, seconds)
         return receipt
-    receipt.add_done_callback(lambda _: decisions.record(ctx, decision, source, seconds))
+    queued = time.perf_counter()
+
+    def durable(_: object) -> None:
+        total = seconds + (time.perf_counter() - queued)
+        metrics.observe(decision, total)
+        decisions.record(ctx, decision, source, total)
+
+    receipt.add_done_callback(durable)
     return receipt
 
 

@@ -10,18 +10,27 @@ from admitd.envelope import Sealer
 from admitd.health import HealthCheck, Probe, Readiness
 from admitd.policy.watch import PolicyWatcher
 from admitd.runtime import Runtime
+from admitd.sessions.redis_eviction import eviction_policy, eviction_problem
 
-__all__ = ["KMS_CACHE_SECONDS", "SPOOL_NOT_READY_RATIO", "readiness_for", "ready_check_gauge"]
+__all__ = [
+    "EVICTION_CACHE_SECONDS",
+    "KMS_CACHE_SECONDS",
+    "SPOOL_NOT_READY_RATIO",
+    "readiness_for",
+    "ready_check_gauge",
+]
 
 # An audit spool this full is about to lose entries (it only fills while Redis is away).
 SPOOL_NOT_READY_RATIO = max(ALERT_RATIO, 0.95)
 KMS_CACHE_SECONDS = 10.0  # an HSM or cloud KMS round trip is not for every probe
+EVICTION_CACHE_SECONDS = 5.0  # a CONFIG GET per probe is more than the setting's pace needs
 
 
 def readiness_for(runtime: Runtime) -> Readiness:
     checks = [HealthCheck("policy", _policy(runtime, runtime.policy_watcher))]
     if runtime.redis is not None:
         checks.append(HealthCheck("redis", _redis(runtime)))
+        checks.append(HealthCheck("redis_eviction", _eviction(runtime), EVICTION_CACHE_SECONDS))
     if runtime.sealer is not None:
         checks.append(HealthCheck("kms", _kms(runtime.sealer), KMS_CACHE_SECONDS))
     if runtime.audit is not None:
@@ -62,6 +71,21 @@ def _redis(runtime: Runtime) -> Probe:
     async def probe() -> tuple[bool, str]:
         await client.ping()
         return True, "PING answered"
+
+    return probe
+
+
+def _eviction(runtime: Runtime) -> Probe:
+    """Not ready while Redis may evict admitd's keys (`sessions.redis_eviction`)."""
+    client = runtime.redis
+    assert client is not None
+
+    async def probe() -> tuple[bool, str]:
+        policy = await eviction_policy(client)
+        problem = eviction_problem(policy)
+        if problem is not None:
+            return False, problem + "; set maxmemory-policy noeviction"
+        return True, f"maxmemory-policy {policy or 'not readable (CONFIG refused)'}"
 
     return probe
 

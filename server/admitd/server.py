@@ -41,6 +41,7 @@ from admitd.ops_http import start_ops_server
 from admitd.readiness import readiness_for, ready_check_gauge
 from admitd.risk.servicer import risk_handler
 from admitd.runtime import Runtime, runtime_from_config
+from admitd.sessions.redis_eviction import refuse_evicting_redis
 from admitd.sessions.tokens import SessionRef
 from admitd.tls_listen import check_server_credentials
 from admitd.tracing import configure_tracing, tracing
@@ -101,6 +102,7 @@ async def serve(
     # Before the port opens: a SIGHUP from config management that arrives once anyone
     # can see admitd listening must reload, not kill it (SIGHUP's default action).
     _reload_on_sighup(runtime)
+    await refuse_evicting_redis(runtime.redis)  # before anyone can reach the port
     await server.start()
     # "" is liveness (the server runs); the Check service's status is readiness.
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

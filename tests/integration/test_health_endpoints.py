@@ -8,6 +8,7 @@ Redis is back. Every other path on the metrics port is 404.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 import urllib.error
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis
 import yaml
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
@@ -79,13 +81,23 @@ class Admitd:
 @pytest.fixture
 def admitd(pki: PkiSet, fresh_redis_server: RedisServer, tmp_path: Path) -> Iterator[Admitd]:
     ports = {name: free_port() for name in ("check", "metrics")}
+    config_file = write_config(tmp_path, pki, fresh_redis_server.url, ports)
+    with ProcessGroup(tmp_path / "logs") as group:
+        argv = [sys.executable, "-m", "admitd", "serve", "--config", str(config_file)]
+        process = group.start("admitd", argv)
+        wait_for_port(ports["check"], process=process)
+        wait_for_port(ports["metrics"], process=process)
+        yield Admitd(ports["check"], ports["metrics"], fresh_redis_server)
+
+
+def write_config(tmp_path: Path, pki: PkiSet, redis_url: str, ports: dict[str, int]) -> Path:
     (tmp_path / "p.yaml").write_text(POLICY)
     config = {
         "listen": f"127.0.0.1:{ports['check']}",
         "metrics_listen": f"127.0.0.1:{ports['metrics']}",
         "policies": "p.yaml",
         "dev_mode": True,  # the dev KMS: the kms check wraps and unwraps through it
-        "redis_url": fresh_redis_server.url,
+        "redis_url": redis_url,
         "tls": {"trust_bundle": str(pki.trust_bundle)},
         # Identical denials fill the spool here: coalescing them would only slow that down.
         "audit": {
@@ -95,12 +107,7 @@ def admitd(pki: PkiSet, fresh_redis_server: RedisServer, tmp_path: Path) -> Iter
         },
     }
     (tmp_path / "admitd.yaml").write_text(yaml.safe_dump(config))
-    with ProcessGroup(tmp_path / "logs") as group:
-        argv = [sys.executable, "-m", "admitd", "serve", "--config", str(tmp_path / "admitd.yaml")]
-        process = group.start("admitd", argv)
-        wait_for_port(ports["check"], process=process)
-        wait_for_port(ports["metrics"], process=process)
-        yield Admitd(ports["check"], ports["metrics"], fresh_redis_server)
+    return tmp_path / "admitd.yaml"
 
 
 def wait_for(predicate: object, timeout: float = 15.0) -> bool:
@@ -118,7 +125,7 @@ def test_ready_names_every_check(admitd: Admitd) -> None:
     assert status == 200 and body["status"] == "ready"
     checks = body["checks"]
     assert isinstance(checks, dict)
-    assert set(checks) == {"policy", "redis", "kms", "audit_spool", "shutdown"}
+    assert set(checks) == {"policy", "redis", "redis_eviction", "kms", "audit_spool", "shutdown"}
     assert all(check["ok"] for check in checks.values())
     assert checks["policy"]["detail"].startswith("version ")
     assert admitd.grpc_health(CHECK_SERVICE) == health_pb2.HealthCheckResponse.SERVING
@@ -195,3 +202,42 @@ def test_serves_on_either_event_loop(pki: PkiSet, tmp_path: Path, event_loop: st
         assert wait_for(lambda: served.get("/readyz")[0] == 200)
     expected = "uvloop" if event_loop == "auto" else "asyncio"
     assert f"event loop {expected}" in (tmp_path / "logs" / "admitd.log").read_text()
+
+
+def _policy(server: RedisServer, policy: str) -> None:
+    client = redis.Redis.from_url(server.url)
+    try:
+        client.config_set("maxmemory-policy", policy)
+    finally:
+        client.close()
+
+
+def test_admitd_is_not_ready_while_redis_may_evict_its_keys(admitd: Admitd) -> None:
+    def eviction() -> dict[str, object]:
+        report = admitd.get("/readyz")[1]["checks"]
+        assert isinstance(report, dict)
+        return report["redis_eviction"]  # type: ignore[no-any-return]
+
+    assert eviction()["ok"] and "noeviction" in str(eviction()["detail"])
+    _policy(admitd.redis, "volatile-lru")  # takes lockouts and used codes (they have TTLs)
+    assert wait_for(lambda: not eviction()["ok"]), eviction()
+    assert "volatile-lru" in str(eviction()["detail"]) and admitd.get("/readyz")[0] == 503
+    assert wait_for(
+        lambda: admitd.grpc_health(CHECK_SERVICE) != health_pb2.HealthCheckResponse.SERVING
+    )
+    _policy(admitd.redis, "noeviction")
+    assert wait_for(lambda: admitd.get("/readyz")[0] == 200)
+
+
+def test_admitd_refuses_to_start_on_an_evicting_redis(
+    pki: PkiSet, fresh_redis_server: RedisServer, tmp_path: Path
+) -> None:
+    _policy(fresh_redis_server, "allkeys-lru")
+    ports = {name: free_port() for name in ("check", "metrics")}
+    config_file = write_config(tmp_path, pki, fresh_redis_server.url, ports)
+    argv = [sys.executable, "-m", "admitd", "serve", "--config", str(config_file)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "maxmemory-policy is allkeys-lru" in done.stderr
+    assert "redis_url" in done.stderr and "noeviction" in done.stderr
+    assert "Traceback" not in done.stderr

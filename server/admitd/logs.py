@@ -53,7 +53,16 @@ class DecisionLog:
         self._batch = batch
         self._lines: list[str] = []
 
-    def record(self, ctx: RequestContext, decision: Decision, source: str, seconds: float) -> None:
+    def record(
+        self,
+        ctx: RequestContext,
+        decision: Decision,
+        source: str,
+        seconds: float,
+        at: float | None = None,
+    ) -> None:
+        """`at`: when the decision was made (Unix seconds), if not now: with durable answers
+        the line is written once the audit entry is, and `ts` stays the decision's time."""
         identity = decision.identity
         shadow = decision.shadow_reason
         # A template with each string JSON-escaped: the same line json.dumps would write
@@ -61,7 +70,7 @@ class DecisionLog:
         line = (
             _LINE
             % (
-                round(time.time(), 3),
+                round(time.time() if at is None else at, 3),
                 _q(decision.audit_verdict),
                 _q(decision.reason.value),
                 decision.status,

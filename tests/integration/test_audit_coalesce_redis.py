@@ -484,6 +484,7 @@ async def test_a_check_is_answered_and_logged_only_once_its_entry_is_durable(
     alice = (tmp_path / "pki" / "alice.pem").read_text()
     server.freeze()
     try:
+        asked = time.time()
         check = asyncio.create_task(service.Check(check_request("/ops/x", alice), _Context()))
         await asyncio.sleep(0.2)
         assert not check.done() and lines == []  # neither answered nor logged: not durable
@@ -491,7 +492,9 @@ async def test_a_check_is_answered_and_logged_only_once_its_entry_is_durable(
         assert response.denied_response.status.code == 495
         assert len(lines) == 1 and "identity_not_allowed" in lines[0]
         # The Check's time, in the histogram and the line, includes the wait for the entry.
-        assert json.loads(lines[0])["duration_us"] >= 200_000
+        line = json.loads(lines[0])
+        assert line["duration_us"] >= 200_000
+        assert line["ts"] - asked < 0.15  # the decision's time, not when the entry landed
         waited = sum(
             sample.value
             for family in runtime.registry.collect()

@@ -60,12 +60,12 @@ def record_check(
         metrics.observe(decision, seconds)
         decisions.record(ctx, decision, source, seconds)
         return receipt
-    queued = time.perf_counter()
+    queued, decided_at = time.perf_counter(), time.time()
 
     def durable(_: object) -> None:
         total = seconds + (time.perf_counter() - queued)
         metrics.observe(decision, total)
-        decisions.record(ctx, decision, source, total)
+        decisions.record(ctx, decision, source, total, at=decided_at)
 
     receipt.add_done_callback(durable)
     return receipt

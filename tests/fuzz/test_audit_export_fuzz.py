@@ -77,3 +77,18 @@ def test_a_checkpoint_with_a_lone_surrogate_is_reported_not_raised(tmp_path: Pat
     path.write_text(json.dumps(doc) + "\n")
     checkpoints = checkpoints_from_file(path, KEY.public_key())
     assert checkpoints.problem is not None
+
+
+def test_a_checkpoint_signature_in_another_base64_spelling_is_refused(tmp_path: Path) -> None:
+    """Found by `make fuzz-long` (atheris_audit_export): the last base64 character of a
+    64-byte signature carries 4 unused bits; "...AA==" changed to "...AD==" decodes to the
+    same bytes, so the changed export verified. Only the spelling admitd writes is read."""
+    doc = json.loads(ORIGINAL[0])
+    last = doc["sig"][-3]
+    assert doc["sig"].endswith("==") and last in "AQgw"  # 2 bits used, 4 unused
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    doc["sig"] = doc["sig"][:-3] + alphabet[alphabet.index(last) + 3] + "=="
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join([json.dumps(doc, sort_keys=True), *ORIGINAL[1:]]) + "\n")
+    checkpoints = checkpoints_from_file(path, KEY.public_key())
+    assert checkpoints.problem is not None and "canonical" in str(checkpoints.problem)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import urllib.request
 
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from admitd.sessions.keys import session_key
 from admitd.sessions.tokens import parse_session_token
@@ -57,7 +55,7 @@ def cluster_epilogue(run: Run) -> None:
     figures' verify reads the config's own URL, the same list)."""
     cluster = run.stack.cluster
     assert cluster is not None
-    appends = _audit_appends(run.stack.metrics_port)
+    appends = run.stack.audit_appends()
     run.facts["spooled"] = appends.get("spooled", 0.0)
     run.facts["replayed"] = appends.get("replayed", 0.0)
     run.notes.append(
@@ -99,17 +97,3 @@ def _served_by(cluster: RedisCluster3, probe: Probe, port: int) -> bool:
     ref = parse_session_token(probe.headers["authorization"].removeprefix("Bearer "))
     assert ref is not None, probe.name
     return cluster.master_of(session_key(ref.tag, ref.session_id)) == port
-
-
-def _audit_appends(port: int) -> dict[str, float]:
-    """admitd_audit_appends_total by outcome, from admitd's /metrics."""
-    url = f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        text = reply.read().decode()
-    return {
-        sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "admitd_audit_appends"
-        for sample in family.samples
-        if sample.name == "admitd_audit_appends_total"
-    }

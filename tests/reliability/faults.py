@@ -23,6 +23,7 @@ from tests.reliability.envoy_edge import CHECK_SERVICE
 from tests.reliability.fault_run import CI, FULL, Fault, Injector, Run, Size
 from tests.reliability.figures import FaultFigures, audit_count, figures_from_load
 from tests.reliability.load import LoadResult, ProbeMix, run_load
+from tests.reliability.oom_fault import oom_epilogue, redis_out_of_memory
 from tests.reliability.population import Credentials, fixed_probes, session_probes
 from tests.reliability.replica_fault import REPLICA_SETTINGS, replica_killed
 from tests.reliability.sentinel_fault import (
@@ -182,6 +183,13 @@ FAULTS = {
             "Redis away, thousands spooled; admitd SIGKILLed mid-replay, restarted",
             spool_replay_crash,
             SPOOL_SETTINGS,
+        ),
+        Fault(
+            "redis-oom",
+            "Redis at its memory limit (maxmemory, noeviction: writes refused)",
+            redis_out_of_memory,
+            StackSettings(),
+            oom_epilogue,
         ),
         Fault(
             "redis-maxclients",

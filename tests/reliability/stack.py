@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from admitd.devstack.processes import ProcessGroup, free_port, wait_for_port
@@ -75,6 +77,19 @@ class ReliabilityStack:
     @property
     def config_file(self) -> Path:
         return self.admitd.config_file
+
+    def audit_appends(self) -> dict[str, float]:
+        """admitd_audit_appends_total by outcome, from admitd's /metrics (replica 0)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            text = reply.read().decode()
+        return {
+            sample.labels["outcome"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "admitd_audit_appends"
+            for sample in family.samples
+            if sample.name == "admitd_audit_appends_total"
+        }
 
     @property
     def spool_file(self) -> Path:

@@ -34,6 +34,16 @@ def test_redis_connection_limit_fails_closed_and_recovers(pki: PkiSet, tmp_path:
     assert_correct(figures)
 
 
+def test_redis_out_of_memory_fails_closed_and_loses_no_audit_entry(
+    pki: PkiSet, tmp_path: Path
+) -> None:
+    figures, run = fault_run("redis-oom", pki, tmp_path)
+    assert run.facts["oom_refused"] == 1.0, f"the limit was never really reached: {run.notes}"
+    # Redis refused the audit appends (a script that writes) too: through the spool, back.
+    assert run.facts["spooled"] > 0 and run.facts["replayed"] == run.facts["spooled"], run.notes
+    assert_correct(figures)
+
+
 def test_a_session_revoked_at_the_connection_limit_is_never_admitted_again(
     pki: PkiSet, tmp_path: Path
 ) -> None:

@@ -244,3 +244,23 @@ async def test_cel_sees_the_host_as_routes_match_it(
     engine, _ = engine_for(pki.trust_bundle, tmp_path)
     decision, _ = await engine.check(request("/x", host=authority, cert=url_pem(pki.alice)))
     assert decision.reason is Reason.CONDITION_FAILED
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/public/#", id="empty-fragment"),
+        pytest.param("/public/a#/../../admin/users", id="fragment-with-dot-segments"),
+        pytest.param("/public/a?q=1#x", id="after-the-query"),
+        pytest.param("/healthz#+:?", id="found-by-the-grpc-fuzz"),
+    ],
+)
+def test_a_path_with_a_fragment_is_malformed(policy: PolicySet, path: str) -> None:
+    """Found by the 1,000,000-Check gRPC fuzz (`make fuzz-long`): `/healthz#...` met the
+    public `/healthz` route, the fragment cut off. A stock Envoy never sends a fragment
+    (it rejects or strips one); one that keeps it lets routes and upstreams read different
+    paths, so admitd refuses it on every route, a public one too."""
+    ctx = context_from_check_request(check_request("x.example", path))
+    decision = decide(ctx, policy, Facts(CertificateFacts.missing()))
+    assert (decision.reason, decision.status) == (Reason.REQUEST_MALFORMED, 400)
+    assert "fragment" in decision.message

@@ -90,4 +90,9 @@ def request_problems(method: str, path: str, headers: dict[str, str]) -> tuple[s
         problems.append("path must start with '/'")
     elif _DOT_SEGMENT.search(path.split("?", 1)[0]):
         problems.append("path is not normalized (dot segments or encoded slashes)")
+    if "#" in path:
+        # No request target carries a fragment (RFC 9112 3.2); Envoy rejects or strips
+        # one unless its unsafe runtime guard keeps it, and then routes and an upstream
+        # may each read another path: refused rather than guessed.
+        problems.append("path carries a fragment ('#')")
     return tuple(problems)

@@ -19,7 +19,7 @@ import yaml
 from admitd.sessions.keys import session_key
 from admitd.sessions.tokens import parse_session_token
 from tests.integration.redis_cluster import RedisCluster3
-from tests.reliability.fault_run import Run
+from tests.reliability.fault_run import Run, note_spool_traffic
 from tests.reliability.load import Probe
 from tests.reliability.stack import STREAM, ReliabilityStack, StackSettings
 
@@ -55,13 +55,7 @@ def cluster_epilogue(run: Run) -> None:
     figures' verify reads the config's own URL, the same list)."""
     cluster = run.stack.cluster
     assert cluster is not None
-    appends = run.stack.audit_appends()
-    run.facts["spooled"] = appends.get("spooled", 0.0)
-    run.facts["replayed"] = appends.get("replayed", 0.0)
-    run.notes.append(
-        f"{run.facts['spooled']:.0f} audited decisions spooled,"
-        f" {run.facts['replayed']:.0f} replayed"
-    )
+    note_spool_traffic(run)
     key = str(run.stack.work / "audit-public.pem")
     result = run.stack.admitd_cli(
         "audit", "verify", "--public-key", key, "--redis-url", cluster.url

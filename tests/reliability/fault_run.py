@@ -9,7 +9,7 @@ from tests.reliability.load import LoadResult, Probe, ProbeMix
 from tests.reliability.population import Credentials
 from tests.reliability.stack import ReliabilityStack, StackSettings
 
-__all__ = ["CI", "FULL", "Fault", "Injector", "Run", "Size"]
+__all__ = ["CI", "FULL", "Fault", "Injector", "Run", "Size", "note_spool_traffic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +67,15 @@ class Fault:
     inject: Injector
     settings: StackSettings = field(default_factory=StackSettings)
     epilogue: Callable[[Run], None] | None = None  # run on the stack once figures are taken
+
+
+def note_spool_traffic(run: Run, why: str = "") -> None:
+    """How many audited decisions went through the spool (`facts` spooled and replayed,
+    from admitd's admitd_audit_appends_total), and a note saying so."""
+    appends = run.stack.audit_appends()
+    run.facts["spooled"] = appends.get("spooled", 0.0)
+    run.facts["replayed"] = appends.get("replayed", 0.0)
+    run.notes.append(
+        f"{run.facts['spooled']:.0f} audited decisions spooled{why},"
+        f" {run.facts['replayed']:.0f} replayed"
+    )

@@ -13,7 +13,7 @@ import time
 from redis import Redis
 from redis.exceptions import OutOfMemoryError
 
-from tests.reliability.fault_run import Run
+from tests.reliability.fault_run import Run, note_spool_traffic
 
 __all__ = ["oom_epilogue", "redis_out_of_memory"]
 
@@ -61,10 +61,4 @@ def _write_refused(client: Redis) -> bool:
 
 def oom_epilogue(run: Run) -> None:
     """How many audited decisions went through the spool (the appends Redis refused)."""
-    appends = run.stack.audit_appends()
-    run.facts["spooled"] = appends.get("spooled", 0.0)
-    run.facts["replayed"] = appends.get("replayed", 0.0)
-    run.notes.append(
-        f"{run.facts['spooled']:.0f} audited decisions spooled (appends refused),"
-        f" {run.facts['replayed']:.0f} replayed"
-    )
+    note_spool_traffic(run, " (appends refused)")

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from admitd.audit import AuditEntry, AuditLog, AuditLogEvents, signing_key_from_file
 from admitd.audit.hooks import Append, AuditedSessionStore
-from admitd.audit.log import Receipt
+from admitd.audit.receipt import Receipt
 from admitd.certs.client import ClientCertificates
 from admitd.certs.expiring import ExpiringClients
 from admitd.certs.mesh import MeshVerifier

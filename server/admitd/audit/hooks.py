@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import ClassVar, Generic, TypeVar
 
 from admitd.audit.entry import AuditEntry, AuditEvent
+from admitd.audit.receipt import Receipt, wait_durable
 from admitd.mfa.ports import MfaResult, PasskeyFactor, TotpEnrolment, TotpFactor
 from admitd.sessions.model import Session
 from admitd.sessions.store import DelegatingSessionStore, SessionStore
@@ -19,9 +20,9 @@ from admitd.sessions.tokens import SessionRef
 
 __all__ = ["Append", "AuditedPasskeys", "AuditedSessionStore", "AuditedTotp"]
 
-# What queues an entry; a returned awaitable settles once the entry is durable
+# What queues an entry; a returned receipt settles once the entry is durable
 # (`AuditLog`, durable answers), and the wrapped call returns only then.
-Append = Callable[[AuditEntry], Awaitable[None] | None]
+Append = Callable[[AuditEntry], Receipt | None]
 Factor = TypeVar("Factor", TotpFactor, PasskeyFactor)
 
 
@@ -41,11 +42,6 @@ def _mfa_entry(
     )
 
 
-async def _durable(receipt: Awaitable[None] | None) -> None:
-    if receipt is not None:
-        await receipt
-
-
 class _AuditedFactor(Generic[Factor]):
     """Wraps one factor and records the outcome of each enrolment and verification."""
 
@@ -59,7 +55,7 @@ class _AuditedFactor(Generic[Factor]):
         self, step: str, user_id: str, organisation: str, outcome: Awaitable[MfaResult]
     ) -> MfaResult:
         result = await outcome
-        await _durable(
+        await wait_durable(
             self._append(
                 _mfa_entry(
                     self._method, step, user_id, organisation, result, instance=self._instance
@@ -82,7 +78,7 @@ class AuditedSessionStore(DelegatingSessionStore):
         session_id: str = "",
         **details: str,
     ) -> None:
-        await _durable(
+        await wait_durable(
             self._append(
                 AuditEntry(
                     time=time.time(),

@@ -31,6 +31,7 @@ from admitd.audit.config import AuditConfig
 from admitd.audit.decision import CapturedDecision, audit_event
 from admitd.audit.entry import AuditEntry, entry_digest
 from admitd.audit.metrics import DROPPED, REDIS, REPLAYED, AuditMetrics
+from admitd.audit.receipt import Receipt
 from admitd.audit.sealed import SealedEntry, open_entry, seal_entry
 from admitd.audit.spool import Spool, SpoolBatch
 from admitd.audit.stream import StreamAppender
@@ -60,8 +61,6 @@ _RETRY_SECONDS = 1.0  # how often an unreachable Redis is tried again
 _COUNT_LINGER_SECONDS = 0.02
 
 Queued = AuditEntry | CapturedDecision
-# Settled (never with an exception) once the entry is durable, or known to be lost.
-Receipt = asyncio.Future[None]
 _Item = tuple[Queued, Receipt | None]
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
+from admitd.audit.receipt import Receipt, wait_durable
 from admitd.core.context import NO_CALLER, RequestContext
 from admitd.core.decision import Decision, Reason
 from admitd.core.session_phase import is_browser_navigation
@@ -37,8 +37,8 @@ FAIL_CLOSED = Decision(
 # Envoy stopped waiting, so its `status_on_error` answered the client; this is only recorded.
 CANCELLED = replace(FAIL_CLOSED, log_detail="cancelled before a decision (Envoy gave up)")
 _EMPTY_CONTEXT = RequestContext(method="", scheme="", host="", path="")
-# Queues a decision's audit; an awaitable back settles once its entry is durable.
-Audit = Callable[[RequestContext, Decision], Awaitable[None] | None]
+# Queues a decision's audit; a receipt back settles once its entry is durable.
+Audit = Callable[[RequestContext, Decision], Receipt | None]
 
 
 def record_check(
@@ -46,7 +46,7 @@ def record_check(
     decisions: DecisionLog,
     audit: Audit | None,
     answered: tuple[RequestContext, Decision, str, float],
-) -> Awaitable[None] | None:
+) -> Receipt | None:
     """What every Check leaves behind, whichever transport asked: the metrics, the
     decision log line and, queued off the hot path, the audit (ctx, decision, source, s).
 
@@ -56,10 +56,10 @@ def record_check(
     answered nor logged."""
     ctx, decision, source, seconds = answered
     receipt = audit(ctx, decision) if audit is not None else None
-    if not isinstance(receipt, asyncio.Future):
+    if receipt is None:
         metrics.observe(decision, seconds)
         decisions.record(ctx, decision, source, seconds)
-        return receipt
+        return None
     queued, decided_at = time.perf_counter(), time.time()
 
     def durable(_: object) -> None:
@@ -123,7 +123,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             else:
                 response = check_response_from_decision(decision)
             recorded = True
-            await wait_for_entry(self._record(ctx, decision, source, time.perf_counter() - started))
+            await wait_durable(self._record(ctx, decision, source, time.perf_counter() - started))
             return response
         finally:
             if not recorded:  # cancelled or failed before the answer was ready
@@ -131,17 +131,10 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
 
     def _record(
         self, ctx: RequestContext, decision: Decision, source: str, seconds: float
-    ) -> Awaitable[None] | None:
+    ) -> Receipt | None:
         return record_check(
             self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds)
         )
-
-
-async def wait_for_entry(receipt: Awaitable[None] | None) -> None:
-    """Wait for the audit entry; shielded, so a Check Envoy gives up on meanwhile still
-    gets its entry (and its decision log line) once the writer has it."""
-    if receipt is not None:
-        await asyncio.shield(receipt)
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> Sequence[tuple[str, str | bytes]]:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import replace
 
+from admitd.audit.receipt import Receipt, wait_durable
 from admitd.core.context import RequestContext
 from admitd.core.decision import Decision, Reason
 from admitd.core.outcomes import deny
 from admitd.core.session_phase import is_browser_navigation
 from admitd.engine import Engine
 from admitd.extauthz.denial_page import DenialPages
-from admitd.extauthz.service import CANCELLED, FAIL_CLOSED, Audit, record_check, wait_for_entry
+from admitd.extauthz.service import CANCELLED, FAIL_CLOSED, Audit, record_check
 from admitd.httpauthz.request import CheckInput, HttpRequest, check_input_from_http_request
 from admitd.httpauthz.response import Reply, reply_from_decision, reply_from_page
 from admitd.logs import DecisionLog
@@ -77,7 +77,7 @@ class HttpCheckService:
                     source, reply = "", self._reply(ctx, decision)
                 tracing.record_decision(span, decision)
             recorded = True
-            await wait_for_entry(self._record(ctx, decision, source, time.perf_counter() - started))
+            await wait_durable(self._record(ctx, decision, source, time.perf_counter() - started))
             return reply
         finally:
             if not recorded:  # cancelled before the answer was ready
@@ -109,7 +109,7 @@ class HttpCheckService:
 
     def _record(
         self, ctx: RequestContext, decision: Decision, source: str, seconds: float
-    ) -> Awaitable[None] | None:
+    ) -> Receipt | None:
         return record_check(
             self._metrics, self._decisions, self._audit, (ctx, decision, source, seconds)
         )
